@@ -1,0 +1,215 @@
+"""``measure()``: the per-level table of disc measurements.
+
+Column definitions are in docs/methods.md; units are in the column names.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import labels as lab
+from ..errors import InputError, MeasurementError
+from ..geometry import resample
+from .bulge import band_bulge
+from .frame import level_frame
+from .heights import plane_heights
+from .planes import sample_planes
+from .rois import AF_ANTERIOR, AF_POSTERIOR, NP, disc_rois, roi_code
+
+__all__ = ["measure", "rois", "COLUMNS", "disc_labels"]
+
+#: Columns of the measurement table, in order.
+COLUMNS = [
+    "level", "label",
+    "bulge_mm", "bulge_midsagittal_mm", "bulge_lr_offset_mm",
+    "bulge_point_x_mm", "bulge_point_y_mm", "bulge_point_z_mm",
+    "c_pi_x_mm", "c_pi_y_mm", "c_pi_z_mm", "c_ps_x_mm", "c_ps_y_mm", "c_ps_z_mm",
+    "height_anterior_mm", "height_middle_mm", "height_posterior_mm", "dhi", "ap_length_mm", "volume_mm3",
+    "t2_np_ms", "t2_np_iqr_ms", "t2_af_anterior_ms", "t2_af_posterior_ms", "t2_disc_ms", "t2_disc_iqr_ms",
+    "t2_np_voxels", "sir_np_csf", "qc_flags",
+]
+
+
+def _labels_and_affine(scan, segmentation):
+    if hasattr(segmentation, "labels"):
+        lbl, aff = np.asarray(segmentation.labels), np.asarray(segmentation.affine)
+    elif hasattr(segmentation, "data") and hasattr(segmentation, "affine"):  # a Scan of labels
+        lbl, aff = np.asarray(segmentation.data), np.asarray(segmentation.affine)
+    else:
+        lbl, aff = np.asarray(segmentation), np.asarray(scan.affine)
+    if lbl.ndim == 2:
+        lbl = lbl[:, :, None]
+    if lbl.shape[:3] != tuple(scan.shape) or not np.allclose(aff, scan.affine, atol=1e-4):
+        # labels on another grid: bring them onto the scan's grid through world coordinates
+        lbl = resample(lbl.astype(np.int32), aff, scan.shape, scan.affine, order=0)
+        aff = scan.affine
+    if not np.issubdtype(lbl.dtype, np.integer):
+        if not np.all(np.equal(np.mod(lbl, 1), 0)):
+            raise InputError("label map holds non-integer values", hint="give an integer label map")
+        lbl = lbl.astype(np.int32)
+    return lbl, np.asarray(aff, float)
+
+
+def disc_labels(lbl: np.ndarray) -> list[int]:
+    """Disc labels present in a label map, cranio-caudal."""
+    present = np.unique(lbl)
+    return [int(v) for v in present if lab.is_disc(v)]
+
+
+def _band_offsets(labels, affine, frame, band_mm, step_mm):
+    """Plane offsets within +-band, clipped to where the disc was imaged."""
+    pts = np.argwhere(labels == frame.label) @ affine[:3, :3].T + affine[:3, 3]
+    lr = (pts - frame.origin) @ frame.u_lr
+    lo, hi = max(-band_mm, lr.min()), min(band_mm, lr.max())
+    if hi - lo < step_mm:
+        return np.array([0.5 * (lo + hi)])
+    offs = np.arange(np.ceil(lo / step_mm) * step_mm, hi + 1e-9, step_mm)
+    if not np.any(np.isclose(offs, 0.0)) and lo <= 0 <= hi:
+        offs = np.sort(np.append(offs, 0.0))
+    return offs
+
+
+def _t2_roi_stats(t2fit, roi_map, roi_affine, code):
+    """Median and IQR of the fit's T2 in ROI ``code`` (labels resampled onto the fit grid)."""
+    from ..t2 import t2_stats
+
+    t2_shape = np.shape(t2fit.t2_ms)
+    if len(t2_shape) == 2:
+        t2_shape = t2_shape + (1,)
+    on_fit = resample(roi_map, roi_affine, t2_shape[:3], t2fit.affine, order=0)
+    if len(np.shape(t2fit.t2_ms)) == 2:
+        on_fit = on_fit[..., 0]
+    if not (on_fit == code).any():
+        return np.nan, np.nan, 0
+    st = t2_stats(t2fit, on_fit, code)
+    iqr = st.get("iqr_ms", st.get("iqr"))
+    if iqr is None and "q75_ms" in st:
+        iqr = st["q75_ms"] - st["q25_ms"]
+    return float(st.get("median_ms", st.get("median"))), float(iqr), int(st.get("n_voxels", st.get("count", 0)))
+
+
+def measure(scan, segmentation, *, t2=None, band_mm: float = 5.0, plane_step_mm: float = 1.0,
+            sample_step_mm: float = 0.25):
+    """Measure every disc level of a segmented T2-weighted scan.
+
+    Parameters
+    ----------
+    scan : Scan
+        The T2-weighted anatomical image (any orientation; sagittal expected).
+    segmentation : Segmentation, Scan of labels, or ndarray
+        Labels in the discmeasure convention (on the scan's grid, or any grid with its affine).
+    t2 : T2Fit, optional
+        A T2 fit (any grid: ROIs are resampled through world coordinates onto it).
+    band_mm : float
+        Half-width of the band of sagittal planes around the canal midline searched for the
+        maximum bulge (default 5 mm).
+    plane_step_mm, sample_step_mm : float
+        Spacing of the sagittal planes and of the in-plane samples.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per disc level, cranio-caudal, columns :data:`COLUMNS` (see docs/methods.md).
+    """
+    import pandas as pd
+
+    lbl, aff = _labels_and_affine(scan, segmentation)
+    discs = disc_labels(lbl)
+    if not discs:
+        raise MeasurementError("no disc labels (101-125) in the segmentation", hint="segment the scan first")
+    image = np.asarray(scan.data if scan.ndim == 3 else scan.data[..., 0], dtype=float)
+    voxel_volume = float(abs(np.linalg.det(aff[:3, :3])))
+    roi_map = np.zeros(lbl.shape, np.int32)
+    rows = []
+    for d in discs:
+        row = dict.fromkeys(COLUMNS, np.nan)
+        row["level"] = lab.disc_level_name(d)
+        row["label"] = d
+        flags: list[str] = []
+        row["volume_mm3"] = float((lbl == d).sum() * voxel_volume)
+        try:
+            frame = level_frame(lbl, aff, d)
+        except MeasurementError as exc:
+            row["qc_flags"] = f"no_frame: {exc.reason}"
+            rows.append(row)
+            continue
+        if not frame.has_canal:
+            flags.append("no_canal_label")
+        offs = _band_offsets(lbl, aff, frame, band_mm, plane_step_mm)
+        stack = sample_planes(lbl, aff, frame, lr_offsets=offs, step=sample_step_mm)
+        best, mid, per_plane = band_bulge(stack)
+        if best is None:
+            flags.append("no_bulge_plane")
+        else:
+            row["bulge_mm"] = best.bulge_mm
+            row["bulge_lr_offset_mm"] = best.lr
+            for key, pt in (("bulge_point", best.point), ("c_pi", best.c_pi), ("c_ps", best.c_ps)):
+                w = stack.world(float(best.lr), pt[0], pt[1])
+                row[f"{key}_x_mm"], row[f"{key}_y_mm"], row[f"{key}_z_mm"] = (float(v) for v in w)
+            if mid is not None:
+                row["bulge_midsagittal_mm"] = mid.bulge_mm
+            if abs(best.lr) >= band_mm - plane_step_mm / 2 and len(offs) > 1 and (
+                mid is None or best.bulge_mm - mid.bulge_mm > 0.2
+            ):
+                flags.append("bulge_max_at_band_edge")  # the maximum may lie outside the band
+        if len(offs) == 1 and len(np.unique(offs)) == 1 and band_mm > 0 and stack.masks["disc"].shape[0] == 1:
+            flags.append("single_plane")
+        k_mid = int(np.argmin(np.abs(stack.lr)))
+        row.update(plane_heights(stack, k_mid))
+        disc_rois(lbl, aff, frame, height_mm=row["height_middle_mm"], out=roi_map)
+        # NP signal-intensity ratio to CSF at the same level
+        code_np = roi_code(d, NP)
+        np_vals = image[roi_map == code_np]
+        csf = _csf_at_level(lbl, aff, frame, band_mm)
+        if np_vals.size and csf.size:
+            row["sir_np_csf"] = float(np.median(np_vals) / max(np.median(image[csf]), 1e-9))
+        elif not csf.size:
+            flags.append("no_csf_for_sir")
+        if t2 is not None:
+            try:
+                for col, roi in (("t2_np", NP), ("t2_af_anterior", AF_ANTERIOR), ("t2_af_posterior", AF_POSTERIOR)):
+                    med, iqr, n = _t2_roi_stats(t2, roi_map, aff, roi_code(d, roi))
+                    row[f"{col}_ms"] = med
+                    if roi == NP:
+                        row["t2_np_iqr_ms"] = iqr
+                        row["t2_np_voxels"] = n
+                        if n < 5:
+                            flags.append("few_t2_np_voxels")
+                med, iqr, n = _t2_roi_stats(t2, lbl, aff, d)
+                row["t2_disc_ms"], row["t2_disc_iqr_ms"] = med, iqr
+            except MeasurementError as exc:
+                flags.append(f"t2: {exc.reason}")
+        row["qc_flags"] = ";".join(flags)
+        rows.append(row)
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _csf_at_level(lbl, aff, frame, band_mm):
+    canal = lbl == lab.CANAL
+    if not canal.any():
+        return np.zeros(lbl.shape, bool)
+    idx = np.argwhere(canal)
+    loc = frame.to_local(idx @ aff[:3, :3].T + aff[:3, 3])
+    keep = (np.abs(loc[:, 2]) <= 6.0) & (np.abs(loc[:, 0]) <= band_mm + 2.0)
+    out = np.zeros(lbl.shape, bool)
+    out[tuple(idx[keep].T)] = True
+    return out
+
+
+def rois(scan, segmentation) -> np.ndarray:
+    """ROI codes (``label*10 + 1`` NP, ``+2`` anterior AF, ``+3`` posterior AF) on the scan grid.
+
+    See :mod:`discmeasure.measure.rois` for the definitions.
+    """
+    lbl, aff = _labels_and_affine(scan, segmentation)
+    out = np.zeros(lbl.shape, np.int32)
+    for d in disc_labels(lbl):
+        try:
+            frame = level_frame(lbl, aff, d)
+        except MeasurementError:
+            continue
+        offs = np.array([0.0])
+        stack = sample_planes(lbl, aff, frame, lr_offsets=offs, step=0.5)
+        h = plane_heights(stack, 0)["height_middle_mm"]
+        disc_rois(lbl, aff, frame, height_mm=h, out=out)
+    return out

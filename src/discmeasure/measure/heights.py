@@ -1,0 +1,100 @@
+"""Disc heights, disc height index and AP length on the mid-sagittal plane.
+
+Definitions (docs/methods.md):
+
+- the endplate span runs from the posterior corners (mean AP position of C_PI
+  and C_PS) to the anterior corners (C_AI, C_AS) of the adjacent bodies;
+- anterior, middle and posterior disc heights are the gaps between the upper
+  body's inferior endplate and the lower body's superior endplate, measured
+  along the disc axis (perpendicular to the disc mid-plane) at the centres of
+  the anterior, middle and posterior thirds of that span (Dabbs & Dabbs 1990
+  measure anterior and posterior heights; the thirds keep all three off the
+  rounded corners);
+- AP length: the disc's extent along the level's AP axis on the same plane;
+- disc height index (Farfan 1973): (anterior + posterior height) / AP length.
+
+References
+----------
+Dabbs VM, Dabbs LG. "Correlation between disc height narrowing and low-back
+pain." Spine 1990;15:1366-1369. doi:10.1097/00007632-199012000-00026
+
+Farfan HF. Mechanical Disorders of the Low Back. Philadelphia: Lea & Febiger; 1973.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .bulge import _near_disc, corner
+from .planes import PlaneStack, contours
+
+__all__ = ["plane_heights", "endplate_gap"]
+
+
+def _crossing(profile: np.ndarray, coords: np.ndarray, level: float, from_top: bool) -> float:
+    """Sub-sample coordinate where ``profile`` first crosses ``level`` scanning in one direction."""
+    above = profile >= level
+    if not above.any():
+        return np.nan
+    idx = np.flatnonzero(above)
+    if from_top:
+        # the body's lowest inside sample of its run nearest the disc: scan from bottom (low si) upwards
+        j = idx[0]
+        if j == 0:
+            return coords[0]
+        a, b = profile[j - 1], profile[j]
+        return coords[j - 1] + (level - a) / (b - a) * (coords[j] - coords[j - 1])
+    j = idx[-1]
+    if j == len(profile) - 1:
+        return coords[-1]
+    a, b = profile[j], profile[j + 1]
+    return coords[j] + (a - level) / (a - b) * (coords[j + 1] - coords[j])
+
+
+def endplate_gap(stack: PlaneStack, k: int, ap_pos: float) -> float:
+    """Gap (mm, along the disc axis) between the upper and lower body at AP position ``ap_pos`` on plane k."""
+    ap = stack.ap
+    i = (ap_pos - ap[0]) / (ap[1] - ap[0])
+    i0 = int(np.clip(np.floor(i), 0, len(ap) - 2))
+    f = float(np.clip(i - i0, 0, 1))
+    up = (1 - f) * stack.masks["upper"][k, i0] + f * stack.masks["upper"][k, i0 + 1]
+    lo = (1 - f) * stack.masks["lower"][k, i0] + f * stack.masks["lower"][k, i0 + 1]
+    si = stack.si
+    # only look at the part of each body on its own side of the disc centre
+    s_up = _crossing(np.where(si > -2.0, up, 0.0), si, 0.5, from_top=True)
+    s_lo = _crossing(np.where(si < 2.0, lo, 0.0), si, 0.5, from_top=False)
+    return float(s_up - s_lo)
+
+
+def plane_heights(stack: PlaneStack, k: int) -> dict[str, float]:
+    """Heights, AP length and DHI on plane ``k`` (normally the mid-sagittal one)."""
+    nan = dict(
+        height_anterior_mm=np.nan,
+        height_middle_mm=np.nan,
+        height_posterior_mm=np.nan,
+        dhi=np.nan,
+        ap_length_mm=np.nan,
+    )
+    ap, si = stack.ap, stack.si
+    disc_cs = contours(stack.masks["disc"][k], ap, si)
+    if not disc_cs:
+        return nan
+    disc_pts = np.concatenate(disc_cs)
+    up = _near_disc(contours(stack.masks["upper"][k], ap, si), disc_pts)
+    lo = _near_disc(contours(stack.masks["lower"][k], ap, si), disc_pts)
+    out = dict(nan)
+    main = max(disc_cs, key=len)
+    out["ap_length_mm"] = float(main[:, 0].max() - main[:, 0].min())
+    if up is None or lo is None:
+        return out
+    a_post = 0.5 * (corner(up, (-1, -1))[0] + corner(lo, (-1, 1))[0])
+    a_ant = 0.5 * (corner(up, (1, -1))[0] + corner(lo, (1, 1))[0])
+    span = a_ant - a_post
+    if span <= 0:
+        return out
+    out["height_anterior_mm"] = endplate_gap(stack, k, a_ant - span / 6)
+    out["height_middle_mm"] = endplate_gap(stack, k, a_post + span / 2)
+    out["height_posterior_mm"] = endplate_gap(stack, k, a_post + span / 6)
+    if out["ap_length_mm"] > 0:
+        out["dhi"] = (out["height_anterior_mm"] + out["height_posterior_mm"]) / out["ap_length_mm"]
+    return out

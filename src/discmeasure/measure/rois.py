@@ -1,0 +1,87 @@
+"""Disc regions of interest: nucleus pulposus, anterior and posterior annulus.
+
+Operational definitions in each level's anatomical frame (docs/methods.md):
+
+- position along the disc's AP axis is normalised to 0 (posterior margin) ... 1
+  (anterior margin), using the 1st and 99th percentiles of the disc voxels;
+- **posterior annulus** (code ``label*10 + 3``): AP position < 0.2;
+- **anterior annulus** (``label*10 + 2``): AP position > 0.8;
+- **nucleus pulposus** (``label*10 + 1``): AP position 0.3-0.7, within the
+  central half of the disc's left-right extent (when the scan covers it), and
+  at least 25 % of the mid-disc height away from both endplates (distance
+  transform of the disc mask, in mm).
+
+These follow the common "central third / peripheral fifth" regions of
+quantitative disc T2 studies (e.g. Marinelli et al. 2010; Stelzeneder et al.
+2012), with the NP kept off the endplates to avoid partial volume with bone.
+
+References
+----------
+Marinelli NL, Haughton VM, Anderson PA. "T2 relaxation times correlated with
+stage of lumbar intervertebral disk degeneration and patient age." AJNR Am J
+Neuroradiol 2010;31:1278-1282. doi:10.3174/ajnr.A2080
+
+Stelzeneder D, et al. "Quantitative T2 evaluation at 3.0T compared to
+morphological grading of the lumbar intervertebral disc." Eur J Radiol
+2012;81:324-330. doi:10.1016/j.ejrad.2010.12.093
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from .frame import LevelFrame
+
+__all__ = ["NP", "AF_ANTERIOR", "AF_POSTERIOR", "roi_code", "disc_rois"]
+
+NP, AF_ANTERIOR, AF_POSTERIOR = 1, 2, 3
+
+
+def roi_code(disc_label: int, roi: int) -> int:
+    """ROI code of a disc region (e.g. 1231 = L4-L5 nucleus)."""
+    return int(disc_label) * 10 + int(roi)
+
+
+def disc_rois(labels: np.ndarray, affine: np.ndarray, frame: LevelFrame, *, height_mm: float | None = None,
+              out: np.ndarray | None = None) -> np.ndarray:
+    """Write the NP / anterior AF / posterior AF codes of one disc into ``out`` (int32, labels' grid)."""
+    if out is None:
+        out = np.zeros(labels.shape, np.int32)
+    disc = labels == frame.label
+    if not disc.any():
+        return out
+    idx = np.argwhere(disc)
+    world = idx @ affine[:3, :3].T + affine[:3, 3]
+    loc = frame.to_local(world)
+    lr, ap = loc[:, 0], loc[:, 1]
+    a0, a1 = np.percentile(ap, [1, 99])
+    p = (ap - a0) / max(a1 - a0, 1e-6)
+    code_np, code_aa, code_ap = (roi_code(frame.label, r) for r in (NP, AF_ANTERIOR, AF_POSTERIOR))
+    sel_post = p < 0.2
+    sel_ant = p > 0.8
+    central = (p >= 0.3) & (p <= 0.7)
+    spacing = np.linalg.norm(affine[:3, :3], axis=0)
+    l0, l1 = np.percentile(lr, [1, 99])
+    lr_step = float(np.max(np.abs(frame.u_lr @ affine[:3, :3])))  # mm per voxel step along lr, roughly
+    if l1 - l0 > 2 * max(lr_step, 1.0):
+        lc = 0.5 * (l0 + l1)
+        central &= np.abs(lr - lc) <= 0.25 * (l1 - l0)
+    # distance to the disc surface (mm); the endplates are the nearest surface in the disc's middle
+    sl = tuple(slice(max(a - 1, 0), b + 2) for a, b in zip(idx.min(axis=0), idx.max(axis=0)))
+    sub = disc[sl]
+    # one-slice scans: distance within the slice only (padding a length-1 axis would put the
+    # "surface" half a slice away)
+    flat = [ax for ax in range(3) if labels.shape[ax] == 1]
+    keep_axes = [ax for ax in range(3) if ax not in flat]
+    sub2 = sub.reshape([sub.shape[ax] for ax in keep_axes])
+    padded = np.pad(sub2, 1)
+    inner = tuple(slice(1, -1) for _ in keep_axes)
+    dist = ndimage.distance_transform_edt(padded, sampling=spacing[keep_axes])[inner].reshape(sub.shape)
+    d_vox = dist[tuple((idx - [s.start for s in sl]).T)]
+    if height_mm is None or not np.isfinite(height_mm):
+        height_mm = 2.0 * float(np.percentile(d_vox, 99))
+    central &= d_vox >= 0.25 * height_mm
+    ii = tuple(idx.T)
+    out[ii] = np.where(sel_post, code_ap, np.where(sel_ant, code_aa, np.where(central, code_np, 0)))
+    return out
