@@ -1,0 +1,249 @@
+"""Pre/post comparison of two visits and the cohort figures registries report.
+
+Levels correspond by name (both visits are labelled by counting up from the
+sacrum). A rigid registration of the post T2-weighted image onto the pre one
+(SimpleITK, Mattes mutual information; Mattes et al. 2003) checks that
+correspondence: each pre disc centre, mapped into the post image, must land on
+the post disc of the same name.
+
+A change is flagged ``within_repeatability`` when its magnitude is below the
+repeatability coefficient RC = 2.77 x within-subject SD (Bland & Altman 1999;
+QIBA terminology, Raunig et al. 2015) of that measurement. Default RCs are
+those measured by ``benchmarks/validate_measure.py`` (docs/validation.md) and
+can be overridden.
+
+References
+----------
+Mattes D, et al. "PET-CT image registration in the chest using free-form
+deformations." IEEE Trans Med Imaging 2003;22:120-128. doi:10.1109/TMI.2003.809072
+
+Bland JM, Altman DG. "Measuring agreement in method comparison studies."
+Stat Methods Med Res 1999;8:135-160. doi:10.1177/096228029900800204
+
+Raunig DL, et al. "Quantitative imaging biomarkers: a review of statistical
+methods for technical performance assessment." Stat Methods Med Res
+2015;24:27-67. doi:10.1177/0962280214537344
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import InputError
+
+__all__ = ["compare", "cohort_summary", "register_rigid", "METRICS", "REPEATABILITY"]
+
+#: metrics compared between visits
+METRICS = (
+    "bulge_mm", "bulge_midsagittal_mm", "height_anterior_mm", "height_middle_mm", "height_posterior_mm",
+    "dhi", "volume_mm3", "t2_np_ms", "t2_disc_ms", "sir_np_csf",
+)
+
+#: repeatability coefficients: ("abs", value in the metric's unit) or ("rel", fraction of the pre value).
+REPEATABILITY = {
+    "bulge_mm": ("abs", 0.5),
+    "bulge_midsagittal_mm": ("abs", 0.5),
+    "height_anterior_mm": ("abs", 0.5),
+    "height_middle_mm": ("abs", 0.5),
+    "height_posterior_mm": ("abs", 0.5),
+    "dhi": ("abs", 0.03),
+    "volume_mm3": ("rel", 0.05),
+    "t2_np_ms": ("rel", 0.05),
+    "t2_disc_ms": ("rel", 0.05),
+    "sir_np_csf": ("rel", 0.10),
+}
+
+
+def _to_sitk(scan):
+    import SimpleITK as sitk
+
+    data = np.asarray(scan.data if scan.ndim == 3 else scan.data[..., 0], dtype=np.float32)
+    img = sitk.GetImageFromArray(np.ascontiguousarray(data.transpose(2, 1, 0)))
+    lps = np.diag([-1.0, -1.0, 1.0])
+    a = scan.affine
+    img.SetSpacing([float(s) for s in scan.spacing])
+    img.SetOrigin([float(v) for v in lps @ a[:3, 3]])
+    img.SetDirection([float(v) for v in (lps @ scan.direction).ravel()])
+    return img
+
+
+def register_rigid(fixed, moving, *, seed: int = 0):
+    """Rigid (Euler 3-D) registration of Scan ``moving`` onto Scan ``fixed``.
+
+    Returns
+    -------
+    dict with ``matrix`` (4x4, world RAS+ mm, maps fixed-space points to moving-space points),
+    ``rotation_deg``, ``translation_mm`` and ``metric`` (final Mattes MI).
+    """
+    import SimpleITK as sitk
+
+    f = _to_sitk(fixed)
+    m = _to_sitk(moving)
+    init = sitk.CenteredTransformInitializer(f, m, sitk.Euler3DTransform(), sitk.CenteredTransformInitializerFilter.GEOMETRY)
+    reg = sitk.ImageRegistrationMethod()
+    reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
+    reg.SetMetricSamplingStrategy(reg.RANDOM)
+    reg.SetMetricSamplingPercentage(0.2, seed)
+    reg.SetInterpolator(sitk.sitkLinear)
+    reg.SetOptimizerAsRegularStepGradientDescent(learningRate=2.0, minStep=1e-3, numberOfIterations=150,
+                                                 relaxationFactor=0.6)
+    reg.SetOptimizerScalesFromPhysicalShift()
+    shrink = [4, 2, 1] if min(fixed.shape) > 1 else [2, 1]
+    reg.SetShrinkFactorsPerLevel(shrink)
+    reg.SetSmoothingSigmasPerLevel([2.0, 1.0, 0.0][: len(shrink)])
+    reg.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
+    reg.SetInitialTransform(init, inPlace=False)
+    tx = reg.Execute(f, m)
+    tx = sitk.CompositeTransform(tx).GetNthTransform(0) if tx.GetName() == "CompositeTransform" else tx
+    euler = sitk.Euler3DTransform(tx) if tx.GetName() == "Euler3DTransform" else tx
+    R_lps = np.array(euler.GetMatrix()).reshape(3, 3)
+    c = np.array(euler.GetCenter())
+    t = np.array(euler.GetTranslation())
+    # LPS: y = R (x - c) + c + t ; convert to RAS
+    F = np.diag([-1.0, -1.0, 1.0])
+    R = F @ R_lps @ F
+    off = F @ (c + t - R_lps @ c)
+    M = np.eye(4)
+    M[:3, :3] = R
+    M[:3, 3] = off
+    angle = float(np.degrees(np.arccos(np.clip((np.trace(R) - 1) / 2, -1, 1))))
+    return {"matrix": M, "rotation_deg": angle, "translation_mm": float(np.linalg.norm(off)),
+            "metric": float(reg.GetMetricValue())}
+
+
+def _centroids(seg) -> dict[int, np.ndarray]:
+    lbl = np.asarray(seg.labels)
+    aff = np.asarray(seg.affine)
+    out = {}
+    for v in np.unique(lbl):
+        if 100 < v < 130:
+            idx = np.argwhere(lbl == v)
+            out[int(v)] = idx.mean(axis=0) @ aff[:3, :3].T + aff[:3, 3]
+    return out
+
+
+def _within(metric, pre, delta, rc):
+    kind, value = rc.get(metric, ("abs", 0.0))
+    limit = value * abs(pre) if kind == "rel" else value
+    return bool(abs(delta) < limit) if np.isfinite(delta) else False
+
+
+def compare(pre, post, *, register: bool = True, repeatability: dict | None = None):
+    """Per-level change between two visits of one subject.
+
+    Parameters
+    ----------
+    pre, post : Result
+        Two visits (:func:`discmeasure.analyze`), first = baseline.
+    register : bool
+        Run the rigid registration QC of level correspondence.
+    repeatability : dict, optional
+        Overrides of :data:`REPEATABILITY`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per level measured at both visits: ``level``, ``label``, for each metric ``m`` in
+        :data:`METRICS`: ``m_pre``, ``m_post``, ``m_delta`` (post - pre), ``m_pct`` (100 delta / pre),
+        ``m_within_repeatability``; plus ``level_match_distance_mm`` and ``level_match_ok`` from the
+        registration and ``registration_rotation_deg`` / ``registration_translation_mm``.
+        ``attrs["registration"]`` holds the transform.
+    """
+    import pandas as pd
+
+    a, b = pre.measurements, post.measurements
+    if a is None or b is None or not len(a) or not len(b):
+        raise InputError("both visits need measurements to compare")
+    rc = dict(REPEATABILITY)
+    rc.update(repeatability or {})
+    common = [lv for lv in a["level"] if lv in set(b["level"])]
+    reg = None
+    match: dict[int, float] = {}
+    ok: dict[int, bool] = {}
+    if register:
+        reg = register_rigid(pre.scan, post.scan)
+        M = reg["matrix"]
+        c_pre, c_post = _centroids(pre.segmentation), _centroids(post.segmentation)
+        for lbl, p in c_pre.items():
+            q = M[:3, :3] @ p + M[:3, 3]
+            if lbl in c_post:
+                d = {k: float(np.linalg.norm(q - v)) for k, v in c_post.items()}
+                match[lbl] = d[lbl]
+                ok[lbl] = min(d, key=d.get) == lbl and d[lbl] < 10.0
+    rows = []
+    for lv in common:
+        ra = a[a["level"] == lv].iloc[0]
+        rb = b[b["level"] == lv].iloc[0]
+        row = {"level": lv, "label": int(ra["label"])}
+        for m in METRICS:
+            va, vb = float(ra.get(m, np.nan)), float(rb.get(m, np.nan))
+            d = vb - va
+            row[f"{m}_pre"] = va
+            row[f"{m}_post"] = vb
+            row[f"{m}_delta"] = d
+            row[f"{m}_pct"] = 100.0 * d / va if np.isfinite(va) and abs(va) > 1e-9 else np.nan
+            row[f"{m}_within_repeatability"] = _within(m, va, d, rc)
+        row["level_match_distance_mm"] = match.get(row["label"], np.nan)
+        row["level_match_ok"] = ok.get(row["label"], None) if register else None
+        row["registration_rotation_deg"] = reg["rotation_deg"] if reg else np.nan
+        row["registration_translation_mm"] = reg["translation_mm"] if reg else np.nan
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    if reg is not None:
+        df.attrs["registration"] = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in reg.items()}
+    return df
+
+
+def cohort_summary(changes, *, metrics=("bulge_mm", "t2_np_ms", "t2_disc_ms", "height_middle_mm"), index_levels=None):
+    """Cohort figures as registries report them.
+
+    Parameters
+    ----------
+    changes : pandas.DataFrame
+        Concatenated :func:`compare` outputs with a ``subject`` column.
+    metrics : sequence of str
+        Metrics to summarise.
+    index_levels : mapping subject -> level, optional
+        The treated level per subject. Default: the level with the largest baseline bulge.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per metric: ``n_subjects``, ``n_levels``, ``levels_reduced_pct`` (share of levels
+        whose value went down), ``subjects_reduced_pct`` (share of subjects whose index level went
+        down: the registry's "85 % had a smaller bulge"), ``mean_pct_change`` and
+        ``median_pct_change`` over index levels, ``mean_pct_change_all_levels``, and
+        ``subjects_reduced_beyond_rc_pct`` (reduced by more than the repeatability coefficient).
+    """
+    import pandas as pd
+
+    if "subject" not in changes.columns:
+        raise InputError("cohort_summary needs a 'subject' column in the change table")
+    rows = []
+    for m in metrics:
+        if f"{m}_delta" not in changes.columns:
+            continue
+        valid = changes[np.isfinite(changes[f"{m}_delta"].astype(float))]
+        if not len(valid):
+            continue
+        idx_rows = []
+        for subj, g in valid.groupby("subject", sort=False):
+            if index_levels and subj in index_levels and (g["level"] == index_levels[subj]).any():
+                idx_rows.append(g[g["level"] == index_levels[subj]].iloc[0])
+            else:
+                idx_rows.append(g.loc[g["bulge_mm_pre"].astype(float).idxmax()] if "bulge_mm_pre" in g else g.iloc[0])
+        idx = pd.DataFrame(idx_rows)
+        red = idx[f"{m}_delta"] < 0
+        beyond = red & ~idx[f"{m}_within_repeatability"].astype(bool)
+        rows.append({
+            "metric": m,
+            "n_subjects": int(valid["subject"].nunique()),
+            "n_levels": int(len(valid)),
+            "levels_reduced_pct": float(100 * (valid[f"{m}_delta"] < 0).mean()),
+            "subjects_reduced_pct": float(100 * red.mean()),
+            "subjects_reduced_beyond_rc_pct": float(100 * beyond.mean()),
+            "mean_pct_change": float(idx[f"{m}_pct"].mean()),
+            "median_pct_change": float(idx[f"{m}_pct"].median()),
+            "mean_pct_change_all_levels": float(valid[f"{m}_pct"].mean()),
+        })
+    return pd.DataFrame(rows)

@@ -1,0 +1,264 @@
+"""``analyze()``: one visit from images to the per-level table, with provenance.
+
+Steps: load (study folder, series, NIfTI or Scan) -> segment the T2-weighted
+series (automatic, seeded, or imported labels) -> fit T2 on the multi-echo
+series inside the discs' neighbourhood -> measure every level.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .errors import InputError
+from .scan import Scan
+
+__all__ = ["Result", "analyze", "pseudonym", "hash_inputs"]
+
+
+def pseudonym(uid: str | None, *, prefix: str = "sub") -> str:
+    """Stable pseudonymous subject id derived from a UID (no PHI; 'sub-xxxxxxxx')."""
+    if not uid:
+        return f"{prefix}-anonymous"
+    return f"{prefix}-{hashlib.sha256(str(uid).encode()).hexdigest()[:8]}"
+
+
+def hash_inputs(path: str | os.PathLike, *, max_files: int = 20000) -> dict:
+    """SHA-256 over the bytes of every file of an input (file or folder, sorted by relative path)."""
+    p = Path(path)
+    h = hashlib.sha256()
+    files = [p] if p.is_file() else sorted(q for q in p.rglob("*") if q.is_file())
+    for q in files[:max_files]:
+        if p.is_dir():
+            h.update(str(q.relative_to(p)).encode())
+        with open(q, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return {"path": str(p), "n_files": len(files), "sha256": h.hexdigest()}
+
+
+@dataclass
+class Result:
+    """Everything measured at one visit.
+
+    Attributes
+    ----------
+    subject, timepoint : str
+        Pseudonymous subject id and visit name.
+    scan : Scan
+        The T2-weighted anatomical series that was segmented and measured.
+    segmentation : Segmentation
+        Labels on ``scan``'s grid (discmeasure convention).
+    measurements : pandas.DataFrame
+        One row per disc level (:func:`discmeasure.measure`).
+    mese : Scan or None
+        The multi-echo series used for T2 mapping.
+    t2 : T2Fit or None
+        The T2 fit (maps on ``mese``'s grid).
+    provenance : dict
+        Software version, parameters, input series UIDs and file hashes, timings.
+    """
+
+    subject: str
+    timepoint: str | None
+    scan: Scan
+    segmentation: Any
+    measurements: Any
+    mese: Scan | None = None
+    t2: Any = None
+    provenance: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        """Measurements and provenance as JSON-able data (no patient-identifying fields)."""
+        import json
+
+        df = self.measurements
+        records = json.loads(df.to_json(orient="records", double_precision=6))
+        return {
+            "subject": self.subject,
+            "timepoint": self.timepoint,
+            "levels": list(df["level"]),
+            "measurements": records,
+            "provenance": self.provenance,
+        }
+
+
+def _series_info(scan: Scan | None) -> dict | None:
+    if scan is None:
+        return None
+    m = scan.meta
+    keep = ("series_uid", "study_uid", "series_number", "series_description", "vendor", "field_strength_t",
+            "repetition_time_ms", "echo_time_ms", "acquisition_date")
+    info = {k: m.get(k) for k in keep if m.get(k) is not None}
+    info.update(shape=list(scan.data.shape), spacing_mm=[round(s, 4) for s in scan.spacing],
+                orientation="".join(scan.orientation))
+    if scan.echo_times_ms:
+        info["echo_times_ms"] = list(scan.echo_times_ms)
+    return info
+
+
+def _disc_mask_on(mese: Scan, seg_labels: np.ndarray, seg_affine: np.ndarray, margin_mm: float = 3.0) -> np.ndarray:
+    """Fit mask on the multi-echo grid: the discs (and a margin) moved through world coordinates."""
+    from scipy import ndimage
+
+    from .geometry import resample
+
+    discs = (seg_labels > 100) & (seg_labels < 130)
+    on = resample(discs.astype(np.uint8), seg_affine, mese.shape, mese.affine, order=0) > 0
+    it = np.maximum(1, np.round(margin_mm / np.asarray(mese.spacing)).astype(int))
+    struct = np.zeros((2 * it[0] + 1, 2 * it[1] + 1, 2 * it[2] + 1), bool)
+    struct[it[0], it[1], :] = True
+    struct[it[0], :, it[2]] = True
+    struct[:, it[1], it[2]] = True
+    return ndimage.binary_dilation(on, structure=struct)
+
+
+def analyze(
+    study_or_scan,
+    *,
+    mese=None,
+    labels=None,
+    seeds=None,
+    subject: str | None = None,
+    timepoint: str | None = None,
+    t2_method: str = "epg",
+    segment_method: str = "auto",
+    band_mm: float = 5.0,
+    t2w_series=None,
+    mese_series=None,
+    progress: Callable[[str, float], None] | None = None,
+) -> Result:
+    """Analyse one visit.
+
+    Parameters
+    ----------
+    study_or_scan : path, Study or Scan
+        A study folder (series chosen by :func:`discmeasure.load_study`), a series folder / DICOM
+        file / NIfTI (the T2-weighted image), a :class:`~discmeasure.io.Study` or a :class:`Scan`.
+    mese : path or Scan, optional
+        Multi-echo spin-echo series for T2 (default: the study's, if any).
+    labels : path, Scan or ndarray, optional
+        A label map to import instead of segmenting (SPINEPS, TotalSegmentator, ... or ours).
+    seeds : mapping or (N, 3) array, optional
+        Disc seed points (world mm) for seeded segmentation.
+    subject, timepoint : str, optional
+        Pseudonymous subject id (default: derived from the StudyInstanceUID) and visit name.
+    t2_method : {"epg", "mono", "loglinear"}
+        T2 fitting method (:func:`discmeasure.fit_t2`).
+    segment_method : {"auto", "seeded", "labels"}
+        Segmentation method when neither ``labels`` nor ``seeds`` is given.
+    band_mm : float
+        Half-width of the band searched for the maximum bulge.
+    t2w_series, mese_series : optional
+        Override the series chosen in a study folder (number, UID or description).
+    progress : callable(step, fraction), optional
+        Called as work advances (for progress bars and GUI workers).
+
+    Returns
+    -------
+    Result
+    """
+    from . import __version__
+    from .io import load, load_study
+    from .measure import measure
+    from .segment import segment
+
+    def tick(step, frac):
+        if progress is not None:
+            progress(step, frac)
+
+    t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+    inputs: list[dict] = []
+    tick("load", 0.0)
+    scan = None
+    if isinstance(study_or_scan, Scan):
+        scan = study_or_scan
+    elif hasattr(study_or_scan, "t2w") and not isinstance(study_or_scan, (str, os.PathLike)):
+        study = study_or_scan
+        scan = study.t2w
+        if mese is None:
+            mese = study.mese
+    else:
+        path = Path(study_or_scan)
+        if not path.exists():
+            raise InputError("no such file or folder", path=path, hint="check the path")
+        inputs.append(hash_inputs(path))
+        if path.is_dir() and t2w_series is None:
+            study = load_study(path, **({"mese": mese_series} if mese_series is not None else {}))
+            scan = study.t2w
+            if scan is None:
+                raise InputError("no T2-weighted series found in the study", path=path,
+                                 hint="choose one with --t2w / t2w_series=")
+            if mese is None:
+                mese = study.mese
+        else:
+            scan = load(path, series=t2w_series)
+            if mese is None and mese_series is not None and path.is_dir():
+                mese = load(path, series=mese_series)
+    if isinstance(mese, (str, os.PathLike)):
+        inputs.append(hash_inputs(mese))
+        mese = load(mese)
+    if scan.ndim == 4:
+        raise InputError(
+            f"the anatomical image has {scan.n_volumes} volumes", hint="give a single T2-weighted volume"
+        )
+    timings["load_s"] = time.perf_counter() - t0
+
+    tick("segment", 0.15)
+    t1 = time.perf_counter()
+    if labels is not None:
+        if isinstance(labels, (str, os.PathLike)):
+            inputs.append(hash_inputs(labels))
+        seg = segment(scan, method="labels", labels=labels)
+    elif seeds is not None:
+        seg = segment(scan, method="seeded", seeds=seeds)
+    else:
+        seg = segment(scan, method=segment_method)
+    timings["segment_s"] = time.perf_counter() - t1
+
+    fit = None
+    t2_params: dict = {}
+    if mese is not None:
+        from .t2 import fit_t2
+
+        tick("t2", 0.45)
+        t1 = time.perf_counter()
+        mask = _disc_mask_on(mese, np.asarray(seg.labels), np.asarray(seg.affine))
+        fit = fit_t2(mese, method=t2_method, mask=mask)
+        t2_params = dict(getattr(fit, "params", {}) or {})
+        timings["t2_s"] = time.perf_counter() - t1
+
+    tick("measure", 0.8)
+    t1 = time.perf_counter()
+    table = measure(scan, seg, t2=fit, band_mm=band_mm)
+    timings["measure_s"] = time.perf_counter() - t1
+    timings["total_s"] = time.perf_counter() - t0
+
+    if subject is None:
+        subject = pseudonym(scan.meta.get("study_uid") or scan.meta.get("series_uid"))
+    provenance = {
+        "software": {"name": "discmeasure", "version": __version__, "python": platform.python_version(),
+                     "numpy": np.__version__},
+        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "parameters": {
+            "segment_method": "labels" if labels is not None else ("seeded" if seeds is not None else segment_method),
+            "t2_method": t2_method if mese is not None else None,
+            "t2_fit": t2_params,
+            "band_mm": band_mm,
+        },
+        "inputs": inputs,
+        "series": {"t2w": _series_info(scan), "mese": _series_info(mese)},
+        "segmentation": {"method": getattr(seg, "method", None), "levels": list(getattr(seg, "levels", []))},
+        "timings": {k: round(v, 3) for k, v in timings.items()},
+    }
+    tick("done", 1.0)
+    return Result(subject=subject, timepoint=timepoint, scan=scan, segmentation=seg, measurements=table,
+                  mese=mese, t2=fit, provenance=provenance)
