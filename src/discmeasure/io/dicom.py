@@ -1,0 +1,580 @@
+"""DICOM reading: header scan, series grouping, geometry, pixel decoding.
+
+Geometry follows the DICOM Image Plane module (PS3.3 C.7.6.2): for each frame,
+ImageOrientationPatient gives the LPS directions of a row (column index i
+increasing) and of a column (row index j increasing), ImagePositionPatient the
+LPS centre of pixel (0, 0), PixelSpacing the (row, column) spacing. Our array is
+(i, j, k[, volume]): i = column index, j = row index, k = slice ordered along
+the slice normal row x column; the affine maps (i, j, k) to RAS+ millimetres
+(x and y of LPS negated), as dcm2niix and nibabel do after reorientation.
+The slice axis' step is the measured distance between slice positions
+(slice gaps included), not SliceThickness.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import warnings
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DicomError, GeometryError, InputError, SeriesSelectionError
+from ..scan import Scan
+
+__all__ = ["Frame", "SeriesInfo", "scan_folder", "read_series", "series_summary", "select_series"]
+
+_SKIP_NAMES = {".DS_Store", "DICOMDIR", "VERSION", "Thumbs.db"}
+_SKIP_SUFFIXES = {".json", ".nii", ".gz_", ".txt", ".md", ".csv", ".png", ".jpg", ".xml", ".pdf", ".py", ".sh"}
+
+
+@dataclass
+class Frame:
+    """One 2-D image (a classic file or one frame of an enhanced file)."""
+
+    path: Path
+    index: int | None  # frame number in a multi-frame file
+    ipp: np.ndarray | None
+    iop: np.ndarray | None
+    spacing: tuple[float, float] | None  # (row spacing, column spacing)
+    thickness: float | None
+    te: float | None
+    echo_number: int | None
+    component: str  # "M" magnitude, "P" phase, "R"/"I" real/imag, "" unknown
+    instance: int
+    temporal: int | None
+    slope: float
+    intercept: float
+    rows: int
+    cols: int
+    tile: tuple | None = None  # Siemens mosaic: (tiles per side, tile index)
+
+
+@dataclass
+class SeriesInfo:
+    """A series found in a folder (no PHI)."""
+
+    key: str
+    uid: str
+    number: int | None
+    description: str
+    frames: list[Frame] = field(default_factory=list)
+    header: object = None  # a representative dataset (pixels not loaded)
+    gz: bool = False
+
+    @property
+    def echo_times(self) -> list[float]:
+        return sorted({round(f.te, 3) for f in self.frames if f.te is not None})
+
+    @property
+    def n_images(self) -> int:
+        return len(self.frames)
+
+    def label(self) -> str:
+        num = "?" if self.number is None else str(self.number)
+        comp = {"P": " (phase)", "R": " (real)", "I": " (imaginary)"}.get(self.key.rsplit("|", 1)[-1], "")
+        return f"#{num} '{self.description}'{comp}, {self.n_images} images"
+
+
+def _read(path: Path, *, stop_before_pixels: bool):
+    import pydicom
+
+    if path.name.endswith(".gz"):
+        with gzip.open(path, "rb") as fh:
+            raw = fh.read()
+        return pydicom.dcmread(io.BytesIO(raw), stop_before_pixels=stop_before_pixels, force=True)
+    return pydicom.dcmread(path, stop_before_pixels=stop_before_pixels, force=True)
+
+
+def _is_image(ds) -> bool:
+    return "Rows" in ds and "Columns" in ds and ("SOPClassUID" in ds or "SeriesInstanceUID" in ds or "PixelData" in ds)
+
+
+def _f(v, default=None):
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return default
+
+
+def _component(image_type, frame_type=None, complex_comp=None) -> str:
+    if complex_comp:
+        c = str(complex_comp).upper()
+        return {"MAGNITUDE": "M", "PHASE": "P", "REAL": "R", "IMAGINARY": "I"}.get(c, "")
+    vals = [str(v).upper() for v in (frame_type or image_type or [])]
+    if any(v in ("P", "PHASE") or v.startswith("PHASE") for v in vals[2:]):
+        return "P"
+    if any(v in ("R", "REAL") for v in vals[2:]):
+        return "R"
+    if any(v in ("I", "IMAGINARY") for v in vals[2:]):
+        return "I"
+    return "M"
+
+
+def _philips_fp(items, slope: float, intercept: float) -> tuple[float, float]:
+    """Philips floating-point values: FP = (SV * RS + RI) / (RS * SS) when the private scale slope SS exists.
+
+    Chenevert TL, et al. "Errors in quantitative image analysis due to platform-dependent image
+    scaling." Transl Oncol 2014;7:65-71. doi:10.1593/tlo.13811 -- the same values dcm2niix writes.
+    """
+    try:
+        item = items[0] if items else None
+        ss = _f(item.get((0x2005, 0x100E)).value) if item is not None and (0x2005, 0x100E) in item else None
+    except (AttributeError, IndexError, TypeError):
+        ss = None
+    if not ss or not slope:
+        return slope, intercept
+    return 1.0 / ss, intercept / (slope * ss)
+
+
+def _first(seq_owner, name):
+    seq = getattr(seq_owner, name, None)
+    return seq[0] if seq else None
+
+
+def _frames_of(ds, path: Path) -> list[Frame]:
+    rows, cols = int(ds.Rows), int(ds.Columns)
+    nframes = int(getattr(ds, "NumberOfFrames", 1) or 1)
+    if "PerFrameFunctionalGroupsSequence" in ds:
+        shared = _first(ds, "SharedFunctionalGroupsSequence")
+        out = []
+        for n, fg in enumerate(ds.PerFrameFunctionalGroupsSequence):
+            def get(seqname, attr, default=None, fg=fg):
+                for owner in (fg, shared):
+                    if owner is None:
+                        continue
+                    item = _first(owner, seqname)
+                    if item is not None and attr in item:
+                        return item.get(attr)
+                return default
+
+            ipp = get("PlanePositionSequence", "ImagePositionPatient")
+            iop = get("PlaneOrientationSequence", "ImageOrientationPatient")
+            ps = get("PixelMeasuresSequence", "PixelSpacing")
+            th = get("PixelMeasuresSequence", "SliceThickness")
+            te = get("MREchoSequence", "EffectiveEchoTime")
+            slope = get("PixelValueTransformationSequence", "RescaleSlope", getattr(ds, "RescaleSlope", 1.0))
+            icpt = get("PixelValueTransformationSequence", "RescaleIntercept", getattr(ds, "RescaleIntercept", 0.0))
+            ftype = get("MRImageFrameTypeSequence", "FrameType")
+            ccomp = get("MRImageFrameTypeSequence", "ComplexImageComponent")
+            slope, icpt = _philips_fp(fg.get((0x2005, 0x140F)), _f(slope, 1.0), _f(icpt, 0.0))
+            temporal = get("FrameContentSequence", "TemporalPositionIndex")
+            stack_pos = get("FrameContentSequence", "InStackPositionNumber")
+            echo_no = None
+            dim = get("FrameContentSequence", "DimensionIndexValues")
+            out.append(Frame(
+                path, n,
+                None if ipp is None else np.array([float(v) for v in ipp]),
+                None if iop is None else np.array([float(v) for v in iop]),
+                None if ps is None else (float(ps[0]), float(ps[1])),
+                _f(th), _f(te), echo_no, _component(getattr(ds, "ImageType", None), ftype, ccomp),
+                int(stack_pos or n), None if temporal is None else int(temporal),
+                _f(slope, 1.0), _f(icpt, 0.0), rows, cols,
+            ))
+        return out
+    ipp = getattr(ds, "ImagePositionPatient", None)
+    iop = getattr(ds, "ImageOrientationPatient", None)
+    ps = getattr(ds, "PixelSpacing", None)
+    te = _f(getattr(ds, "EchoTime", None))
+    itype = [str(v).upper() for v in (getattr(ds, "ImageType", None) or [])]
+    if "MOSAIC" in itype and (0x0019, 0x100A) in ds and ipp is not None and iop is not None and ps is not None:
+        return _mosaic_frames(ds, path, te)
+    return [Frame(
+        path, None,
+        None if ipp is None else np.array([float(v) for v in ipp]),
+        None if iop is None else np.array([float(v) for v in iop]),
+        None if ps is None else (float(ps[0]), float(ps[1])),
+        _f(getattr(ds, "SliceThickness", None)), te,
+        int(ds.EchoNumbers) if "EchoNumbers" in ds and str(ds.EchoNumbers).strip() not in ("",) and _f(ds.EchoNumbers) is not None else None,
+        _component(getattr(ds, "ImageType", None)),
+        int(getattr(ds, "InstanceNumber", 0) or 0),
+        int(ds.TemporalPositionIdentifier) if "TemporalPositionIdentifier" in ds and _f(ds.TemporalPositionIdentifier) is not None else None,
+        *_philips_fp([ds], _f(getattr(ds, "RescaleSlope", 1.0), 1.0), _f(getattr(ds, "RescaleIntercept", 0.0), 0.0)),
+        int(ds.Rows), int(ds.Columns),
+    )]
+
+
+def _mosaic_frames(ds, path: Path, te) -> list[Frame]:
+    """Siemens mosaic: one file holding n tiles (slices) on an m x m grid.
+
+    The stored ImagePositionPatient is that of the whole mosaic; the first tile's position is
+    shifted by half the size difference (the correction dcm2niix and nibabel apply); slices are
+    stacked along the CSA SliceNormalVector at SpacingBetweenSlices.
+    """
+    n = int(ds[0x0019, 0x100A].value)
+    m = int(np.ceil(np.sqrt(n)))
+    rows, cols = int(ds.Rows) // m, int(ds.Columns) // m
+    iop = np.array([float(v) for v in ds.ImageOrientationPatient])
+    row, col = iop[:3], iop[3:]
+    rs, cs = (float(v) for v in ds.PixelSpacing)
+    ipp = np.array([float(v) for v in ds.ImagePositionPatient])
+    ipp0 = ipp + row * cs * (int(ds.Columns) - cols) / 2 + col * rs * (int(ds.Rows) - rows) / 2
+    normal = np.cross(row, col)
+    try:
+        from nibabel.nicom import csareader
+
+        csa = csareader.get_csa_header(ds, "image")
+        sn = csareader.get_slice_normal(csa)
+        if sn is not None and np.dot(sn, normal) < 0:
+            normal = -normal
+    except Exception:  # noqa: BLE001 -- no CSA header: keep the right-handed normal
+        pass
+    step = _f(getattr(ds, "SpacingBetweenSlices", None)) or _f(getattr(ds, "SliceThickness", None)) or 1.0
+    out = []
+    for k in range(n):
+        out.append(Frame(path, None, ipp0 + k * step * normal, iop, (rs, cs), _f(getattr(ds, "SliceThickness", None)),
+                         te, None, _component(getattr(ds, "ImageType", None)), int(getattr(ds, "InstanceNumber", 0) or 0),
+                         None, _f(getattr(ds, "RescaleSlope", 1.0), 1.0), _f(getattr(ds, "RescaleIntercept", 0.0), 0.0),
+                         rows, cols, tile=(m, k)))
+    return out
+
+
+def _candidate_files(root: Path) -> list[Path]:
+    if root.is_file():
+        return [root]
+    files = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for name in filenames:
+            if name in _SKIP_NAMES or name.startswith("."):
+                continue
+            p = Path(dirpath) / name
+            if p.suffix.lower() in _SKIP_SUFFIXES and not name.lower().endswith(".dcm.gz"):
+                continue
+            files.append(p)
+    return sorted(files)
+
+
+def scan_folder(path: str | os.PathLike, *, workers: int | None = None) -> list[SeriesInfo]:
+    """Headers of every DICOM image under ``path`` (file or folder, recursive), grouped into series.
+
+    Non-DICOM files are ignored. Magnitude and phase images of one series are separate entries.
+    """
+    root = Path(path)
+    if not root.exists():
+        raise InputError("no such file or folder", path=root, hint="check the path")
+    files = _candidate_files(root)
+    if not files:
+        raise InputError("folder is empty", path=root, hint="point to a folder holding DICOM files")
+
+    def head(p):
+        try:
+            ds = _read(p, stop_before_pixels=True)
+        except Exception:  # noqa: BLE001 -- not DICOM: ignored
+            return p, None
+        if not _is_image(ds):
+            return p, None
+        return p, ds
+
+    workers = workers or min(8, (os.cpu_count() or 2) * 2)
+    with ThreadPoolExecutor(workers) as ex:
+        heads = list(ex.map(head, files))
+    series: dict[str, SeriesInfo] = {}
+    bad = []
+    for p, ds in heads:
+        if ds is None:
+            continue
+        try:
+            frames = _frames_of(ds, p)
+        except Exception as exc:  # noqa: BLE001
+            bad.append((p, exc))
+            continue
+        uid = str(getattr(ds, "SeriesInstanceUID", "") or f"nouid:{p.parent}")
+        snum = getattr(ds, "SeriesNumber", "")
+        for fr in frames:
+            key = f"{uid}|{snum}|{fr.component}"
+            s = series.get(key)
+            if s is None:
+                num = getattr(ds, "SeriesNumber", None)
+                s = series[key] = SeriesInfo(key, uid, int(num) if _f(num) is not None else None,
+                                             str(getattr(ds, "SeriesDescription", "") or getattr(ds, "ProtocolName", "") or ""),
+                                             header=ds, gz=p.name.endswith(".gz"))
+            s.frames.append(fr)
+    if not series:
+        if bad:
+            p, exc = bad[0]
+            raise DicomError(f"DICOM header unreadable ({type(exc).__name__}: {exc})", path=p, hint="the file may be damaged")
+        raise DicomError("no DICOM images found", path=root,
+                         hint="point to a DICOM series or study folder, a DICOM file, or a NIfTI file")
+    return sorted(series.values(), key=lambda s: (s.number if s.number is not None else 1 << 30, s.key))
+
+
+def _matches(s: SeriesInfo, sel) -> bool:
+    if isinstance(sel, (int, np.integer)):
+        return s.number == int(sel)
+    text = str(sel).strip()
+    if text.isdigit() and s.number == int(text):
+        return True
+    if text == s.uid or text == s.key:
+        return True
+    return text.lower() in s.description.lower()
+
+
+def select_series(series: list[SeriesInfo], sel, path) -> SeriesInfo:
+    """One series by number, UID or description text; magnitude preferred over phase."""
+    if sel is None:
+        mags = [s for s in series if s.key.endswith("|M")]
+        if len(series) == 1:
+            return series[0]
+        if len({s.uid for s in series}) == 1 and len(mags) == 1:
+            return mags[0]
+        listing = "; ".join(s.label() for s in series)
+        raise SeriesSelectionError(f"{len(series)} series found: {listing}", path=path,
+                                   hint="choose one with series= (number, UID or description)")
+    hits = [s for s in series if _matches(s, sel)]
+    if len(hits) > 1:
+        mags = [s for s in hits if s.key.endswith("|M")]
+        exact = [s for s in hits if s.description.lower() == str(sel).strip().lower()]
+        hits = exact if len(exact) == 1 else (mags if len(mags) == 1 else hits)
+    if not hits:
+        listing = "; ".join(s.label() for s in series)
+        raise SeriesSelectionError(f"no series matches {sel!r}; found: {listing}", path=path,
+                                   hint="give a series number, UID or part of the description")
+    if len(hits) > 1:
+        listing = "; ".join(s.label() for s in hits)
+        raise SeriesSelectionError(f"{len(hits)} series match {sel!r}: {listing}", path=path,
+                                   hint="be more specific (series number or UID)")
+    return hits[0]
+
+
+def _geometry(frames: list[Frame], path):
+    if any(f.iop is None or f.ipp is None or f.spacing is None for f in frames):
+        raise GeometryError("images carry no position/orientation/pixel spacing (ImagePositionPatient, "
+                            "ImageOrientationPatient, PixelSpacing)", path=path,
+                            hint="geometry is required for measurements in mm; export the series with full headers")
+    iop0 = frames[0].iop
+    bad = [f for f in frames if np.max(np.abs(f.iop - iop0)) > 1e-3]
+    if bad:
+        names = ", ".join(sorted({b.path.name for b in bad})[:5])
+        raise GeometryError(f"slice orientation differs within the series ({len(bad)} images, e.g. {names})", path=path,
+                            hint="the series mixes planes (e.g. a localizer): choose or export one plane")
+    row, col = iop0[:3], iop0[3:]
+    row = row / np.linalg.norm(row)
+    col = col / np.linalg.norm(col)
+    normal = np.cross(row, col)
+    return row, col, normal
+
+
+def _volumes(frames: list[Frame], normal) -> tuple[list[list[Frame]], str, list[float] | None]:
+    """Split frames into volumes (echo / time) with slices sorted along the normal."""
+    tes = sorted({round(f.te, 3) for f in frames if f.te is not None})
+    pos = np.array([float(f.ipp @ normal) for f in frames])
+    upos = np.unique(np.round(pos, 3))
+    if len(tes) > 1 and len(frames) == len(tes) * len(upos):
+        groups = [[f for f in frames if f.te is not None and round(f.te, 3) == te] for te in tes]
+        kind = "echo"
+        tlist = list(tes)
+    else:
+        nper = len(frames) // max(len(upos), 1)
+        if nper <= 1 or len(frames) % len(upos):
+            groups = [frames]
+        else:
+            # same position repeated: order by temporal index / instance number
+            bypos = defaultdict(list)
+            for f, p in zip(frames, np.round(pos, 3)):
+                bypos[p].append(f)
+            for p in bypos:
+                bypos[p].sort(key=lambda f: (f.temporal if f.temporal is not None else 0, f.instance, f.index or 0))
+            groups = [[bypos[p][v] for p in bypos] for v in range(nper)]
+        kind = "time" if len(groups) > 1 else ""
+        tlist = None
+    for g in groups:
+        g.sort(key=lambda f: float(f.ipp @ normal))
+    return groups, kind, tlist
+
+
+def _decode(frames_by_vol: list[list[Frame]], path, workers=None) -> np.ndarray:
+    """Pixel array (cols, rows, slices, volumes) with rescale applied (integer kept when identity)."""
+    files = sorted({f.path for g in frames_by_vol for f in g})
+
+    def decode(p):
+        try:
+            ds = _read(p, stop_before_pixels=False)
+            return p, ds.pixel_array
+        except Exception as exc:  # noqa: BLE001
+            return p, exc
+
+    with ThreadPoolExecutor(workers or min(8, (os.cpu_count() or 2) * 2)) as ex:
+        pix = dict(ex.map(decode, files))
+    for p, arr in pix.items():
+        if isinstance(arr, Exception):
+            msg = str(arr).splitlines()[0] if str(arr) else type(arr).__name__
+            raise DicomError(f"pixel data cannot be decoded ({type(arr).__name__}: {msg[:160]})", path=p,
+                             hint="the file is truncated/damaged or uses a compression no installed codec handles")
+    f0 = frames_by_vol[0][0]
+    nz, nv = len(frames_by_vol[0]), len(frames_by_vol)
+    identity = all(f.slope == 1.0 and f.intercept == 0.0 for g in frames_by_vol for f in g)
+    sample = pix[f0.path]
+    dtype = sample.dtype.newbyteorder("=") if identity else np.float32
+    out = np.empty((f0.cols, f0.rows, nz, nv), dtype=dtype)
+    for v, g in enumerate(frames_by_vol):
+        for k, f in enumerate(g):
+            arr = pix[f.path]
+            img = arr[f.index] if f.index is not None and arr.ndim == 3 else arr
+            if f.tile is not None:
+                m, k = f.tile
+                r0, c0 = (k // m) * f.rows, (k % m) * f.cols
+                img = img[r0:r0 + f.rows, c0:c0 + f.cols]
+            if img.ndim != 2:
+                raise DicomError(f"unexpected pixel array shape {arr.shape}", path=f.path,
+                                 hint="colour or multi-sample images are not MR magnitude images")
+            if img.shape != (f.rows, f.cols):
+                raise DicomError(f"pixel array {img.shape} does not match Rows x Columns {(f.rows, f.cols)}", path=f.path)
+            if identity:
+                out[:, :, k, v] = img.T
+            else:
+                out[:, :, k, v] = img.T.astype(np.float32) * np.float32(f.slope) + np.float32(f.intercept)
+    return out
+
+
+_META_FIELDS = {
+    "Modality": ("modality", str),
+    "SeriesDescription": ("series_description", str),
+    "SeriesNumber": ("series_number", int),
+    "ProtocolName": ("protocol_name", str),
+    "SequenceName": ("sequence_name", str),
+    "ScanningSequence": ("scanning_sequence", lambda v: "\\".join(v) if not isinstance(v, str) else v),
+    "ImageType": ("image_type", lambda v: "\\".join(v) if not isinstance(v, str) else v),
+    "Manufacturer": ("vendor", str),
+    "ManufacturerModelName": ("model", str),
+    "MagneticFieldStrength": ("field_strength_t", float),
+    "RepetitionTime": ("repetition_time_ms", float),
+    "FlipAngle": ("flip_angle_deg", float),
+    "EchoTrainLength": ("echo_train_length", int),
+    "SliceThickness": ("slice_thickness_mm", float),
+    "SpacingBetweenSlices": ("spacing_between_slices_mm", float),
+    "PixelBandwidth": ("pixel_bandwidth_hz", float),
+    "StudyInstanceUID": ("study_uid", str),
+    "SeriesInstanceUID": ("series_uid", str),
+    "FrameOfReferenceUID": ("frame_of_reference_uid", str),
+    "AcquisitionDate": ("acquisition_date", str),
+}
+_PHI_FIELDS = {"PatientName": "patient_name", "PatientID": "patient_id", "PatientBirthDate": "patient_birth_date",
+               "PatientSex": "patient_sex", "AccessionNumber": "accession_number"}
+
+
+def _meta(ds, frames, kind, tes) -> tuple[dict, dict]:
+    meta: dict = {}
+    for tag, (key, conv) in _META_FIELDS.items():
+        if tag in ds:
+            v = ds.get(tag)
+            if v is None or (isinstance(v, str) and not v.strip()):
+                continue
+            try:
+                meta[key] = conv(v)
+            except (TypeError, ValueError):
+                continue
+    if "RepetitionTime" not in ds:  # enhanced: in a functional group
+        try:
+            meta["repetition_time_ms"] = float(ds.SharedFunctionalGroupsSequence[0].MRTimingAndRelatedParametersSequence[0].RepetitionTime)
+        except (AttributeError, IndexError, KeyError, TypeError, ValueError):
+            pass
+    if "acquisition_date" not in meta and "StudyDate" in ds and str(ds.StudyDate).strip():
+        meta["acquisition_date"] = str(ds.StudyDate)
+    if frames[0].thickness is not None:
+        meta["slice_thickness_mm"] = frames[0].thickness
+    if tes and len(tes) > 1:
+        diffs = np.diff(tes)
+        if np.allclose(diffs, diffs[0], rtol=1e-3) and abs(tes[0] - diffs[0]) < 1e-3 * max(tes[0], 1):
+            meta["echo_spacing_ms"] = float(diffs[0])
+        elif np.allclose(diffs, diffs[0], rtol=1e-3):
+            meta["echo_spacing_ms"] = float(diffs[0])
+    elif frames[0].te is not None:
+        meta["echo_time_ms"] = float(frames[0].te)
+    seq = str(meta.get("scanning_sequence", "")).upper()
+    if "SE" in seq and "flip_angle_deg" in meta and meta["flip_angle_deg"] > 90:
+        meta["refocusing_angle_deg"] = meta["flip_angle_deg"]
+    if kind:
+        meta["volume_kind"] = kind
+    meta["source_format"] = "dicom"
+    meta["source_files"] = len({f.path for f in frames})
+    phi = {key: str(ds.get(tag)) for tag, key in _PHI_FIELDS.items() if tag in ds and str(ds.get(tag)).strip()}
+    return meta, phi
+
+
+def read_series(info: SeriesInfo, path=None) -> Scan:
+    """Decode one series into a Scan (geometry checked, volumes on the last axis)."""
+    path = path or (info.frames[0].path.parent if info.frames else None)
+    frames = info.frames
+    row, col, normal = _geometry(frames, path)
+    groups, kind, tes = _volumes(frames, normal)
+    nz = len(groups[0])
+    if any(len(g) != nz for g in groups):
+        raise GeometryError(f"volumes have different slice counts ({sorted({len(g) for g in groups})})", path=path,
+                            hint="the series is incomplete: re-export it")
+    pos = np.array([float(f.ipp @ normal) for f in groups[0]])
+    if nz > 1:
+        d = np.diff(pos)
+        if np.any(np.abs(d) < 1e-4):
+            dup = [groups[0][i].path.name for i in np.flatnonzero(np.abs(d) < 1e-4)[:4]]
+            raise GeometryError(f"two images at the same slice position (e.g. {', '.join(dup)})", path=path,
+                                hint="the series holds repeated or mixed images: choose a single acquisition")
+        step = float(np.median(d))
+        dev = np.abs(d - step)
+        if np.max(dev) > 0.02 * abs(step) + 1e-3:
+            bad = np.flatnonzero(dev > 0.02 * abs(step) + 1e-3)
+            where = ", ".join(f"{i + 1}-{i + 2} ({d[i]:.2f} mm)" for i in bad[:6])
+            raise GeometryError(f"uneven slice spacing (median {step:.3f} mm; slices {where})", path=path,
+                                hint="missing or extra slices: re-export the complete series")
+        if np.max(dev) > 1e-3:
+            warnings.warn(f"{path}: slice spacing jitter up to {np.max(dev):.4f} mm (median {step:.4f} mm) ignored",
+                          stacklevel=2)
+        # in-plane position of each slice must follow the normal (no shear)
+        ipps = np.array([f.ipp for f in groups[0]])
+        pred = ipps[0] + np.outer(pos - pos[0], normal)
+        if np.max(np.linalg.norm(ipps - pred, axis=1)) > 0.05 + 0.01 * abs(step):
+            raise GeometryError("slices are sheared (positions not along the slice normal; gantry tilt?)", path=path,
+                                hint="resample the series to an orthogonal grid before measuring")
+    else:
+        ds = info.header
+        step = _f(getattr(ds, "SpacingBetweenSlices", None)) or frames[0].thickness or 1.0
+    rs, cs = frames[0].spacing
+    lps = np.eye(4)
+    lps[:3, 0] = row * cs
+    lps[:3, 1] = col * rs
+    lps[:3, 2] = normal * step
+    lps[:3, 3] = groups[0][0].ipp
+    ras = np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps
+    data = _decode(groups, path)
+    if data.shape[3] == 1:
+        data = data[..., 0]
+    meta, phi = _meta(info.header, frames, kind, tes)
+    return Scan(data, ras, echo_times_ms=tes if kind == "echo" else None, meta=meta, phi=phi)
+
+
+def series_summary(info: SeriesInfo) -> dict:
+    """A PHI-free summary of a series (no pixel decoding)."""
+    ds = info.header
+    out = {"number": info.number, "uid": info.uid, "description": info.description, "images": info.n_images,
+           "component": info.key.rsplit("|", 1)[-1], "echo_times_ms": info.echo_times}
+    try:
+        row, col, normal = _geometry(info.frames, None)
+        groups, kind, tes = _volumes(info.frames, normal)
+        import nibabel as nib
+
+        lps = np.eye(4)
+        lps[:3, 0], lps[:3, 1], lps[:3, 2] = row, col, normal
+        out["orientation"] = "".join(nib.aff2axcodes(np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps))
+        out["plane"] = ("sagittal", "coronal", "axial")[int(np.argmax(np.abs(normal)))]
+        rs, cs = info.frames[0].spacing
+        pos = sorted(float(f.ipp @ normal) for f in groups[0])
+        step = float(np.median(np.diff(pos))) if len(pos) > 1 else (info.frames[0].thickness or 0.0)
+        out["shape"] = [info.frames[0].cols, info.frames[0].rows, len(groups[0])] + ([len(groups)] if len(groups) > 1 else [])
+        out["spacing_mm"] = [round(cs, 4), round(rs, 4), round(step, 4)]
+        out["volumes"] = len(groups)
+        out["volume_kind"] = kind
+    except GeometryError:
+        out["orientation"] = None
+        out["plane"] = None
+        out["shape"] = [info.frames[0].cols, info.frames[0].rows, len(info.frames)]
+    for tag, key in (("RepetitionTime", "repetition_time_ms"), ("ScanningSequence", "scanning_sequence"),
+                     ("MagneticFieldStrength", "field_strength_t")):
+        v = ds.get(tag) if tag in ds else None
+        if v is not None:
+            out[key] = "\\".join(v) if (not isinstance(v, str) and hasattr(v, "__iter__")) else (_f(v) if key != "scanning_sequence" else str(v))
+    return out

@@ -1,0 +1,146 @@
+"""Loader vs the dcm2niix authors' reference NIfTIs, transfer syntaxes, broken files."""
+
+import glob
+import subprocess
+import shutil
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+import discmeasure as dm
+from discmeasure.errors import DiscmeasureError, SeriesSelectionError
+
+
+def _canon(data, affine):
+    img = nib.as_closest_canonical(nib.Nifti1Image(np.asarray(data), affine))
+    return np.asarray(img.dataobj), img.affine
+
+
+def _ref(path):
+    img = nib.as_closest_canonical(nib.load(str(path)))
+    return np.asanyarray(img.dataobj), img.affine
+
+
+def _assert_same(scan_data, scan_aff, ref_path):
+    ours, a1 = _canon(scan_data, scan_aff)
+    theirs, a2 = _ref(ref_path)
+    np.testing.assert_allclose(a1, a2, atol=1e-3)
+    assert ours.shape == theirs.shape
+    np.testing.assert_array_equal(ours.astype(np.float64), np.asarray(theirs, np.float64))
+
+
+@pytest.mark.parametrize("n", range(1, 10))
+def test_transfer_syntaxes_match_dcm2niix(testdata, n):
+    d = testdata / "dicom" / "dcm_qa_ts"
+    s = dm.load(d / "In" / f"{n}.dcm")
+    _assert_same(s.data, s.affine, d / "Ref" / f"{n}.nii")
+
+
+def test_pdt2_dual_echo_with_gap(testdata):
+    d = testdata / "dicom" / "dcm_qa_pdt2"
+    s = dm.load(d / "In")
+    assert s.echo_times_ms == pytest.approx((11.0, 92.0), abs=0.5)
+    assert s.spacing[2] == pytest.approx(2.34, abs=0.01)  # slice gap kept: spacing, not thickness
+    for e in (0, 1):
+        ref = next((d / "Ref").glob(f"*_e{e + 1}.nii"))
+        _assert_same(s.data[..., e], s.affine, ref)
+
+
+def test_xa30_enhanced(testdata):
+    d = testdata / "dicom" / "dcm_qa_xa30"
+    s = dm.load(d / "In")
+    _assert_same(s.data, s.affine, d / "Ref" / "5_anat-T1w_acq-tfl.nii")
+
+
+def test_philips_enhanced_gz_magnitude_echoes(testdata):
+    d = testdata / "dicom" / "dcm_qa_philips_enh"
+    s = dm.load(d / "In")
+    assert len(s.echo_times_ms) == 2
+    for e in (0, 1):
+        ref_img = nib.as_closest_canonical(nib.load(str(d / "Ref" / f"2001_WIP_fcMRI_Field_Mapping_enh_e{e + 1}.nii.gz")))
+        ours, a1 = _canon(s.data[..., e], s.affine)
+        np.testing.assert_allclose(a1, ref_img.affine, atol=1e-3)
+        np.testing.assert_allclose(ours, ref_img.get_fdata(), rtol=1e-4, atol=1e-3)
+    ph = dm.load(d / "In", series="phase") if False else None
+
+
+def test_nifti_round_trip_of_dicom(testdata, tmp_path):
+    s = dm.load(testdata / "dicom" / "dcm_qa_pdt2" / "In")
+    s.save(tmp_path / "x.nii.gz")
+    b = dm.load(tmp_path / "x.nii.gz")
+    assert np.array_equal(np.asarray(b.data), np.asarray(s.data))
+    assert np.allclose(b.affine, s.affine, atol=1e-5)
+    assert b.echo_times_ms == pytest.approx(s.echo_times_ms)
+
+
+def test_phi_kept_apart(testdata):
+    s = dm.load(testdata / "dicom" / "dcm_qa_pdt2" / "In")
+    for k in s.meta:
+        assert not k.startswith("patient")
+    assert "patient_name" not in repr(s)
+
+
+BROKEN = ["emri_small_jpeg_2k_lossless_too_short.dcm", "bad_sequence.dcm"]
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in Path(__file__).resolve().parents[2].joinpath("shared/testdata/dicom/pydicom_data").glob("*.dcm")) or ["none"])
+def test_pydicom_data_loads_or_clear_error(testdata, name):
+    p = testdata / "dicom" / "pydicom_data" / name
+    try:
+        s = dm.load(p)
+    except DiscmeasureError as exc:
+        msg = str(exc)
+        assert name in msg and "\n" not in msg
+        return
+    assert s.data.size > 0 and np.isfinite(s.affine).all()
+
+
+@pytest.mark.parametrize("name", ["CT_small.dcm", "MR_small.dcm", "emri_small.dcm", "MR_small_RLE.dcm",
+                                  "rtplan.dcm", "no_meta.dcm", "meta_missing_tsyntax.dcm", "SC_rgb.dcm"])
+def test_pydicom_own_files(name):
+    from pydicom.data import get_testdata_file
+
+    p = get_testdata_file(name)
+    if p is None:
+        pytest.skip(f"{name} not shipped with this pydicom")
+    try:
+        s = dm.load(p)
+        assert s.data.size > 0
+    except DiscmeasureError as exc:
+        assert "\n" not in str(exc)
+
+
+def test_bad_inputs(tmp_path):
+    with pytest.raises(DiscmeasureError, match="no such file"):
+        dm.load(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DiscmeasureError, match="empty"):
+        dm.load(tmp_path / "empty")
+    (tmp_path / "rand.dcm").write_bytes(np.random.default_rng(0).bytes(5000))
+    with pytest.raises(DiscmeasureError):
+        dm.load(tmp_path / "rand.dcm")
+    (tmp_path / "zero.nii").write_bytes(b"")
+    with pytest.raises(DiscmeasureError, match="empty"):
+        dm.load(tmp_path / "zero.nii")
+    nib.save(nib.Nifti1Image(np.full((3, 3, 3), np.nan, np.float32), np.eye(4)), tmp_path / "nan.nii.gz")
+    with pytest.raises(DiscmeasureError, match="NaN"):
+        dm.load(tmp_path / "nan.nii.gz")
+    img = nib.Nifti1Image(np.ones((3, 3, 3), np.float32), None)
+    img.header.set_sform(None, 0)
+    img.header.set_qform(None, 0)
+    img.header["pixdim"][1:4] = 0
+    nib.save(img, tmp_path / "zero_aff.nii.gz")
+    with pytest.raises(DiscmeasureError):
+        dm.load(tmp_path / "zero_aff.nii.gz")
+
+
+def test_two_series_need_choice(testdata, tmp_path):
+    for n in (1, 2):
+        shutil.copy(testdata / "dicom" / "dcm_qa_ts" / "In" / f"{n}.dcm", tmp_path / f"{n}.dcm")
+    with pytest.raises(SeriesSelectionError, match="2 series found"):
+        dm.load(tmp_path)
+    s = dm.load(tmp_path, series=2)
+    assert s.meta["series_number"] == 2
