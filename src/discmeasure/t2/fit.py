@@ -1,0 +1,266 @@
+"""``fit_t2``: quantitative T2 maps from multi-echo spin-echo data."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import FitError
+from . import flags as F
+from .fitters import fit_epg, fit_loglinear, fit_mono
+from .noise import estimate_sigma
+
+__all__ = ["T2Fit", "fit_t2"]
+
+METHODS = ("epg", "mono", "loglinear")
+
+
+@dataclass
+class T2Fit:
+    """Result of :func:`fit_t2`; maps have the shape of the data's leading axes.
+
+    Attributes
+    ----------
+    t2_ms, s0, b1, r2, rmse : ndarray (float32)
+        T2 (ms), amplitude at TE = 0, transmit scale (EPG only, else NaN), coefficient of
+        determination and root-mean-square residual of the fit.
+    flags : ndarray (uint16)
+        Quality bits, :mod:`discmeasure.t2.flags`.
+    method : str
+    params : dict
+        Parameters actually used (echo times, dropped echoes, noise sigma, ...).
+    affine : ndarray or None
+        Voxel -> world of the maps (when fitted from a Scan).
+    echo_times_ms : tuple
+    data : ndarray or None
+        The echo data fitted (kept for ROI-averaged decay curves in :func:`t2_stats`).
+    """
+
+    t2_ms: np.ndarray
+    s0: np.ndarray
+    b1: np.ndarray
+    r2: np.ndarray
+    rmse: np.ndarray
+    flags: np.ndarray
+    method: str
+    params: dict = field(default_factory=dict)
+    affine: Any = None
+    echo_times_ms: tuple = ()
+    data: Any = field(default=None, repr=False)
+
+    def to_scan(self, name: str = "t2_ms"):
+        """One map as a Scan on the fit grid (needs ``affine``)."""
+        from ..scan import Scan
+
+        if self.affine is None:
+            raise FitError("this fit has no geometry (fitted from a bare array)", hint="fit a Scan to get maps with an affine")
+        arr = getattr(self, name)
+        meta = {"series_description": f"discmeasure {name} ({self.method})"}
+        return Scan(np.asarray(arr), self.affine, meta=meta)
+
+    def save(self, prefix: str | os.PathLike) -> dict:
+        """Write t2_ms, s0, b1, r2, flags maps as NIfTI (``<prefix>_t2_ms.nii.gz``, ...), atomically."""
+        from ..io.write import save_nifti
+
+        out = {}
+        for name in ("t2_ms", "s0", "b1", "r2", "flags"):
+            path = f"{prefix}_{name}.nii.gz"
+            save_nifti(self.to_scan(name), path)
+            out[name] = path
+        return out
+
+
+def _prepare(data, echo_times_ms, mask):
+    from ..scan import Scan
+
+    affine = None
+    meta: dict = {}
+    if isinstance(data, Scan):
+        if data.ndim != 4:
+            raise FitError(f"scan has one volume; T2 fitting needs a multi-echo series (4-D)",
+                           hint="load the multi-echo series (all echoes)")
+        affine = data.affine
+        meta = dict(data.meta)
+        if echo_times_ms is None:
+            echo_times_ms = data.echo_times_ms
+        arr = np.asarray(data.data)
+    else:
+        arr = np.asarray(data)
+    if echo_times_ms is None:
+        raise FitError("echo times unknown", hint="pass echo_times_ms= or load a series whose headers carry EchoTime")
+    te = np.asarray(echo_times_ms, float).ravel()
+    if arr.shape[-1] != te.size:
+        raise FitError(f"{te.size} echo times for {arr.shape[-1]} echoes (last axis)")
+    if te.size < 3:
+        raise FitError(f"{te.size} echoes; a T2 fit needs at least 3")
+    if np.any(~np.isfinite(te)) or np.any(te < 0):
+        raise FitError(f"echo times must be finite and >= 0, got {te.tolist()}")
+    if np.any(np.diff(te) <= 0):
+        order = np.argsort(te)
+        te, arr = te[order], arr[..., order]
+    if arr.dtype.kind not in "iuf":
+        raise FitError(f"echo data must be numeric, got {arr.dtype}")
+    lead = arr.shape[:-1]
+    if mask is not None:
+        mask = np.asarray(mask, bool)
+        if mask.shape != lead:
+            raise FitError(f"mask shape {mask.shape} differs from the data's {lead}")
+    return arr, te, affine, meta, lead, mask
+
+
+def fit_t2(data, echo_times_ms=None, *, method: str = "epg", mask=None, drop_first_echo: bool | None = None,
+           offset: bool = False, noise_sigma: float | None = None, noise_floor: float | None = 3.0,
+           echo_spacing_ms: float | None = None, refocusing_angle_deg: float | None = None,
+           t1_ms: float = 1000.0) -> T2Fit:
+    """Fit T2 to multi-echo spin-echo data.
+
+    Parameters
+    ----------
+    data : Scan or ndarray
+        A multi-echo Scan (echoes on the last axis, ``echo_times_ms`` set) or an array whose last
+        axis is the echo axis (any leading shape).
+    echo_times_ms : sequence of float, optional
+        Echo times; default from the Scan.
+    method : {"epg", "mono", "loglinear"}
+        ``epg``: stimulated-echo-corrected fit of T2, B1, S0 (all echoes used); ``mono``:
+        non-linear least squares of S0 exp(-TE/T2) (+C with ``offset``); ``loglinear``: weighted
+        log-linear fit.
+    mask : bool array, optional
+        Voxels to fit (others get NaN and flag OUTSIDE_MASK).
+    drop_first_echo : bool, optional
+        Drop the first echo (``mono``/``loglinear``). Default: True when there are >= 4 echoes and
+        ``offset`` is False (the first echo of a CPMG train lacks the stimulated-echo pathway the
+        later echoes share).
+    offset : bool
+        Fit a constant C as well (``mono``).
+    noise_sigma : float, optional
+        Noise sigma of the magnitude data; default: estimated from background
+        (:func:`~discmeasure.t2.noise.estimate_sigma`); 0 disables noise-floor handling.
+    noise_floor : float or None
+        Echoes below ``noise_floor * sigma`` are excluded from the fit (truncation, Raya et al.
+        2010); None keeps all echoes.
+    echo_spacing_ms, refocusing_angle_deg : float, optional
+        EPG sequence parameters; default from the Scan's meta (``echo_spacing_ms``,
+        ``refocusing_angle_deg``), else the TE spacing and 180 degrees.
+    t1_ms : float
+        T1 assumed by the EPG model (weak influence, see docs/t2.md).
+
+    Returns
+    -------
+    T2Fit
+    """
+    if method not in METHODS:
+        raise FitError(f"unknown method {method!r}", hint=f"use one of {', '.join(METHODS)}")
+    arr, te, affine, meta, lead, mask = _prepare(data, echo_times_ms, mask)
+    sig_all = arr.reshape(-1, te.size).astype(np.float64)
+    n = sig_all.shape[0]
+    flags = np.zeros(n, np.uint16)
+    finite = np.all(np.isfinite(sig_all), axis=1)
+    positive = sig_all[:, 0] > 0
+    flags[~(finite & positive)] |= F.NONFINITE
+    sel = finite & positive
+    if mask is not None:
+        m = mask.reshape(-1)
+        flags[~m] |= F.OUTSIDE_MASK
+        sel &= m
+    if not sel.any():
+        if not finite.any():
+            raise FitError("echo data hold no finite values")
+    # noise
+    if noise_sigma is None:
+        noise_sigma = estimate_sigma(arr) if arr.ndim == 4 else None
+    sigma = float(noise_sigma) if noise_sigma else 0.0
+
+    if drop_first_echo is None:
+        drop_first_echo = method != "epg" and te.size >= 4 and not offset
+    use = np.ones(te.size, bool)
+    if drop_first_echo and method != "epg":
+        use[0] = False
+    te_used = te[use]
+    sig = sig_all[sel][:, use]
+    w = np.ones_like(sig)
+    if sigma > 0 and noise_floor:
+        w = (sig >= noise_floor * sigma).astype(float)
+        # keep the monotone head: once below the floor, later echoes are excluded too
+        w = np.cumprod(w, axis=1)
+    nuse = w.sum(1)
+    few = nuse < 3
+    t2 = np.full(n, np.nan)
+    s0 = np.full(n, np.nan)
+    b1 = np.full(n, np.nan)
+    c = np.zeros(n)
+    idx = np.flatnonzero(sel)
+    fl = np.zeros(len(idx), np.uint16)
+    fl[few] |= F.FEW_ECHOES
+    ok = ~few
+    params = {"method": method, "echo_times_ms": te.tolist(), "echoes_used": np.flatnonzero(use).tolist(),
+              "drop_first_echo": bool(drop_first_echo and method != "epg"), "offset": bool(offset),
+              "noise_sigma": sigma or None, "noise_floor": noise_floor if sigma > 0 else None}
+    if method == "loglinear":
+        a0, t, good = fit_loglinear(sig[ok], te_used, w[ok])
+        s0[idx[ok]], t2[idx[ok]] = a0, t
+        fl[np.flatnonzero(ok)[~good]] |= F.NOT_CONVERGED
+    elif method == "mono":
+        a0, t, cc, f2 = fit_mono(sig[ok], te_used, w=w[ok], offset=offset)
+        s0[idx[ok]], t2[idx[ok]], c[idx[ok]] = a0, t, cc
+        fl[ok] |= f2
+    else:
+        esp = echo_spacing_ms or meta.get("echo_spacing_ms")
+        if not esp:
+            d = np.diff(te)
+            if not np.allclose(d, d[0], rtol=1e-3) or abs(te[0] - d[0]) > 1e-3 * max(d[0], 1):
+                raise FitError(f"echo times {te.tolist()} are not a CPMG train (TE_n = n x spacing)",
+                               hint="pass echo_spacing_ms= or use method='mono'")
+            esp = float(d[0])
+        refoc = refocusing_angle_deg or meta.get("refocusing_angle_deg") or 180.0
+        te_idx = np.rint(te / esp).astype(int) - 1
+        if np.any(np.abs(te - (te_idx + 1) * esp) > 0.01 * esp) or te_idx.min() < 0:
+            raise FitError(f"echo times {te.tolist()} are not multiples of the echo spacing {esp} ms",
+                           hint="pass the right echo_spacing_ms=")
+        n_train = int(te_idx.max() + 1)
+        a0, t, bb, f2 = fit_epg(sig[ok], te_idx, n_echoes=n_train, echo_spacing_ms=float(esp),
+                                refocusing_angle_deg=float(refoc), t1_ms=t1_ms, w=w[ok])
+        s0[idx[ok]], t2[idx[ok]], b1[idx[ok]] = a0, t, bb
+        fl[ok] |= f2
+        params.update(echo_spacing_ms=float(esp), refocusing_angle_deg=float(refoc), t1_ms=float(t1_ms))
+    flags[idx] |= fl
+    # residual, r2 and quality bits on the echoes used
+    rmse = np.full(n, np.nan)
+    r2v = np.full(n, np.nan)
+    good = idx[ok]
+    if len(good):
+        if method == "epg":
+            from ..epg import cpmg_signal
+
+            pred = np.empty((len(good), te.size))
+            for a in range(0, len(good), 20000):
+                g = good[a:a + 20000]
+                pred[a:a + 20000] = s0[g][:, None] * cpmg_signal(t2[g], b1[g], n_echoes=n_train,
+                                                                  echo_spacing_ms=float(esp),
+                                                                  refocusing_angle_deg=float(refoc), t1_ms=t1_ms)[:, te_idx]
+            sg, ww = sig[ok], w[ok]
+        else:
+            pred = s0[good][:, None] * np.exp(-np.outer(1.0 / t2[good], te_used)) + c[good][:, None]
+            sg, ww = sig[ok], w[ok]
+        res = (sg - pred) * ww
+        nn = np.maximum(ww.sum(1), 1)
+        rmse[good] = np.sqrt((res**2).sum(1) / nn)
+        mean = (sg * ww).sum(1) / nn
+        sst = (((sg - mean[:, None]) * ww) ** 2).sum(1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r2v[good] = 1 - (res**2).sum(1) / sst
+        te_last = np.array([te_used[int(k) - 1] if method != "epg" else te[int(k) - 1] for k in nn])
+        flags[good] |= np.where(te_last < 1.5 * t2[good], F.SHORT_TRAIN, 0).astype(np.uint16)
+        flags[good] |= np.where(~(r2v[good] >= 0.9), F.POOR_FIT, 0).astype(np.uint16)
+        if sigma > 0:
+            flags[good] |= np.where(sg[:, 0] < 5 * sigma, F.LOW_SNR, 0).astype(np.uint16)
+    shape = lead
+    return T2Fit(
+        t2_ms=t2.reshape(shape).astype(np.float32), s0=s0.reshape(shape).astype(np.float32),
+        b1=b1.reshape(shape).astype(np.float32), r2=r2v.reshape(shape).astype(np.float32),
+        rmse=rmse.reshape(shape).astype(np.float32), flags=flags.reshape(shape), method=method, params=params,
+        affine=affine, echo_times_ms=tuple(te.tolist()), data=arr,
+    )
