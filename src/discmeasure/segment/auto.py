@@ -1,0 +1,258 @@
+"""Automatic classical segmentation of lumbar T2-weighted MRI.
+
+Pipeline (all on a world-aligned working grid, so any scan orientation works):
+
+1. resample the scan onto a grid whose axes are world x (left-right), y (AP), z (SI),
+   in-plane 0.5-1 mm, left-right at the scan's own resolution;
+2. intensities are split into dark / intermediate / bright classes by three-class Otsu
+   thresholds (Liao, Chen & Chung 2001) inside the body outline;
+3. the **canal** is the bright connected component that is long in SI, thin in AP and
+   narrow in LR (the dural sac); its anterior border, smoothed along SI, defines the
+   vertebral column's region of interest in front of it (this follows lordosis and scoliosis);
+4. **vertebral bodies** are the intermediate-intensity (marrow) components of that region
+   after a morphological opening that cuts them apart at the dark endplates and discs;
+   each is dilated by the cortical shell;
+5. **discs** are the voxels between consecutive bodies, column by column, extended
+   posteriorly (bulges) and laterally over voxels darker than the CSF/fat level;
+6. **levels**: the sacrum is the lowest body with a disc above it; bodies are numbered
+   upward from S1 (L5, L4, ... T12, T11 ...).
+
+References
+----------
+Otsu N. "A threshold selection method from gray-level histograms." IEEE Trans Syst Man
+Cybern 1979;9:62-66. doi:10.1109/TSMC.1979.4310076
+
+Liao PS, Chen TS, Chung PC. "A fast algorithm for multilevel thresholding." J Inf Sci Eng
+2001;17:713-727 (three-class Otsu as skimage.filters.threshold_multiotsu).
+
+Soille P. Morphological Image Analysis. Springer, 2003 (opening, hole filling, labelling).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from .. import labels as lab
+from ..errors import SegmentationError
+from ..geometry import bounding_grid, resample
+from .core import Segmentation, levels_of
+
+__all__ = ["segment_auto"]
+
+
+def _working_grid(scan, max_inplane=0.8):
+    sp = np.asarray(scan.spacing)
+    ax_x = scan.axis_closest_to("x")
+    s_lr = float(sp[ax_x]) if scan.shape[ax_x] > 1 else float(sp[ax_x])
+    others = [a for a in range(3) if a != ax_x]
+    s_ip = float(np.clip(min(sp[others]), 0.5, max_inplane))
+    if scan.shape[ax_x] == 1:
+        # one sagittal slice: keep it as one working slice
+        direction = np.eye(3)
+        shape, aff = bounding_grid(scan.affine, scan.shape, direction, (s_lr, s_ip, s_ip))
+        return (1,) + shape[1:], aff
+    return bounding_grid(scan.affine, scan.shape, np.eye(3), (min(s_lr, 4.0), s_ip, s_ip))
+
+
+def _ball2(radius_vox):
+    r = max(1, int(round(radius_vox)))
+    y, z = np.ogrid[-r:r + 1, -r:r + 1]
+    return (y * y + z * z <= r * r)
+
+
+def _per_slice(fn, vol, *args):
+    return np.stack([fn(vol[i], *args) for i in range(vol.shape[0])], axis=0)
+
+
+def segment_auto(scan, *, inplane_mm: float = 0.8, column_depth_mm: float = 60.0, column_halfwidth_mm: float = 32.0,
+                 min_body_mm3: float = 1500.0) -> Segmentation:
+    """Automatic segmentation; see the module docstring. Raises SegmentationError when no spine is found."""
+    from skimage.filters import threshold_multiotsu
+
+    shape, waff = _working_grid(scan, inplane_mm)
+    W = resample(np.asarray(scan.data, np.float32), scan.affine, shape, waff, order=1, cval=np.nan)
+    valid = np.isfinite(W)
+    if valid.sum() < 1000:
+        raise SegmentationError("the image is too small to segment", hint="give a sagittal lumbar T2-weighted series")
+    Wf = np.where(valid, W, 0.0)
+    hi = np.percentile(Wf[valid], 99.5)
+    if not hi > 0:
+        raise SegmentationError("the image is blank", hint="check the series")
+    Wf = Wf / hi
+    sp = np.linalg.norm(waff[:3, :3], axis=0)  # (lr, ap, si) mm
+    s_ip = sp[1]
+    fg = valid & (Wf > 0.03)
+    vals = Wf[fg]
+    if vals.size < 1000:
+        raise SegmentationError("no tissue found", hint="the image looks empty")
+    t_low, t_high = threshold_multiotsu(vals, classes=3)
+
+    # ---- canal: bright, long in SI, thin in AP, narrow in LR
+    bright = fg & (Wf > t_high)
+    bright = _per_slice(lambda s: ndimage.binary_opening(s, _ball2(0.6 / s_ip)), bright)
+    comp, n = ndimage.label(bright)
+    if n == 0:
+        raise SegmentationError("no bright canal (CSF) found", hint="is this a T2-weighted lumbar image?")
+    objs = ndimage.find_objects(comp)
+    best, best_score = None, -1
+    centre_ap = shape[1] / 2
+    for i, sl in enumerate(objs, start=1):
+        m = comp[sl] == i
+        vox = m.sum()
+        si_ext = (sl[2].stop - sl[2].start) * sp[2]
+        lr_ext = (sl[0].stop - sl[0].start) * sp[0]
+        ap_thick = vox * sp[0] * sp[1] * sp[2] / max(si_ext * max(lr_ext, sp[0]) * 1.0, 1e-6)
+        if si_ext < 50 or not (3 <= ap_thick <= 30) or (shape[0] > 1 and lr_ext > 45):
+            continue
+        ap_mid = 0.5 * (sl[1].start + sl[1].stop)
+        score = si_ext - 0.05 * abs(ap_mid - centre_ap) * sp[1]
+        if score > best_score:
+            best, best_score = i, score
+    if best is None:
+        raise SegmentationError("no spinal canal found (no long, thin bright structure)",
+                                hint="give a sagittal T2-weighted lumbar series, or use seeded segmentation")
+    canal = comp == best
+    # anterior border and left-right centre of the canal per SI row, smoothed
+    zs, ant, lrc = [], [], []
+    for k in range(shape[2]):
+        sl = canal[:, :, k]
+        if sl.any():
+            xs, ys = np.nonzero(sl)
+            zs.append(k)
+            ant.append(ys.max())
+            lrc.append(xs.mean())
+    zs, ant, lrc = map(np.asarray, (zs, ant, lrc))
+    deg = min(4, max(1, len(zs) // 40))
+    pa = np.polyfit(zs, ant, deg)
+    pl = np.polyfit(zs, lrc, min(2, deg))
+    kk = np.arange(shape[2])
+    a_c = np.polyval(pa, kk)
+    x_c = np.polyval(pl, kk)
+    z_lo, z_hi = zs.min() - 15 / sp[2], zs.max() + 40 / sp[2]
+    X, Y, Z = np.ogrid[:shape[0], :shape[1], :shape[2]]
+    rel_ap = (Y - a_c[None, None, :]) * sp[1]
+    rel_lr = (X - x_c[None, None, :]) * sp[0]
+    roi = (rel_ap > -14) & (rel_ap < column_depth_mm) & (np.abs(rel_lr) < column_halfwidth_mm) & (Z >= z_lo) & (Z <= z_hi) & valid
+
+    # ---- vertebral bodies: intermediate class in front of the canal, cut apart by opening
+    mid = roi & (Wf > t_low) & (Wf < t_high) & (rel_ap > 1.0)
+    mid = _per_slice(lambda s: ndimage.binary_fill_holes(ndimage.binary_opening(s, _ball2(2.0 / s_ip))), mid)
+    comp, n = ndimage.label(mid)
+    bodies = []
+    for i, sl in enumerate(ndimage.find_objects(comp), start=1):
+        m = comp[sl] == i
+        vol = m.sum() * np.prod(sp)
+        si_ext = (sl[2].stop - sl[2].start) * sp[2]
+        ap_ext = (sl[1].stop - sl[1].start) * sp[1]
+        if vol < min_body_mm3 * (1 if shape[0] > 1 else 0.02) or not (10 <= si_ext <= 60) or not (12 <= ap_ext <= 60):
+            continue
+        zc = ndimage.center_of_mass(comp == i)[2]
+        bodies.append((zc, i))
+    if len(bodies) < 2:
+        raise SegmentationError(f"{len(bodies)} vertebral bod{'y' if len(bodies) == 1 else 'ies'} found",
+                                hint="the scan must show at least two vertebrae; try seeded segmentation")
+    bodies.sort(reverse=True)  # top (superior, high z) first
+    body_masks = []
+    for _, i in bodies:
+        m = comp == i
+        # add the cortical shell (dark rim, ~1.2 mm) back: in-plane distance to the marrow
+        d = _per_slice(lambda s: ndimage.distance_transform_edt(~s, sampling=sp[1:]), m)
+        m = (d <= 1.2) & roi & (Wf < t_high)
+        body_masks.append(m)
+    body_any = np.zeros(shape, bool)
+    for m in body_masks:
+        body_any |= m
+
+    # ---- discs between consecutive bodies
+    canal_level = float(np.median(Wf[canal]))
+    discs = []
+    for u, l in zip(body_masks[:-1], body_masks[1:]):
+        zu = np.where(u.any(axis=2), np.argmax(u, axis=2), -1)  # lowest z of upper body per (x, y)
+        zl = np.where(l.any(axis=2), shape[2] - 1 - np.argmax(l[:, :, ::-1], axis=2), -1)  # highest z of lower
+        both = (zu >= 0) & (zl >= 0) & (zu > zl)
+        if both.sum() < 5:
+            discs.append(None)
+            continue
+        # extend the endplate heights to nearby columns (bulge behind the wall, lateral rim)
+        dist, (ix, iy) = ndimage.distance_transform_edt(~both, sampling=sp[:2], return_indices=True)
+        zu_f, zl_f = zu[ix, iy], zl[ix, iy]
+        # posterior of the bodies' span (bulges) up to 16 mm; elsewhere a 2.5 mm rim
+        ys = np.arange(shape[1])[None, :]
+        wall = np.where(both.any(axis=1), np.argmax(both, axis=1), shape[1])[:, None]  # most posterior column per slice
+        front = np.where(both.any(axis=1), shape[1] - 1 - np.argmax(both[:, ::-1], axis=1), -1)[:, None]
+        posterior = (ys < wall) & ((wall - ys) * sp[1] <= 16.0)
+        # bulges only where the canal is behind the disc (within the dural sac's width)
+        zmid = int(np.clip(np.median(np.nonzero(both)[0] * 0 + (zl[both] + zu[both]) // 2), 0, shape[2] - 1))
+        canal_x = canal[:, :, max(zmid - 3, 0):zmid + 4].any(axis=(1, 2))
+        if shape[0] > 1 and canal_x.any():
+            xs = np.flatnonzero(canal_x)
+            in_canal_x = np.zeros(shape[0], bool)
+            in_canal_x[max(xs.min() - 1, 0):xs.max() + 2] = True
+            posterior &= in_canal_x[:, None]
+        near = (dist <= 2.5) | (posterior & (dist <= 16.0))
+        near &= ys <= front + 2.5 / sp[1]
+        zz = np.arange(shape[2])[None, None, :]
+        between = near[:, :, None] & (zz > zl_f[:, :, None]) & (zz < zu_f[:, :, None])
+        core = between & both[:, :, None] & ~body_any & roi
+        if core.sum() < 5:
+            discs.append(None)
+            continue
+        af_level = float(np.percentile(Wf[core], 25))
+        dark = Wf < 0.5 * (af_level + canal_level)
+        ext = between & ~body_any & roi & dark & ~both[:, :, None]
+        cand = core | ext
+        cc, nc = ndimage.label(cand)
+        if nc > 1:
+            # keep what touches the core
+            keep = np.unique(cc[core])
+            cand = np.isin(cc, keep[keep > 0])
+        cand = _per_slice(lambda s: ndimage.binary_opening(s, _ball2(1)), cand) | core
+        discs.append(cand)
+    # ---- levels: sacrum = lowest body with a disc above it
+    n_b = len(body_masks)
+    has_disc_above = [False] + [d is not None and d.sum() * np.prod(sp) > 200 for d in discs]
+    s1 = max(i for i in range(n_b) if has_disc_above[i]) if any(has_disc_above) else n_b - 1
+    out = np.zeros(shape, np.int16)
+    qc: dict = {}
+    number = {}
+    v = lab.SACRUM
+    for i in range(s1, -1, -1):
+        number[i] = v
+        v = 24 if v == lab.SACRUM else v - 1
+        if v < 1:
+            break
+    # the canal label is the CSF: brighter than the epidural fat that rims it
+    csf_thr = 0.5 * (t_high + canal_level)
+    canal_lab = canal & ~body_any & (Wf > min(csf_thr, np.percentile(Wf[canal], 40)))
+    out[canal_lab] = lab.CANAL
+    for i, m in enumerate(body_masks):
+        if i in number:
+            out[m] = number[i]
+        elif i > s1:
+            out[m] = lab.SACRUM  # sacral segments below S1
+    for i, d in enumerate(discs):
+        if d is None or i not in number or (i + 1) not in number:
+            continue
+        label = lab.disc_label(number[i])
+        out[d & (out != lab.CANAL)] = label
+        out[d] = label
+        name = lab.disc_level_name(label)
+        flags = []
+        # lowest disc tilt: a sacral disc is strongly inclined (sacral slope)
+        if i + 1 == s1:
+            pts = np.argwhere(d) * sp
+            if len(pts) > 10:
+                c = np.cov((pts - pts.mean(0))[:, 1:].T)
+                w, vv = np.linalg.eigh(c)
+                tilt = np.degrees(np.arctan2(abs(vv[0, 1]), abs(vv[1, 1])))  # major axis vs AP
+                if tilt < 15:
+                    flags.append("sacrum_not_confirmed")
+        conf = 0.9 if not flags else 0.5
+        qc[name] = {"confidence": conf, "flags": flags}
+    labels = resample(out, waff, scan.shape, scan.affine, order=0)
+    levels = levels_of(labels)
+    for name in list(qc):
+        if name not in levels:
+            qc.pop(name)
+    return Segmentation(labels=labels.astype(np.int16), affine=np.array(scan.affine), levels=levels, qc=qc, method="auto")
