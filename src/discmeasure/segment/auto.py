@@ -105,8 +105,20 @@ def segment_auto(scan, *, inplane_mm: float = 0.8, column_depth_mm: float = 60.0
         ap_thick = vox * sp[0] * sp[1] * sp[2] / max(si_ext * max(lr_ext, sp[0]) * 1.0, 1e-6)
         if si_ext < 50 or not (3 <= ap_thick <= 30) or (shape[0] > 1 and lr_ext > 45):
             continue
+        # the canal has the vertebral column (intermediate marrow signal) right in front of it
+        sub = comp[sl] == i
+        xm = int(np.argmax(sub.sum(axis=(1, 2))))
+        rows = np.flatnonzero(sub[xm].any(axis=0))
+        ant = np.array([np.flatnonzero(sub[xm][:, r]).max() for r in rows]) + sl[1].start
+        xs = sl[0].start + xm
+        marrow = 0
+        for r, a in zip(rows + sl[2].start, ant):
+            seg_ = Wf[xs, a + int(5 / sp[1]):a + int(35 / sp[1]), r]
+            if seg_.size:
+                marrow += np.mean((seg_ > t_low) & (seg_ < t_high))
+        frac = marrow / max(len(rows), 1)
         ap_mid = 0.5 * (sl[1].start + sl[1].stop)
-        score = si_ext - 0.05 * abs(ap_mid - centre_ap) * sp[1]
+        score = si_ext * frac - 0.02 * abs(ap_mid - centre_ap) * sp[1]
         if score > best_score:
             best, best_score = i, score
     if best is None:

@@ -1,0 +1,98 @@
+"""Segmentation: phantom truth across orientations, seeded relabelling, label imports, errors."""
+
+import numpy as np
+import pytest
+
+from discmeasure import Scan, phantom
+from discmeasure.errors import SegmentationError
+from discmeasure.segment import segment
+from discmeasure.segment.conventions import convert, detect_convention
+
+
+def dice(a, b):
+    return 2 * (a & b).sum() / max(a.sum() + b.sum(), 1)
+
+
+@pytest.fixture(scope="module")
+def ph():
+    return phantom.default_phantom()
+
+
+CASES = {
+    "sagittal_0.7x4": dict(spacing=(0.7, 0.7, 4.0), n_slices=13),
+    "sagittal_0.5x3_oblique12": dict(spacing=(0.5, 0.5, 3.0), n_slices=17, rotation_deg=(0, 0, 12)),
+    "sagittal_1mm_single": dict(spacing=(1.0, 1.0, 1.0), n_slices=1),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_phantom_levels_and_dice(ph, case):
+    shape, aff = phantom.make_grid(fov_mm=(200, 220), **CASES[case])
+    img, truth = phantom.render_t2w(ph, shape, aff, snr=30, supersample=2, seed=3)
+    seg = segment(img)
+    assert seg.levels == ["L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"]
+    disc = [dice(truth == v, seg.labels == v) for v in range(120, 125)]
+    body = [dice(truth == v, seg.labels == v) for v in (20, 21, 22, 23, 24, 26)]
+    # measured level (docs/validation.md): discs ~0.8-0.9, bodies ~0.9; the 0.95 goal is not met yet
+    assert min(disc) > 0.7, disc
+    assert min(body) > 0.8, body
+
+
+def test_seeded_relabels_levels(ph):
+    shape, aff = phantom.make_grid(spacing=(0.8, 0.8, 4.0), n_slices=9, fov_mm=(200, 220))
+    img, truth = phantom.render_t2w(ph, shape, aff, snr=40, supersample=1)
+    # a radiologist says the lowest disc is L4-L5 (e.g. transitional anatomy): everything shifts up
+    sk = ph.skeleton()
+    seeds = {"L4-L5": sk["discs"]["L5-S1"][0]}
+    seg = segment(img, method="seeded", seeds=seeds)
+    assert seg.levels[-1] == "L4-L5" and "L5-S1" not in seg.levels
+    assert dice(seg.labels == 123, truth == 124) > 0.7
+    with pytest.raises(SegmentationError, match="no disc found"):
+        segment(img, method="seeded", seeds={"L4-L5": [500.0, 500.0, 500.0]})
+
+
+def test_convert_conventions():
+    a = np.array([41, 45, 50, 95, 100, 2, 1, 0])
+    assert convert(a, "totalspineseg").tolist() == [20, 24, 26, 123, 124, 61, 61, 0]
+    assert detect_convention(a) == "totalspineseg"
+    b = np.array([1, 2, 6, 7, 0])
+    assert convert(b, "totalsegmentator_vertebrae_mr").tolist() == [26, 24, 20, 19, 0]
+    c = np.array([24, 124, 224, 60, 61])
+    assert convert(c, "spineps").tolist() == [24, 124, 24, 61, 61]
+    d = np.array([1, 2, 201, 202, 100])
+    assert convert(d, "spider", spider_lowest="S1").tolist() == [26, 24, 124, 123, 61]
+
+
+def test_total_mr_components_ordered():
+    aff = np.eye(4)
+    a = np.zeros((5, 5, 60), int)
+    a[:, :, 0:8] = 18  # sacrum at the bottom
+    a[:, :, 10:20] = 19
+    a[:, :, 22:32] = 19
+    a[:, :, 8:10] = 20
+    a[:, :, 20:22] = 20
+    out = convert(a, "totalsegmentator_total_mr", aff)
+    assert out[2, 2, 4] == 26 and out[2, 2, 15] == 24 and out[2, 2, 25] == 23
+    assert out[2, 2, 9] == 124 and out[2, 2, 21] == 123
+
+
+def test_import_spineps_real(testdata):
+    import discmeasure as dm
+
+    d = testdata / "spine" / "tptbox_cervical"
+    scan = dm.load(d / "sub-mri_label-6_T2w.nii.gz")
+    seg = segment(scan, method="labels", labels=d / "sub-mri_seg-vert_label-6_msk.nii.gz")
+    assert seg.method == "labels:spineps"
+    assert seg.levels == ["C5-C6", "C6-C7"]
+    vals = set(np.unique(seg.labels)) - {0}
+    assert {5, 6, 7, 105, 106} <= vals and not any(v >= 200 for v in vals)
+
+
+def test_errors(ph):
+    with pytest.raises(SegmentationError):
+        segment(Scan(np.random.default_rng(0).random((40, 40, 3)), np.eye(4)))
+    with pytest.raises(SegmentationError, match="unknown method"):
+        segment(Scan(np.zeros((4, 4, 4)), np.eye(4)), method="magic")
+    with pytest.raises(SegmentationError, match="convention"):
+        segment(Scan(np.zeros((4, 4, 4)), np.eye(4)), method="labels", labels=np.ones((4, 4, 4), int))
