@@ -9,7 +9,7 @@ from scipy import ndimage
 
 from discmeasure import Scan
 from discmeasure.compare import cohort_summary, compare, register_rigid
-from discmeasure.measure import measure
+from discmeasure.measurements import measure
 
 from _blockspine import block_labels, sagittal_affine
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from discmeasure import Scan
-from discmeasure.measure import measure, rois
+from discmeasure.measurements import measure, rois
 
 from _blockspine import block_labels, sagittal_affine
 

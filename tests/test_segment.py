@@ -5,8 +5,8 @@ import pytest
 
 from discmeasure import Scan, phantom
 from discmeasure.errors import SegmentationError
-from discmeasure.segment import segment
-from discmeasure.segment.conventions import convert, detect_convention
+from discmeasure.segmentation import segment
+from discmeasure.segmentation.conventions import convert, detect_convention
 
 
 def dice(a, b):

@@ -167,8 +167,8 @@ def analyze(
     """
     from . import __version__
     from .io import load, load_study
-    from .measure import measure
-    from .segment import segment
+    from .measurements import measure
+    from .segmentation import segment
 
     def tick(step, frac):
         if progress is not None:

@@ -3,7 +3,7 @@
 The truth is the measurement definition of docs/methods.md evaluated on a fine
 raster (default 0.05 mm) of the continuous anatomy in each disc's design frame
 -- not on any rendered image -- so it is independent of voxel size, partial
-volume, noise and of discmeasure.measure's own code.
+volume, noise and of discmeasure.measurements's own code.
 """
 
 from __future__ import annotations

@@ -199,7 +199,7 @@ def _csf_at_level(lbl, aff, frame, band_mm):
 def rois(scan, segmentation) -> np.ndarray:
     """ROI codes (``label*10 + 1`` NP, ``+2`` anterior AF, ``+3`` posterior AF) on the scan grid.
 
-    See :mod:`discmeasure.measure.rois` for the definitions.
+    See :mod:`discmeasure.measurements.rois` for the definitions.
     """
     lbl, aff = _labels_and_affine(scan, segmentation)
     out = np.zeros(lbl.shape, np.int32)

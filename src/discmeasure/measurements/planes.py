@@ -67,7 +67,7 @@ def sample_planes(
     labels, affine
         Label map and its voxel -> world transform.
     frame : LevelFrame
-        The level's frame (:func:`~discmeasure.measure.frame.level_frame`).
+        The level's frame (:func:`~discmeasure.measurements.frame.level_frame`).
     lr_offsets : sequence of float
         Left-right offsets (mm) of the planes from the canal midline.
     ap_range, si_range : (float, float)

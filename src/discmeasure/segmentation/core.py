@@ -59,9 +59,9 @@ def segment(scan, *, method: str = "auto", seeds=None, labels=None, convention: 
     scan : Scan
         T2-weighted image (sagittal or 3-D; any orientation and spacing; one slice or many).
     method : {"auto", "seeded", "labels"}
-        ``auto``: classical segmentation (:mod:`discmeasure.segment.auto`); ``seeded``: from one
-        point per disc (:mod:`discmeasure.segment.seeded`); ``labels``: import a label map
-        (:mod:`discmeasure.segment.conventions`).
+        ``auto``: classical segmentation (:mod:`discmeasure.segmentation.auto`); ``seeded``: from one
+        point per disc (:mod:`discmeasure.segmentation.seeded`); ``labels``: import a label map
+        (:mod:`discmeasure.segmentation.conventions`).
     seeds : mapping or (N, 3) array
         For ``seeded``: {level name or disc label: world point (mm)} or disc points ordered
         cranio-caudally, the lowest being L5-S1 unless ``lowest_level=`` is given.
