@@ -55,8 +55,14 @@ def disc_rois(labels: np.ndarray, affine: np.ndarray, frame: LevelFrame, *, heig
     world = idx @ affine[:3, :3].T + affine[:3, 3]
     loc = frame.to_local(world)
     lr, ap = loc[:, 0], loc[:, 1]
-    a0, a1 = np.percentile(ap, [1, 99])
-    p = (ap - a0) / max(a1 - a0, 1e-6)
+    # AP position normalised within each sagittal plane (2 mm left-right bins): the disc's AP
+    # extent varies from the midline to its lateral edges
+    p = np.empty_like(ap)
+    bins = np.round(lr / 2.0).astype(int)
+    for b in np.unique(bins):
+        sel = bins == b
+        a0, a1 = np.percentile(ap[sel], [1, 99])
+        p[sel] = (ap[sel] - a0) / max(a1 - a0, 1e-6)
     code_np, code_aa, code_ap = (roi_code(frame.label, r) for r in (NP, AF_ANTERIOR, AF_POSTERIOR))
     sel_post = p < 0.2
     sel_ant = p > 0.8

@@ -199,7 +199,8 @@ class Phantom:
             tissue[pb] = PBONE
 
         # discs
-        for i, (level, (c, R, hp, ha)) in enumerate(skel["discs"].items()):
+        for level, (c, R, hp, ha) in skel["discs"].items():
+            i = LEVELS.index(level)  # level index in LEVELS order (the skeleton is built bottom-up)
             upper, lower = level.split("-")
             q = (p - c) @ R
             depth = 0.5 * (self.body_depth[upper] + self.body_depth[lower])

@@ -65,6 +65,46 @@ def _per_slice(fn, vol, *args):
     return np.stack([fn(vol[i], *args) for i in range(vol.shape[0])], axis=0)
 
 
+def _split_tall(comp, n, sp, max_ratio=1.6):
+    """Split components much taller (SI) than the typical body at their narrowest cross-section.
+
+    Two bodies joined through a disc whose nucleus has marrow-like signal (moderate
+    degeneration) form one tall component with a waist at the disc.
+    """
+    for _ in range(3):
+        objs = ndimage.find_objects(comp)
+        ext = {i + 1: (sl[2].stop - sl[2].start) * sp[2] for i, sl in enumerate(objs) if sl is not None}
+        big = {i: e for i, e in ext.items() if e >= 10 and (comp == i).sum() * np.prod(sp) > 1000}
+        if len(big) < 2:
+            return comp, n
+        typical = float(np.median(list(big.values())))
+        changed = False
+        for i, e in big.items():
+            if e <= max_ratio * typical:
+                continue
+            sl = objs[i - 1]
+            m = comp[sl] == i
+            area = m.sum(axis=(0, 1)).astype(float)
+            k0, k1 = int(0.25 * len(area)), int(0.75 * len(area))
+            if k1 <= k0 + 1:
+                continue
+            cut = k0 + int(np.argmin(area[k0:k1]))
+            lo = cut - max(1, int(round(1.0 / sp[2])))
+            hi = cut + max(1, int(round(1.0 / sp[2]))) + 1
+            sub = comp[sl]
+            band = np.zeros_like(m)
+            band[:, :, max(lo, 0):hi] = True
+            sub[m & band] = 0
+            upper = m & ~band
+            upper[:, :, :cut] = False
+            n += 1
+            sub[upper] = n
+            changed = True
+        if not changed:
+            return comp, n
+    return comp, n
+
+
 def segment_auto(scan, *, inplane_mm: float = 0.8, column_depth_mm: float = 60.0, column_halfwidth_mm: float = 32.0,
                  min_body_mm3: float = 1500.0) -> Segmentation:
     """Automatic segmentation; see the module docstring. Raises SegmentationError when no spine is found."""
@@ -149,10 +189,13 @@ def segment_auto(scan, *, inplane_mm: float = 0.8, column_depth_mm: float = 60.0
 
     # ---- vertebral bodies: intermediate class in front of the canal, cut apart by opening
     mid = roi & (Wf > t_low) & (Wf < t_high) & (rel_ap > 1.0)
+    mid_raw = mid.copy()
     mid = _per_slice(lambda s: ndimage.binary_fill_holes(ndimage.binary_opening(s, _ball2(2.0 / s_ip))), mid)
-    comp, n = ndimage.label(mid)
+    comp, n = _split_tall(*ndimage.label(mid), sp)
     bodies = []
     for i, sl in enumerate(ndimage.find_objects(comp), start=1):
+        if sl is None:
+            continue
         m = comp[sl] == i
         vol = m.sum() * np.prod(sp)
         si_ext = (sl[2].stop - sl[2].start) * sp[2]
@@ -160,7 +203,12 @@ def segment_auto(scan, *, inplane_mm: float = 0.8, column_depth_mm: float = 60.0
         if vol < min_body_mm3 * (1 if shape[0] > 1 else 0.02) or not (10 <= si_ext <= 60) or not (12 <= ap_ext <= 60):
             continue
         zc = ndimage.center_of_mass(comp == i)[2]
-        bodies.append((zc, i))
+        bodies.append((zc, i, vol))
+    if len(bodies) >= 3:
+        # a nucleus with marrow-like signal is a small blob, not a body: keep body-sized components
+        typical = float(np.median([b[2] for b in bodies]))
+        bodies = [b for b in bodies if b[2] >= 0.3 * typical]
+    bodies = [(zc, i) for zc, i, _ in bodies]
     if len(bodies) < 2:
         raise SegmentationError(f"{len(bodies)} vertebral bod{'y' if len(bodies) == 1 else 'ies'} found",
                                 hint="the scan must show at least two vertebrae; try seeded segmentation")
@@ -168,9 +216,12 @@ def segment_auto(scan, *, inplane_mm: float = 0.8, column_depth_mm: float = 60.0
     body_masks = []
     for _, i in bodies:
         m = comp == i
-        # add the cortical shell (dark rim, ~1.2 mm) back: in-plane distance to the marrow
+        # undo the opening's corner rounding: regrow up to 2 mm inside the intermediate class
+        m = _per_slice(lambda s: ndimage.binary_dilation(s, _ball2(2.0 / s_ip)), m) & mid_raw | m
+        # add the cortical shell back: ~1.2 mm of dark cortex, plus the half voxel that the
+        # intermediate-class threshold loses to partial volume at the marrow boundary
         d = _per_slice(lambda s: ndimage.distance_transform_edt(~s, sampling=sp[1:]), m)
-        m = (d <= 1.2) & roi & (Wf < t_high)
+        m = (d <= 1.2 + 0.5 * s_ip) & roi & (Wf < t_high)
         body_masks.append(m)
     body_any = np.zeros(shape, bool)
     for m in body_masks:
@@ -186,6 +237,12 @@ def segment_auto(scan, *, inplane_mm: float = 0.8, column_depth_mm: float = 60.0
         if both.sum() < 5:
             discs.append(None)
             continue
+        # a disc is a few mm high over a good part of the endplate; a thin dark line (fused
+        # sacral segments, a cleft) is not
+        gap_mm = (zu[both] - zl[both] - 1) * sp[2]
+        if np.median(gap_mm) < 3.0:
+            discs.append(None)
+            continue
         # extend the endplate heights to nearby columns (bulge behind the wall, lateral rim)
         dist, (ix, iy) = ndimage.distance_transform_edt(~both, sampling=sp[:2], return_indices=True)
         zu_f, zl_f = zu[ix, iy], zl[ix, iy]
@@ -194,14 +251,12 @@ def segment_auto(scan, *, inplane_mm: float = 0.8, column_depth_mm: float = 60.0
         wall = np.where(both.any(axis=1), np.argmax(both, axis=1), shape[1])[:, None]  # most posterior column per slice
         front = np.where(both.any(axis=1), shape[1] - 1 - np.argmax(both[:, ::-1], axis=1), -1)[:, None]
         posterior = (ys < wall) & ((wall - ys) * sp[1] <= 16.0)
-        # bulges only where the canal is behind the disc (within the dural sac's width)
-        zmid = int(np.clip(np.median(np.nonzero(both)[0] * 0 + (zl[both] + zu[both]) // 2), 0, shape[2] - 1))
-        canal_x = canal[:, :, max(zmid - 3, 0):zmid + 4].any(axis=(1, 2))
-        if shape[0] > 1 and canal_x.any():
-            xs = np.flatnonzero(canal_x)
-            in_canal_x = np.zeros(shape[0], bool)
-            in_canal_x[max(xs.min() - 1, 0):xs.max() + 2] = True
-            posterior &= in_canal_x[:, None]
+        # bulges only where the canal is behind the disc in the same slice, and not past its back
+        zmid = int(np.clip(np.median((zl[both] + zu[both]) // 2), 0, shape[2] - 1))
+        slab = canal[:, :, max(zmid - 3, 0):zmid + 4].any(axis=2)  # (x, y)
+        has_canal = slab.any(axis=1)
+        back = np.where(has_canal, np.argmax(slab, axis=1), shape[1])[:, None]  # most posterior canal column
+        posterior &= has_canal[:, None] & (ys >= back)
         near = (dist <= 2.5) | (posterior & (dist <= 16.0))
         near &= ys <= front + 2.5 / sp[1]
         zz = np.arange(shape[2])[None, None, :]
