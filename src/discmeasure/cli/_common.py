@@ -1,0 +1,55 @@
+"""Shared CLI helpers: rich console, progress, per-level table."""
+
+from __future__ import annotations
+
+import math
+import sys
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console(stderr=False, highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+def progress_bar(description: str):
+    """A rich progress bar and a callback(step, fraction) for :func:`discmeasure.analyze`."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    prog = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[step]}"),
+                    TimeElapsedColumn(), console=err, transient=True, disable=not sys.stderr.isatty())
+    task = prog.add_task(description, total=1.0, step="")
+
+    def cb(step, frac):
+        prog.update(task, completed=frac, step=step)
+
+    return prog, cb
+
+
+def _fmt(v, nd=2):
+    if isinstance(v, float):
+        return "" if math.isnan(v) else f"{v:.{nd}f}"
+    return str(v)
+
+
+def level_table(df, title: str) -> Table:
+    t = Table(title=title, title_justify="left")
+    cols = [("level", "level"), ("bulge_mm", "bulge mm"), ("bulge_midsagittal_mm", "mid-sag mm"),
+            ("height_middle_mm", "height mm"), ("dhi", "DHI"), ("t2_np_ms", "NP T2 ms"), ("t2_disc_ms", "disc T2 ms"),
+            ("sir_np_csf", "NP/CSF"), ("qc_flags", "QC")]
+    for _, name in cols:
+        t.add_column(name, justify="left" if name in ("level", "QC") else "right")
+    for _, r in df.iterrows():
+        t.add_row(*[_fmt(r.get(c), 1 if c.startswith("t2") else 2) for c, _ in cols])
+    return t
+
+
+def change_table(ch, title: str) -> Table:
+    t = Table(title=title, title_justify="left")
+    for name in ("level", "bulge pre", "bulge post", "Δ mm", "Δ %", "beyond RC", "NP T2 pre", "NP T2 post", "Δ %", "level match"):
+        t.add_column(name, justify="right")
+    for _, r in ch.iterrows():
+        t.add_row(r.level, _fmt(r.bulge_mm_pre), _fmt(r.bulge_mm_post), _fmt(r.bulge_mm_delta), _fmt(r.bulge_mm_pct, 0),
+                  "no" if r.bulge_mm_within_repeatability else "yes", _fmt(r.t2_np_ms_pre, 1), _fmt(r.t2_np_ms_post, 1),
+                  _fmt(r.t2_np_ms_pct, 0), "" if r.get("level_match_ok") is None else ("ok" if r.level_match_ok else "CHECK"))
+    return t

@@ -1,0 +1,37 @@
+"""``discmeasure measure STUDY --out DIR``: one visit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from . import app
+from ._common import console, level_table, progress_bar
+
+
+@app.command("measure")
+def measure_cmd(
+    study: Path = typer.Argument(..., help="Study folder (series chosen automatically) or one series / NIfTI."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder (written atomically)."),
+    t2w: Optional[str] = typer.Option(None, help="T2-weighted series (number, UID or description) in a study folder."),
+    mese: Optional[str] = typer.Option(None, help="Multi-echo series for T2 (number/UID/description, or a path)."),
+    labels: Optional[Path] = typer.Option(None, help="Label map to import instead of segmenting."),
+    subject: Optional[str] = typer.Option(None, help="Pseudonymous subject id (default: hash of the study UID)."),
+    timepoint: str = typer.Option("visit", help="Visit name."),
+    t2_method: str = typer.Option("epg", help="T2 fit: epg, mono or loglinear."),
+    band_mm: float = typer.Option(5.0, help="Half-width of the sagittal band searched for the maximum bulge."),
+):
+    """Segment, fit T2 and measure every disc level of one visit."""
+    from ..pipeline import analyze
+    from ..report import write_visit
+
+    mese_arg = mese if (mese and Path(mese).exists()) else None
+    prog, cb = progress_bar("measure")
+    with prog:
+        res = analyze(study, mese=mese_arg, labels=labels, subject=subject, timepoint=timepoint, t2_method=t2_method,
+                      band_mm=band_mm, t2w_series=t2w, mese_series=None if mese_arg else mese, progress=cb)
+        write_visit(res, out)
+    console.print(level_table(res.measurements, f"{res.subject} {timepoint}"))
+    console.print(f"written: {out}")

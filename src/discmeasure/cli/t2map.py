@@ -1,0 +1,43 @@
+"""``discmeasure t2map PATH -o t2.nii.gz`` (+ quality maps beside it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from . import app
+from ._common import console
+
+
+@app.command("t2map")
+def t2map_cmd(
+    path: Path = typer.Argument(..., help="Multi-echo series, study folder, NIfTI (+ BIDS sidecar) ."),
+    out: Path = typer.Option(..., "--out", "-o", help="T2 map (.nii.gz); s0/b1/r2/flags maps are written beside it."),
+    method: str = typer.Option("epg", help="epg, mono or loglinear."),
+    series: Optional[str] = typer.Option(None, help="Series in a folder with several."),
+):
+    """Fit T2 voxel by voxel and write the maps."""
+    from ..errors import InputError
+    from ..io import load, load_study
+    from ..t2 import fit_t2
+
+    p = Path(path)
+    scan = None
+    if p.is_dir() and series is None:
+        try:
+            scan = load_study(p).mese
+        except Exception:  # noqa: BLE001
+            scan = None
+    scan = scan or load(p, series=series)
+    name = out.name
+    if not name.endswith((".nii", ".nii.gz")):
+        raise InputError("output must end in .nii or .nii.gz", path=out)
+    stem = out.with_name(name[: -len(".nii.gz")] if name.endswith(".nii.gz") else name[:-4])
+    fit = fit_t2(scan, method=method)
+    paths = fit.save(stem)
+    import os
+
+    os.replace(paths["t2_ms"], out)
+    console.print(f"T2 map: {out}; quality maps: {', '.join(str(v) for k, v in paths.items() if k != 't2_ms')}")

@@ -1,0 +1,125 @@
+"""Writing the outputs of a visit, a pair and a batch -- atomically.
+
+Every output folder is first written to a temporary sibling folder and renamed into place only
+when complete, so a crash or a bad input never leaves a half-written result.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..atomic import write_text
+
+__all__ = ["write_visit", "write_pair", "visit_files", "staged_dir", "MAIN_COLUMNS"]
+
+MAIN_COLUMNS = ["level", "bulge_mm", "bulge_midsagittal_mm", "height_anterior_mm", "height_middle_mm",
+                "height_posterior_mm", "dhi", "t2_np_ms", "t2_disc_ms", "sir_np_csf", "qc_flags"]
+
+
+@contextlib.contextmanager
+def staged_dir(final: str | os.PathLike):
+    """Yield a temporary folder beside ``final``; on success replace ``final`` with it."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    try:
+        yield tmp
+        if final.exists():
+            old = final.with_name(f".{final.name}.old")
+            if old.exists():
+                shutil.rmtree(old)
+            os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _csv(df, path):
+    write_text(path, df.to_csv(index=False, float_format="%.4f"))
+
+
+def write_visit(result, out_dir: str | os.PathLike, *, pictures: bool = True) -> Path:
+    """measurements.csv/.json, labels and T2 maps (NIfTI), QC pictures and report.html of one visit."""
+    from ..geometry import resample
+    from ..io.write import save_nifti
+    from . import html as H
+    from . import qc
+
+    out_dir = Path(out_dir)
+    with staged_dir(out_dir) as d:
+        visit_files(result, d, pictures=pictures)
+    return out_dir
+
+
+def visit_files(result, d: Path, *, pictures: bool = True) -> None:
+    """Write a visit's files into the existing folder ``d``."""
+    from ..geometry import resample
+    from ..io.write import save_nifti
+    from . import html as H
+    from . import qc
+
+    d.mkdir(parents=True, exist_ok=True)
+    if True:
+        df = result.measurements
+        _csv(df, d / "measurements.csv")
+        write_text(d / "measurements.json", json.dumps(result.to_json(), indent=1, default=str) + "\n")
+        save_nifti(result.segmentation.to_scan(), d / "labels.nii.gz", sidecar=False)
+        body = [f"<p>subject <b>{result.subject}</b>, visit <b>{result.timepoint or ''}</b>; levels: "
+                f"{', '.join(result.segmentation.levels)}</p>", H.table_html(df, MAIN_COLUMNS)]
+        if result.t2 is not None:
+            result.t2.save(d / "t2")
+        if pictures:
+            fig = qc.midsagittal_overlay(result.scan, result.segmentation.labels, df)
+            png = qc.png_bytes(fig)
+            (d / "qc_midsagittal.png").write_bytes(png)
+            body.append("<h2>Mid-sagittal QC</h2>" + H.img_tag(png, "mid-sagittal overlay"))
+            zooms = []
+            for lv in df["level"]:
+                row = df[df.level == lv].iloc[0]
+                if not np.isfinite(row.bulge_mm):
+                    continue
+                zp = qc.png_bytes(qc.midsagittal_overlay(result.scan, result.segmentation.labels, df, zoom_level=lv,
+                                                         title=f"{lv}: bulge {row.bulge_mm:.1f} mm"))
+                (d / f"qc_{lv}.png").write_bytes(zp)
+                zooms.append(H.img_tag(zp, lv))
+            body.append("<h2>Per-level zooms</h2>" + "".join(zooms))
+            if result.t2 is not None and result.mese is not None:
+                lab_on = resample(np.asarray(result.segmentation.labels, np.int32), result.segmentation.affine,
+                                  result.mese.shape, result.mese.affine, order=0)
+                tp = qc.png_bytes(qc.t2_map_figure(result.t2, lab_on))
+                (d / "qc_t2map.png").write_bytes(tp)
+                body.append("<h2>T2 map</h2>" + H.img_tag(tp, "T2 map"))
+        write_text(d / "report.html", H.page(f"discmeasure: {result.subject} {result.timepoint or ''}", "".join(body),
+                                               result.provenance))
+
+
+def write_pair(pre, post, changes, out_dir: str | os.PathLike, *, pictures: bool = True) -> Path:
+    """Both visits (``pre/``, ``post/``), changes.csv, the change plot and a pair report, atomically."""
+    from . import html as H
+    from . import qc
+
+    out_dir = Path(out_dir)
+    with staged_dir(out_dir) as d:
+        visit_files(pre, d / (pre.timepoint or "pre"), pictures=pictures)
+        visit_files(post, d / (post.timepoint or "post"), pictures=pictures)
+        _csv(changes, d / "changes.csv")
+        png = qc.png_bytes(qc.change_plot(changes))
+        (d / "change_bulge.png").write_bytes(png)
+        cols = ["level", "bulge_mm_pre", "bulge_mm_post", "bulge_mm_pct", "bulge_mm_within_repeatability",
+                "t2_np_ms_pre", "t2_np_ms_post", "t2_np_ms_pct", "height_middle_mm_delta", "level_match_ok"]
+        cols = [c for c in cols if c in changes.columns]
+        body = H.table_html(changes, cols) + H.img_tag(png, "bulge change")
+        write_text(d / "report.html", H.page(f"discmeasure pair: {pre.subject}", body,
+                                               {"registration": changes.attrs.get("registration")}))
+    return out_dir
