@@ -155,8 +155,10 @@ def measure(scan, segmentation, *, t2=None, band_mm: float = 5.0, plane_step_mm:
         if len(offs) == 1 and len(np.unique(offs)) == 1 and band_mm > 0 and stack.masks["disc"].shape[0] == 1:
             flags.append("single_plane")
         k_mid = int(np.argmin(np.abs(stack.lr)))
-        row.update(plane_heights(stack, k_mid))
-        disc_rois(lbl, aff, frame, height_mm=row["height_middle_mm"], out=roi_map)
+        hts = plane_heights(stack, k_mid)
+        span = hts.pop("endplate_span_ap_mm", None)
+        row.update(hts)
+        disc_rois(lbl, aff, frame, height_mm=row["height_middle_mm"], ap_span=span, out=roi_map)
         # NP signal-intensity ratio to CSF at the same level
         code_np = roi_code(d, NP)
         np_vals = image[roi_map == code_np]
@@ -210,6 +212,6 @@ def rois(scan, segmentation) -> np.ndarray:
             continue
         offs = np.array([0.0])
         stack = sample_planes(lbl, aff, frame, lr_offsets=offs, step=0.5)
-        h = plane_heights(stack, 0)["height_middle_mm"]
-        disc_rois(lbl, aff, frame, height_mm=h, out=out)
+        hts = plane_heights(stack, 0)
+        disc_rois(lbl, aff, frame, height_mm=hts["height_middle_mm"], ap_span=hts.get("endplate_span_ap_mm"), out=out)
     return out

@@ -92,6 +92,7 @@ def plane_heights(stack: PlaneStack, k: int) -> dict[str, float]:
     span = a_ant - a_post
     if span <= 0:
         return out
+    out["endplate_span_ap_mm"] = (float(a_post), float(a_ant))
     out["height_anterior_mm"] = endplate_gap(stack, k, a_ant - span / 6)
     out["height_middle_mm"] = endplate_gap(stack, k, a_post + span / 2)
     out["height_posterior_mm"] = endplate_gap(stack, k, a_post + span / 6)

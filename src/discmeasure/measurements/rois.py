@@ -2,8 +2,10 @@
 
 Operational definitions in each level's anatomical frame (docs/methods.md):
 
-- position along the disc's AP axis is normalised to 0 (posterior margin) ... 1
-  (anterior margin), using the 1st and 99th percentiles of the disc voxels;
+- position along the disc's AP axis is normalised to 0 (posterior corners of the adjacent
+  bodies) ... 1 (anterior corners), i.e. to the endplate span on the mid-sagittal plane (the
+  disc's own AP extent when the corners are unavailable), so a posterior bulge does not shift
+  the regions;
 - **posterior annulus** (code ``label*10 + 3``): AP position < 0.2;
 - **anterior annulus** (``label*10 + 2``): AP position > 0.8;
 - **nucleus pulposus** (``label*10 + 1``): AP position 0.3-0.7, within the
@@ -44,7 +46,7 @@ def roi_code(disc_label: int, roi: int) -> int:
 
 
 def disc_rois(labels: np.ndarray, affine: np.ndarray, frame: LevelFrame, *, height_mm: float | None = None,
-              out: np.ndarray | None = None) -> np.ndarray:
+              ap_span=None, out: np.ndarray | None = None) -> np.ndarray:
     """Write the NP / anterior AF / posterior AF codes of one disc into ``out`` (int32, labels' grid)."""
     if out is None:
         out = np.zeros(labels.shape, np.int32)
@@ -55,14 +57,19 @@ def disc_rois(labels: np.ndarray, affine: np.ndarray, frame: LevelFrame, *, heig
     world = idx @ affine[:3, :3].T + affine[:3, 3]
     loc = frame.to_local(world)
     lr, ap = loc[:, 0], loc[:, 1]
-    # AP position normalised within each sagittal plane (2 mm left-right bins): the disc's AP
-    # extent varies from the midline to its lateral edges
-    p = np.empty_like(ap)
-    bins = np.round(lr / 2.0).astype(int)
-    for b in np.unique(bins):
-        sel = bins == b
-        a0, a1 = np.percentile(ap[sel], [1, 99])
-        p[sel] = (ap[sel] - a0) / max(a1 - a0, 1e-6)
+    if ap_span is not None and np.all(np.isfinite(ap_span)) and ap_span[1] > ap_span[0]:
+        # AP position relative to the endplate span (posterior to anterior corners, mid-sagittal):
+        # a posterior bulge does not drag the nucleus window backwards
+        a0, a1 = ap_span
+        p = (ap - a0) / (a1 - a0)
+    else:
+        # fallback: the disc's own AP extent per sagittal plane (2 mm left-right bins)
+        p = np.empty_like(ap)
+        bins = np.round(lr / 2.0).astype(int)
+        for b in np.unique(bins):
+            sel = bins == b
+            a0, a1 = np.percentile(ap[sel], [1, 99])
+            p[sel] = (ap[sel] - a0) / max(a1 - a0, 1e-6)
     code_np, code_aa, code_ap = (roi_code(frame.label, r) for r in (NP, AF_ANTERIOR, AF_POSTERIOR))
     sel_post = p < 0.2
     sel_ant = p > 0.8
