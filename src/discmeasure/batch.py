@@ -1,0 +1,216 @@
+"""Batch processing of a manifest of visits on Dask: one task per subject, resumable.
+
+Manifest (CSV): ``subject,timepoint,path`` (+ optional ``mese``, ``labels``). Rows of one subject
+are compared in manifest order; the first is the baseline. Each subject is one task: its visits
+are analysed, written to ``OUT/<subject>/<timepoint>/`` and compared (``OUT/<subject>/changes.csv``).
+A subject whose outputs are complete gets a marker ``OUT/<subject>/.done.json`` holding the
+SHA-256 of every output file, written last; ``resume`` skips subjects whose marker matches the
+files on disk, so a batch killed at any point and resumed ends with the same tables.
+One failing visit never stops the batch: it is recorded in ``failures.csv``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import write_text
+from .errors import DiscmeasureError, InputError
+
+__all__ = ["read_manifest", "run_batch", "process_subject"]
+
+REQUIRED = ("subject", "timepoint", "path")
+MARKER = ".done.json"
+
+
+def read_manifest(path: str | os.PathLike):
+    """The manifest as a DataFrame; relative paths are taken relative to the manifest's folder."""
+    import pandas as pd
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputError("manifest not found", path=p, hint="give a CSV with columns subject,timepoint,path")
+    try:
+        df = pd.read_csv(p, dtype=str, keep_default_na=False)
+    except Exception as exc:  # noqa: BLE001
+        raise InputError(f"manifest is not a readable CSV ({type(exc).__name__})", path=p) from None
+    missing = [c for c in REQUIRED if c not in df.columns]
+    if missing:
+        raise InputError(f"manifest lacks column(s) {', '.join(missing)}", path=p,
+                         hint="columns: subject,timepoint,path (+ optional mese,labels)")
+    if not len(df):
+        raise InputError("manifest has no rows", path=p)
+    for c in ("mese", "labels"):
+        if c not in df.columns:
+            df[c] = ""
+    for c in ("path", "mese", "labels"):
+        df[c] = [str((p.parent / v).resolve()) if v and not os.path.isabs(v) else v for v in df[c]]
+    dup = df.duplicated(["subject", "timepoint"])
+    if dup.any():
+        r = df[dup].iloc[0]
+        raise InputError(f"duplicate visit {r.subject}/{r.timepoint} in the manifest", path=p)
+    for c in ("subject", "timepoint"):
+        bad = [v for v in df[c] if not v or "/" in v or v.startswith(".")]
+        if bad:
+            raise InputError(f"invalid {c} name {bad[0]!r} (empty, or containing '/')", path=p)
+    return df
+
+
+def _hashes(folder: Path) -> dict[str, str]:
+    out = {}
+    for f in sorted(folder.rglob("*")):
+        if f.is_file() and f.name != MARKER and not f.name.startswith("."):
+            out[str(f.relative_to(folder))] = hashlib.sha256(f.read_bytes()).hexdigest()
+    return out
+
+
+def is_done(folder: Path) -> bool:
+    """True when the subject folder has a marker whose hashes match its files."""
+    m = folder / MARKER
+    if not m.is_file():
+        return False
+    try:
+        saved = json.loads(m.read_text())["files"]
+    except (ValueError, KeyError):
+        return False
+    return saved == _hashes(folder)
+
+
+def process_subject(subject: str, visits: list[dict], out_dir: str, pictures: bool = True) -> dict:
+    """Analyse, write and compare one subject's visits. Returns {"subject", "failures": [...]}.
+
+    Runs in a Dask worker process; never raises for bad input (failures are returned).
+    """
+    from .compare import compare
+    from .pipeline import analyze
+    from .report.outputs import staged_dir, visit_files
+
+    out = Path(out_dir) / subject
+    failures = []
+    results = []
+    for v in visits:
+        try:
+            res = analyze(v["path"], mese=v.get("mese") or None, labels=v.get("labels") or None,
+                          subject=subject, timepoint=v["timepoint"])
+            with staged_dir(out / v["timepoint"]) as d:
+                visit_files(res, d, pictures=pictures)
+            results.append(res)
+        except DiscmeasureError as exc:
+            failures.append({"subject": subject, "timepoint": v["timepoint"], "error": str(exc)})
+        except Exception as exc:  # noqa: BLE001 -- recorded, the batch goes on
+            failures.append({"subject": subject, "timepoint": v["timepoint"],
+                             "error": f"internal error {type(exc).__name__}: {exc}"})
+            if os.environ.get("DISCMEASURE_DEBUG"):
+                traceback.print_exc()
+    changes = []
+    if results and results[0].timepoint == visits[0]["timepoint"]:
+        base = results[0]
+        for r in results[1:]:
+            try:
+                ch = compare(base, r)
+                ch.insert(0, "timepoint", r.timepoint)
+                ch.insert(0, "baseline", base.timepoint)
+                ch.insert(0, "subject", subject)
+                changes.append(ch)
+            except Exception as exc:  # noqa: BLE001
+                failures.append({"subject": subject, "timepoint": r.timepoint, "error": f"comparison failed: {exc}"})
+    if changes:
+        import pandas as pd
+
+        write_text(out / "changes.csv", pd.concat(changes).to_csv(index=False, float_format="%.4f"))
+    if not failures:
+        write_text(out / MARKER, json.dumps({"files": _hashes(out)}, indent=1) + "\n")
+    return {"subject": subject, "failures": failures}
+
+
+def _tidy(out: Path, manifest):
+    import pandas as pd
+
+    rows = []
+    for _, v in manifest.iterrows():
+        f = out / v.subject / v.timepoint / "measurements.csv"
+        if not f.is_file():
+            continue
+        df = pd.read_csv(f)
+        for _, r in df.iterrows():
+            for m in df.columns:
+                if m in ("level", "label", "qc_flags"):
+                    continue
+                val = r[m]
+                if isinstance(val, (int, float, np.floating)) and np.isfinite(val):
+                    rows.append((v.subject, v.timepoint, r.level, m, float(val)))
+    return pd.DataFrame(rows, columns=["subject", "timepoint", "level", "metric", "value"])
+
+
+def run_batch(manifest_path, out_dir, *, workers: int = 1, scheduler: str | None = None, resume: bool = False,
+              pictures: bool = True, progress=None) -> dict:
+    """Run a manifest; returns {"failures": DataFrame, "cohort": DataFrame, "changes": DataFrame, "skipped": [...]}."""
+    import pandas as pd
+
+    from .compare import cohort_summary
+    from .report import html as H
+
+    manifest = read_manifest(manifest_path)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    subjects = list(dict.fromkeys(manifest.subject))
+    tasks, skipped = [], []
+    for s in subjects:
+        if resume and is_done(out / s):
+            skipped.append(s)
+            continue
+        visits = manifest[manifest.subject == s][["timepoint", "path", "mese", "labels"]].to_dict("records")
+        tasks.append((s, visits))
+    failures = []
+    done = len(skipped)
+    if progress:
+        progress(done, len(subjects))
+    if tasks:
+        if scheduler is None and workers <= 1:
+            for s, visits in tasks:
+                failures += process_subject(s, visits, str(out), pictures)["failures"]
+                done += 1
+                if progress:
+                    progress(done, len(subjects))
+        else:
+            from dask.distributed import Client, LocalCluster, as_completed
+
+            cluster = None
+            if scheduler:
+                client = Client(scheduler)
+            else:
+                cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+                client = Client(cluster)
+            try:
+                futs = [client.submit(process_subject, s, v, str(out), pictures, pure=False) for s, v in tasks]
+                for fut in as_completed(futs):
+                    failures += fut.result()["failures"]
+                    done += 1
+                    if progress:
+                        progress(done, len(subjects))
+            finally:
+                client.close()
+                if cluster is not None:
+                    cluster.close()
+    # tables, in manifest order (independent of completion order)
+    cohort = _tidy(out, manifest)
+    write_text(out / "cohort.csv", cohort.to_csv(index=False, float_format="%.4f"))
+    ch = [pd.read_csv(out / s / "changes.csv") for s in subjects if (out / s / "changes.csv").is_file()]
+    changes = pd.concat(ch) if ch else pd.DataFrame()
+    write_text(out / "changes.csv", changes.to_csv(index=False, float_format="%.4f"))
+    # failures: this run's, plus earlier ones of subjects still not done
+    fail_df = pd.DataFrame(failures, columns=["subject", "timepoint", "error"])
+    order = {s: i for i, s in enumerate(subjects)}
+    fail_df = fail_df.sort_values(["subject", "timepoint"], key=lambda c: c.map(order) if c.name == "subject" else c)
+    write_text(out / "failures.csv", fail_df.to_csv(index=False))
+    summary = cohort_summary(changes) if len(changes) else pd.DataFrame()
+    body = (f"<p>{len(subjects)} subjects, {len(manifest)} visits, {len(fail_df)} failures, {len(skipped)} resumed.</p>"
+            + ("<h2>Cohort summary</h2>" + H.table_html(summary) if len(summary) else "")
+            + ("<h2>Failures</h2>" + H.table_html(fail_df) if len(fail_df) else ""))
+    write_text(out / "report.html", H.page("discmeasure batch", body))
+    return {"failures": fail_df, "cohort": cohort, "changes": changes, "summary": summary, "skipped": skipped}

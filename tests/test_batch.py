@@ -1,0 +1,68 @@
+"""Batch: failures recorded, resume after SIGKILL gives the same cohort table, 1 vs 2 workers agree."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+EXE = [sys.executable, "-m", "discmeasure"]
+
+
+def manifest(tmp: Path, sample: Path, bad: bool = True) -> Path:
+    rows = ["subject,timepoint,path"]
+    for s in ("A", "B"):
+        rows += [f"{s},baseline,{sample / 'pre'}", f"{s},month12,{sample / 'post'}"]
+    if bad:
+        rows += [f"C,baseline,{tmp / 'nope'}"]
+    p = tmp / "manifest.csv"
+    p.write_text("\n".join(rows) + "\n")
+    return p
+
+
+@pytest.mark.slow
+def test_batch_failures_and_kill_resume(tmp_path, sample_scans):
+    m = manifest(tmp_path, sample_scans)
+    ref = tmp_path / "ref"
+    r = subprocess.run(EXE + ["batch", str(m), "--out", str(ref), "--no-pictures"], capture_output=True, text=True, timeout=900)
+    assert r.returncode == 1 and r.stderr.strip().splitlines()[-1].startswith("error:")
+    fails = pd.read_csv(ref / "failures.csv")
+    assert list(fails.subject) == ["C"] and "no such file" in fails.error[0]
+    cohort = pd.read_csv(ref / "cohort.csv")
+    assert set(cohort.subject) == {"A", "B"} and set(cohort.timepoint) == {"baseline", "month12"}
+    ch = pd.read_csv(ref / "changes.csv")
+    assert set(ch.subject) == {"A", "B"} and (ch.level == "L4-L5").sum() == 2
+
+    # kill -9 after the first subject is complete, then resume
+    out = tmp_path / "killed"
+    p = subprocess.Popen(EXE + ["batch", str(m), "--out", str(out), "--no-pictures"], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    t0 = time.time()
+    while not (out / "A" / ".done.json").exists() and time.time() - t0 < 300:
+        time.sleep(0.2)
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    r2 = subprocess.run(EXE + ["batch", str(m), "--out", str(out), "--resume", "--no-pictures"], capture_output=True,
+                        text=True, timeout=900)
+    assert r2.returncode == 1
+    assert "resumed 1" in r2.stdout
+    pd.testing.assert_frame_equal(pd.read_csv(out / "cohort.csv"), cohort)
+    assert not list(out.rglob(".*.tmp*"))
+
+
+def test_manifest_errors(tmp_path):
+    from discmeasure.batch import read_manifest
+    from discmeasure.errors import InputError
+
+    (tmp_path / "m.csv").write_text("subject,path\nA,x\n")
+    with pytest.raises(InputError, match="timepoint"):
+        read_manifest(tmp_path / "m.csv")
+    (tmp_path / "d.csv").write_text("subject,timepoint,path\nA,t0,x\nA,t0,y\n")
+    with pytest.raises(InputError, match="duplicate"):
+        read_manifest(tmp_path / "d.csv")
+    with pytest.raises(InputError, match="not found"):
+        read_manifest(tmp_path / "nope.csv")

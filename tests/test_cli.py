@@ -1,0 +1,86 @@
+"""The CLI end to end: demo, bad input, no PHI in outputs, inputs untouched."""
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXE = [sys.executable, "-m", "discmeasure"]
+
+
+def run(*args, cwd=None):
+    return subprocess.run(EXE + [str(a) for a in args], capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+def tree_hash(folder: Path) -> str:
+    h = hashlib.sha256()
+    for f in sorted(folder.rglob("*")):
+        if f.is_file():
+            h.update(str(f.relative_to(folder)).encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+@pytest.mark.slow
+def test_demo_pair_outputs_no_phi_inputs_untouched(tmp_path, sample_scans):
+    before = tree_hash(sample_scans)
+    r = run("demo", "--out", tmp_path / "demo")
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = tmp_path / "demo"
+    for f in ("changes.csv", "report.html", "change_bulge.png", "pre/measurements.csv", "pre/measurements.json",
+              "pre/labels.nii.gz", "pre/t2_t2_ms.nii.gz", "pre/qc_midsagittal.png", "post/report.html"):
+        assert (out / f).is_file(), f
+    assert "L4-L5" in r.stdout and "accuracy against the phantom truth" in r.stdout
+    assert tree_hash(sample_scans) == before
+    for f in out.rglob("*"):
+        if f.is_file() and f.suffix in (".csv", ".json", ".html"):
+            text = f.read_text(errors="ignore")
+            for phi in ("PHANTOM^PRE", "PHANTOM^POST", "DM-PHANTOM-PRE", "DM-PHANTOM-POST"):
+                assert phi not in text, (f, phi)
+    for phi in ("PHANTOM^PRE", "DM-PHANTOM"):
+        assert phi not in r.stdout and phi not in r.stderr
+
+
+def _bad_inputs(tmp: Path):
+    import nibabel as nib
+
+    (tmp / "empty_dir").mkdir()
+    (tmp / "empty.dcm").write_bytes(b"")
+    (tmp / "random.dcm").write_bytes(np.random.default_rng(1).bytes(20000))
+    good = next((ROOT / "sample_scans" / "pre" / "T2W_SAG").glob("*.dcm"))
+    (tmp / "trunc.dcm").write_bytes(good.read_bytes()[:3000])
+    (tmp / "text.txt").write_text("not an image")
+    nan = nib.Nifti1Image(np.full((8, 8, 8), np.nan, np.float32), np.eye(4))
+    nib.save(nan, tmp / "nan.nii.gz")
+    z = nib.Nifti1Image(np.ones((8, 8, 8), np.float32), None)
+    z.header.set_sform(None, 0)
+    z.header.set_qform(None, 0)
+    nib.save(z, tmp / "nogeom.nii.gz")
+    return ["empty_dir", "empty.dcm", "random.dcm", "trunc.dcm", "text.txt", "nan.nii.gz", "nogeom.nii.gz", "missing"]
+
+
+@pytest.mark.parametrize("cmd", ["measure", "info"])
+def test_bad_input_one_line_error(tmp_path, cmd, sample_scans):
+    for name in _bad_inputs(tmp_path):
+        if cmd == "info" and name == "trunc.dcm":
+            continue  # info reads headers only: a file truncated inside its pixel data still lists
+        out = tmp_path / f"out_{name}"
+        args = [cmd, tmp_path / name] + (["--out", out] if cmd == "measure" else [])
+        r = run(*args)
+        assert r.returncode != 0, (name, r.stdout)
+        last = r.stderr.strip().splitlines()[-1]
+        assert last.startswith("error:"), (name, r.stderr)
+        assert "Traceback" not in r.stderr, (name, r.stderr)
+        assert not out.exists(), name
+
+
+def test_version_and_help():
+    r = run("--version")
+    assert r.returncode == 0 and "discmeasure" in r.stdout
+    r = run("batch", "--help")
+    assert r.returncode == 0 and "--resume" in r.stdout
