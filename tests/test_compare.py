@@ -8,7 +8,7 @@ import pytest
 from scipy import ndimage
 
 from discmeasure import Scan
-from discmeasure.compare import cohort_summary, compare, register_rigid
+from discmeasure.comparison import cohort_summary, compare, register_rigid
 from discmeasure.measurements import measure
 
 from _blockspine import block_labels, sagittal_affine

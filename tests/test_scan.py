@@ -75,3 +75,15 @@ def test_import_does_not_pull_gui():
 
     code = "import sys, discmeasure; discmeasure.Scan; assert not any(m.startswith(('napari','PyQt5','qtpy','PySide')) for m in sys.modules), sorted(sys.modules)"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_public_names_are_the_functions_even_after_submodule_imports():
+    import importlib
+
+    import discmeasure as dm
+
+    for mod in ("discmeasure.comparison", "discmeasure.segmentation", "discmeasure.measurements",
+                "discmeasure.pipeline", "discmeasure.t2", "discmeasure.io"):
+        importlib.import_module(mod)
+    for name in ("compare", "segment", "measure", "analyze", "fit_t2", "load", "load_study", "cohort_summary", "rois"):
+        assert callable(getattr(dm, name)) and not isinstance(getattr(dm, name), type(dm)), name

@@ -32,8 +32,8 @@ _LAZY = {
     "rois": "discmeasure.measurements",
     "analyze": "discmeasure.pipeline",
     "Result": "discmeasure.pipeline",
-    "compare": "discmeasure.compare",
-    "cohort_summary": "discmeasure.compare",
+    "compare": "discmeasure.comparison",
+    "cohort_summary": "discmeasure.comparison",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]
@@ -45,6 +45,7 @@ def __getattr__(name: str):
     except KeyError:
         raise AttributeError(f"module 'discmeasure' has no attribute {name!r}") from None
     mod = importlib.import_module(modname)
+    # a public module (errors, labels, phantom, epg) or a name defined in its module
     value = mod if modname.rsplit(".", 1)[-1] == name else getattr(mod, name)
     globals()[name] = value
     return value

@@ -86,7 +86,7 @@ def process_subject(subject: str, visits: list[dict], out_dir: str, pictures: bo
 
     Runs in a Dask worker process; never raises for bad input (failures are returned).
     """
-    from .compare import compare
+    from .comparison import compare
     from .pipeline import analyze
     from .report.outputs import staged_dir, visit_files
 
@@ -152,7 +152,7 @@ def run_batch(manifest_path, out_dir, *, workers: int = 1, scheduler: str | None
     """Run a manifest; returns {"failures": DataFrame, "cohort": DataFrame, "changes": DataFrame, "skipped": [...]}."""
     import pandas as pd
 
-    from .compare import cohort_summary
+    from .comparison import cohort_summary
     from .report import html as H
 
     manifest = read_manifest(manifest_path)

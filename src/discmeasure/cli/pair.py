@@ -13,7 +13,7 @@ from ._common import change_table, console, level_table, progress_bar
 
 def run_pair(pre: Path, post: Path, out: Path, *, subject: Optional[str] = None, t2_method: str = "epg",
              pictures: bool = True, show=True):
-    from ..compare import compare
+    from ..comparison import compare
     from ..pipeline import analyze
     from ..report import write_pair
 
