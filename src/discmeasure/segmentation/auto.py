@@ -188,6 +188,13 @@ def segment_auto(scan, *, inplane_mm: float = 0.8, column_depth_mm: float = 60.0
     roi = (rel_ap > -14) & (rel_ap < column_depth_mm) & (np.abs(rel_lr) < column_halfwidth_mm) & (Z >= z_lo) & (Z <= z_hi) & valid
 
     # ---- vertebral bodies: intermediate class in front of the canal, cut apart by opening
+    # re-threshold inside the column: the marrow / disc contrast is local (abdomen and muscle
+    # dominate the global histogram)
+    from skimage.filters import threshold_otsu
+
+    col = roi & (rel_ap > 1.0) & (Wf < t_high) & fg
+    if col.sum() > 500:
+        t_low = float(threshold_otsu(Wf[col]))
     mid = roi & (Wf > t_low) & (Wf < t_high) & (rel_ap > 1.0)
     mid_raw = mid.copy()
     mid = _per_slice(lambda s: ndimage.binary_fill_holes(ndimage.binary_opening(s, _ball2(2.0 / s_ip))), mid)
