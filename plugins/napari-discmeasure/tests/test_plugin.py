@@ -1,7 +1,12 @@
-"""napari plugin on a real X server (pytest-xvfb) with a shown viewer."""
+"""napari plugin on a real X server (pytest-xvfb) with shown viewers.
 
+Every number the widgets produce is compared with the same discmeasure call made directly.
+"""
+
+import json
 import subprocess
 import sys
+from itertools import product
 from pathlib import Path
 
 import numpy as np
@@ -14,14 +19,28 @@ SAMPLE = ROOT / "sample_scans"
 pytestmark = pytest.mark.napari
 
 
-def _wait(qtbot, worker, timeout=120_000):
-    with qtbot.waitSignal(worker.finished, timeout=timeout):
-        worker.start() if not worker.is_running else None
-
-
 def _nonblank(img):
+    """Screenshot shows something: contrast and >2 % of pixels brighter than the background."""
     img = np.asarray(img)[..., :3].astype(float)
     return img.std() > 5 and (img.max(axis=-1) > 30).mean() > 0.02
+
+
+def _corners(shape):
+    return np.array(list(product(*[(0, n - 1) for n in shape[:3]])), float)
+
+
+def _sorted_rows(a):
+    a = np.round(np.asarray(a, float), 4)
+    return a[np.lexsort(a.T[::-1])]
+
+
+@pytest.fixture(scope="module")
+def pre_study():
+    import discmeasure as dm
+
+    if not (SAMPLE / "pre").is_dir():
+        pytest.skip("sample_scans/pre missing")
+    return dm.load_study(SAMPLE / "pre")
 
 
 def test_npe2_manifest_valid():
@@ -29,102 +48,270 @@ def test_npe2_manifest_valid():
 
     pm = PluginManifest.from_distribution("napari-discmeasure")
     assert pm.name == "napari-discmeasure"
+    rd = pm.contributions.readers[0]
+    assert rd.accepts_directories and {"*.nii", "*.nii.gz", "*.dcm", "*"} <= set(rd.filename_patterns)
+    assert {w.display_name for w in pm.contributions.widgets} == {"Segment discs", "Measure discs", "T2 map", "Compare pre/post"}
     exe = Path(sys.executable).with_name("npe2")
     r = subprocess.run([str(exe), "validate", "napari-discmeasure"], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
 
 
-def test_reader_layers_in_mm_and_overlay(make_napari_viewer):
+def test_oblique_scan_layer_maps_voxels_to_world():
+    """A rotated (oblique) scan: the layer transform reproduces the scan's voxel -> world map."""
+    from napari.layers import Image
+
+    from discmeasure import Scan
+    from napari_discmeasure._layers import from_napari_world, layer_to_scan, scan_to_layer
+
+    th = np.deg2rad(17.0)
+    R = np.array([[np.cos(th), -np.sin(th), 0], [np.sin(th), np.cos(th), 0], [0, 0, 1]])
+    # voxel axes ~ (A, -S, R) with spacings 0.8, 0.9, 3.5 and a 17 degree rotation about z
+    M = R @ np.array([[0, 0, 3.5], [0.8, 0, 0], [0, -0.9, 0]])
+    A = np.eye(4)
+    A[:3, :3], A[:3, 3] = M, [-30.0, 12.0, 80.0]
+    data = np.random.default_rng(0).random((20, 30, 5)).astype(np.float32)
+    scan = Scan(data, A)
+    data_l, kw, kind = scan_to_layer(scan, "oblique")
+    layer = Image(data_l, **kw)
+    ijk = np.array([[0, 0, 0], [19, 29, 4], [7, 11, 2]])
+    world = scan.voxel_to_world(ijk)
+    for p, w in zip(ijk, world):
+        d = np.round(layer.world_to_data(np.asarray(w) @ np.array([[1, 0, 0], [0, 0, 1], [0, 1, 0]]).T)).astype(int)
+        assert layer.data[tuple(d)] == data[tuple(p)]
+        np.testing.assert_allclose(from_napari_world(layer.data_to_world(d)), w, atol=1e-6)
+    back = layer_to_scan(layer)
+    np.testing.assert_allclose(sorted(back.spacing), sorted(scan.spacing), rtol=1e-9)
+
+
+def test_reader_layers_in_mm_and_overlay(make_napari_viewer, pre_study, tmp_path):
     import discmeasure as dm
+    from discmeasure import Scan
+    from napari_discmeasure._layers import from_napari_world, layer_to_scan
 
     viewer = make_napari_viewer(show=True)
     layers = viewer.open(str(SAMPLE / "pre"), plugin="napari-discmeasure")
-    names = [l.name for l in layers]
-    assert any("T2w" in n for n in names) and any("multi-echo" in n for n in names)
-    st = dm.load_study(SAMPLE / "pre")
     t2w = next(l for l in layers if "T2w" in l.name)
     me = next(l for l in layers if "multi-echo" in l.name)
-    from napari_discmeasure._layers import layer_to_scan, to_napari_world
+    st = pre_study
 
-    # layers run R, S, A: scale = the voxel spacing along those axes
+    # scale = voxel spacing (mm) along the layer axes R, S, A; the echo axis is a leading slider
     np.testing.assert_allclose(sorted(t2w.scale), sorted(st.t2w.spacing), rtol=1e-6)
     np.testing.assert_allclose(t2w.scale, [4.0, 0.7, 0.7], rtol=1e-6)
     np.testing.assert_allclose(me.scale[1:], [4.0, 1.2, 1.2], rtol=1e-6)
-    assert me.data.shape[0] == 10  # echo slider axis
-    # both layers map a world point to the voxel holding the same value as the loaded scans
+    assert me.data.shape[0] == len(st.mese.echo_times_ms) == 10 and me.scale[0] == 1
+    assert t2w.metadata["discmeasure"]["meta"]["series_uid"] == st.t2w.meta["series_uid"]
+    for k in ("patient_name", "patient_id", "patient_birth_date"):
+        assert k not in str(t2w.metadata) and k not in str(me.metadata)
+
+    # world corners of each layer = world corners of its scan (through the affine)
+    for layer, scan, lead in ((t2w, st.t2w, []), (me, st.mese, [0])):
+        c_layer = [from_napari_world(layer.data_to_world(np.r_[lead, c])) for c in _corners(layer.data.shape[len(lead):])]
+        np.testing.assert_allclose(_sorted_rows(c_layer), _sorted_rows(scan.voxel_to_world(_corners(scan.shape))), atol=1e-4)
+    # and the two series overlay: a world point samples the same voxel value as the loaded scans
     w = st.t2w.voxel_to_world(np.array([[100, 150, 5]]))[0]
-    ijk = np.round(t2w.world_to_data(to_napari_world(w))).astype(int)
-    assert t2w.data[tuple(ijk)] == st.t2w.data[100, 150, 5]
+    from napari_discmeasure._layers import to_napari_world
+
+    assert t2w.data[tuple(np.round(t2w.world_to_data(to_napari_world(w))).astype(int))] == st.t2w.data[100, 150, 5]
     wm = st.mese.voxel_to_world(np.array([[50, 90, 3]]))[0]
-    ijk = np.round(me.world_to_data(np.r_[0, to_napari_world(wm)])).astype(int)
-    assert me.data[tuple(ijk)] == st.mese.data[50, 90, 3, 0]
-    back = layer_to_scan(t2w)
-    np.testing.assert_allclose(back.voxel_to_world(ijk[None, 1:] * 0 + back.world_to_voxel(w[None])), w[None], atol=1e-6)
-    for k in ("patient_name", "patient_id"):
-        assert k not in str(t2w.metadata)
+    assert me.data[tuple(np.round(me.world_to_data(np.r_[0, to_napari_world(wm)])).astype(int))] == st.mese.data[50, 90, 3, 0]
+
+    # the same image as NIfTI with flipped + permuted voxel axes overlays the DICOM layer exactly
+    arr = np.flip(np.transpose(np.asarray(st.t2w.data), (2, 0, 1)), axis=1)
+    P = np.zeros((4, 4))
+    P[1, 2] = P[2, 0] = P[3, 3] = 1
+    P[0, 1], P[0, 3] = -1, st.t2w.shape[0] - 1  # new (k, i', j) -> old (i = n-1-i', j, k)
+    aff = st.t2w.affine @ P
+    np.testing.assert_allclose(aff @ [2, 3, 4, 1], st.t2w.affine @ [st.t2w.shape[0] - 1 - 3, 4, 2, 1])
+    nii = tmp_path / "t2w.nii.gz"
+    dm.save(Scan(arr, aff), nii)
+    (nl,) = viewer.open(str(nii), plugin="napari-discmeasure")
+    np.testing.assert_array_equal(np.asarray(nl.data), np.asarray(t2w.data))
+    np.testing.assert_allclose(nl.scale, t2w.scale, rtol=1e-6)
+    np.testing.assert_allclose(nl.translate, t2w.translate, atol=1e-4)
+
+    # back from a layer to a Scan: the very array and affine the library loaded (exact), so the
+    # widgets compute on the same voxels as the CLI; the echo axis goes back last
+    for layer, scan in ((t2w, st.t2w), (me, st.mese), (nl, dm.load(nii))):
+        back = layer_to_scan(layer)
+        np.testing.assert_array_equal(back.affine, scan.affine)
+        np.testing.assert_array_equal(np.asarray(back.data), np.asarray(scan.data))
+    assert layer_to_scan(me).echo_times_ms == st.mese.echo_times_ms
+
     viewer.dims.ndisplay = 2
-    shot = viewer.screenshot(canvas_only=True)
-    assert _nonblank(shot)
+    viewer.reset_view()
+    assert _nonblank(viewer.screenshot(canvas_only=True))
 
 
-def test_widgets_segment_measure_t2_compare(make_napari_viewer, qtbot):
+def _run(qtbot, widget, timeout=120_000):
+    worker = widget.run()
+    assert worker is not None, widget.error
+    qtbot.waitUntil(lambda: widget.result is not None or widget.error is not None, timeout=timeout)
+    qtbot.waitUntil(lambda: widget.run_button.enabled, timeout=5_000)
+    assert widget.error is None, widget.error
+    return widget.result
+
+
+def test_widgets_segment_measure_t2_compare(make_napari_viewer, qtbot, tmp_path, pre_study):
+    import pandas as pd
+
     import discmeasure as dm
-    from napari_discmeasure._widgets import compare_widget, measure_widget, segment_widget, t2_widget
+    from napari_discmeasure._layers import canonical, labels_layer, to_napari_world
+    from napari_discmeasure._widgets import CompareWidget, MeasureWidget, SegmentWidget, T2Widget
 
     viewer = make_napari_viewer(show=True)
     pre = viewer.open(str(SAMPLE / "pre"), plugin="napari-discmeasure")
     t2w = next(l for l in pre if "T2w" in l.name)
     me = next(l for l in pre if "multi-echo" in l.name)
+    scan = pre_study.t2w
 
-    seg_w = segment_widget()
+    # --- segment (auto) = the library's segmentation, as an editable, coloured, named Labels layer
+    seg_w = SegmentWidget(viewer)
     viewer.window.add_dock_widget(seg_w)
-    n0 = len(viewer.layers)
-    seg_w(image=t2w, method="auto", viewer=viewer)
-    qtbot.waitUntil(lambda: len(viewer.layers) > n0, timeout=120_000)
-    lab = viewer.layers[-1]
-    assert lab._type_string == "labels"
-    scan = dm.load_study(SAMPLE / "pre").t2w
+    seg_w.image.value = t2w
+    _run(qtbot, seg_w)
+    lab = seg_w.labels_layer
     direct = dm.segment(scan)
-    from napari_discmeasure._layers import labels_layer
-
     np.testing.assert_array_equal(np.asarray(lab.data), labels_layer(direct)[0])
-    assert "L4-L5" in list(lab.features["name"])
+    assert list(lab.features["name"][lab.features["index"] > 100]) == direct.levels
+    assert "L4-L5" in direct.levels
+    c123 = np.asarray(lab.colormap.map(np.array([123])))[0]
+    c122 = np.asarray(lab.colormap.map(np.array([122])))[0]
+    assert c123[3] > 0 and not np.allclose(c123, c122)  # discs visible, levels told apart
+    names = viewer.layers[f"{t2w.name} labels levels"]
+    assert set(names.features["level"]) == set(direct.levels)
 
-    m_w = measure_widget()
+    # --- seeded: one point per disc (world centroids of the library's discs), lowest = L5-S1
+    cents = [scan.voxel_to_world(np.argwhere(direct.labels == dm.labels.disc_label_from_name(lv)).mean(0)[None])[0]
+             for lv in direct.levels]
+    pts = viewer.add_points(np.array([t2w.world_to_data(to_napari_world(c)) for c in cents]), name="seeds", **{
+        k: getattr(t2w, k) for k in ("scale", "translate")})
+    seg_w.reset_choices()
+    seg_w.method.value, seg_w.seeds.value = "seeded", pts
+    seg_w.result = None
+    _run(qtbot, seg_w)
+    seeded = dm.segment(scan, method="seeded", seeds=np.array(cents))
+    np.testing.assert_array_equal(np.asarray(seg_w.labels_layer.data), labels_layer(seeded)[0])
+    # seeds placed one level too low relabel every disc one level down
+    seg_w.lowest.value = "L4-L5"
+    seg_w.result = None
+    _run(qtbot, seg_w)
+    assert list(seg_w.segmentation.levels) == [dm.labels.disc_level_name(dm.labels.disc_label_from_name(lv) - 1)
+                                               for lv in direct.levels]
+    # back to the auto labels for measuring
+    seg_w.method.value = "auto"
+    seg_w.result = None
+    _run(qtbot, seg_w)
+    lab = seg_w.labels_layer
+
+    # --- measure: table = library, CSV/JSON exported atomically, lines at C_PI/C_PS and the bulge point
+    m_w = MeasureWidget(viewer)
     viewer.window.add_dock_widget(m_w)
-    n0 = len(viewer.layers)
-    m_w(image=t2w, labels=lab, viewer=viewer)
-    qtbot.waitUntil(lambda: len(viewer.layers) > n0, timeout=120_000)
-    shapes = viewer.layers[-1]
-    assert shapes._type_string == "shapes" and len(shapes.data) == 2 * len(direct.levels)
-    df = measure_widget.last_table if hasattr(measure_widget, "last_table") else None
+    m_w.image.value, m_w.labels_in.value = t2w, lab
+    m_w.export.value = tmp_path / "pre_measurements.csv"
+    _run(qtbot, m_w)
     ref = dm.measure(scan, direct)
-    if df is not None:
-        np.testing.assert_allclose(df.bulge_mm, ref.bulge_mm, atol=1e-6)
+    df = m_w.table_df
+    assert list(df.level) == list(ref.level)
+    np.testing.assert_allclose(df.bulge_mm, ref.bulge_mm, atol=1e-9)
+    np.testing.assert_allclose(df.height_middle_mm, ref.height_middle_mm, atol=1e-9)
+    csv = pd.read_csv(tmp_path / "pre_measurements.csv")
+    np.testing.assert_allclose(csv.bulge_mm, ref.bulge_mm, atol=1e-4)
+    js = json.loads((tmp_path / "pre_measurements.json").read_text())
+    assert [r["level"] for r in js] == list(ref.level)
+    assert not list(tmp_path.glob("*.tmp*"))
+    shapes = m_w.shapes_layer
+    n_ok = int(np.isfinite(ref.c_pi_x_mm).sum() + np.isfinite(ref.bulge_point_x_mm).sum())
+    assert len(shapes.data) == n_ok == 2 * len(ref)
+    for k, (_, r) in enumerate(ref.iterrows()):
+        base = np.array([shapes.data_to_world(p) for p in shapes.data[2 * k]])
+        bulge = np.array([shapes.data_to_world(p) for p in shapes.data[2 * k + 1]])
+        # in-plane (S, A) positions exact (napari stores shapes as float32: 1e-4 mm); R snapped to the nearest sagittal slice (< half of 4 mm)
+        np.testing.assert_allclose(base[:, 1:], to_napari_world([[r.c_pi_x_mm, r.c_pi_y_mm, r.c_pi_z_mm],
+                                                                  [r.c_ps_x_mm, r.c_ps_y_mm, r.c_ps_z_mm]])[:, 1:], atol=1e-4)
+        np.testing.assert_allclose(bulge[1, 1:], to_napari_world([r.bulge_point_x_mm, r.bulge_point_y_mm, r.bulge_point_z_mm])[1:],
+                                   atol=1e-4)
+        assert abs(bulge[1, 0] - r.bulge_point_x_mm) <= 2.0 + 1e-6
+        # the drawn bulge segment is the measured in-plane distance from the baseline
+        # the drawn bulge segment (baseline foot -> disc point) has the measured length, in plane
+        assert abs(np.linalg.norm(bulge[1, 1:] - bulge[0, 1:]) - r.bulge_mm) < 1e-3
+    assert m_w.table.shape[0] == len(ref)
 
-    t_w = t2_widget()
-    n0 = len(viewer.layers)
-    t_w(multi_echo=me, method="mono", viewer=viewer)
-    qtbot.waitUntil(lambda: len(viewer.layers) >= n0 + 2, timeout=120_000)
-    names = [l.name for l in viewer.layers]
-    assert any(n.startswith("T2 ms") for n in names)
-    t2l = next(l for l in viewer.layers if l.name.startswith("T2 ms"))
-    med = np.nanmedian(np.asarray(t2l.data)[np.asarray(t2l.data) > 0])
-    assert 20 < med < 300
+    # --- T2 map + per-ROI table = library (mono fit: fast)
+    t_w = T2Widget(viewer)
+    viewer.window.add_dock_widget(t_w)
+    t_w.multi_echo.value, t_w.method.value = me, "mono"
+    t_w.anatomy.value, t_w.roi_labels.value = t2w, lab
+    _run(qtbot, t_w)
+    fit = dm.fit_t2(pre_study.mese, method="mono")
+    t2l = t_w.t2_layer
+    # the map is the library's fit, voxel for voxel, shown on the R, S, A grid of the layers
+    np.testing.assert_array_equal(np.asarray(t2l.data), canonical(np.asarray(fit.t2_ms), fit.affine)[0])
+    np.testing.assert_allclose(t2l.scale, me.scale[1:], rtol=1e-6)
+    np.testing.assert_allclose(t2l.translate, me.translate[1:], atol=1e-6)
+    assert t2l.colormap.name == "magma" and tuple(t2l.contrast_limits) == (0, 250)
+    np.testing.assert_array_equal(np.asarray(t_w.flags_layer.data), canonical(np.asarray(fit.flags), fit.affine)[0])
+    ref_t2 = dm.measure(scan, direct, t2=fit)
+    np.testing.assert_allclose(t_w.table_df.t2_np_ms, ref_t2.t2_np_ms, rtol=1e-9)
+    assert 60 < np.nanmedian(ref_t2.t2_np_ms) < 200  # phantom NP T2 in the physiological range
 
+    # --- compare pre/post = discmeasure.compare on the same visits
     post = viewer.open(str(SAMPLE / "post"), plugin="napari-discmeasure")
     post_t2w = next(l for l in post if "T2w" in l.name)
-    post_seg = dm.segment(dm.load_study(SAMPLE / "post").t2w)
+    post_scan = dm.load_study(SAMPLE / "post").t2w
+    post_seg = dm.segment(post_scan)
     data, kw, _ = labels_layer(post_seg, name="post labels")
     post_lab = viewer.add_labels(data, **kw)
-    c_w = compare_widget()
-    compare_widget.last_changes = None
-    c_w(pre_image=t2w, pre_labels=lab, post_image=post_t2w, post_labels=post_lab, viewer=viewer)
-    qtbot.waitUntil(lambda: getattr(compare_widget, "last_changes", None) is not None, timeout=180_000)
-    ch = compare_widget.last_changes
-    assert list(ch.level) == direct.levels
+    c_w = CompareWidget(viewer)
+    viewer.window.add_dock_widget(c_w)
+    c_w.pre_image.value, c_w.pre_labels.value = t2w, lab
+    c_w.post_image.value, c_w.post_labels.value = post_t2w, post_lab
+    _run(qtbot, c_w, timeout=180_000)
+    from discmeasure.pipeline import Result
+
+    ref_ch = dm.compare(Result("s", "pre", scan, direct, ref), Result("s", "post", post_scan, post_seg, dm.measure(post_scan, post_seg)))
+    ch = c_w.changes
+    assert list(ch.level) == list(ref_ch.level) == direct.levels
+    np.testing.assert_allclose(ch.bulge_mm_pct, ref_ch.bulge_mm_pct, atol=1e-9)
+    assert (ch.bulge_mm_delta < 0).sum() >= 1  # the phantom's post visit has smaller bulges at some level
+    assert len(c_w.figure.axes[0].patches) == 2 * len(ch)
 
     viewer.dims.ndisplay = 2
     viewer.reset_view()
-    shot = viewer.screenshot(canvas_only=True)
-    assert _nonblank(shot)
+    assert _nonblank(viewer.screenshot(canvas_only=True))
+
+
+def test_errors_become_notifications(make_napari_viewer, qtbot, pre_study):
+    """Bad input: no traceback, the library's one-line message in a napari notification."""
+    import discmeasure as dm
+    from discmeasure.errors import DiscmeasureError
+    from napari.utils.notifications import notification_manager
+    from napari_discmeasure._widgets import MeasureWidget, SegmentWidget, T2Widget
+
+    viewer = make_napari_viewer(show=True)
+    pre = viewer.open(str(SAMPLE / "pre"), plugin="napari-discmeasure")
+    t2w = next(l for l in pre if "T2w" in l.name)
+    seen = []
+    notification_manager.notification_ready.connect(lambda n: seen.append(str(n.message)))
+
+    # empty labels: the library refuses them; the same message reaches the user
+    empty = viewer.add_labels(np.zeros(t2w.data.shape, np.int32), name="empty", metadata=dict(t2w.metadata),
+                              scale=t2w.scale, translate=t2w.translate)
+    with pytest.raises(DiscmeasureError) as ei:
+        dm.segment(pre_study.t2w, method="labels", labels=np.zeros(pre_study.t2w.shape, np.int16), convention="discmeasure")
+    m_w = MeasureWidget(viewer)
+    m_w.image.value, m_w.labels_in.value = t2w, empty
+    m_w.run()
+    qtbot.waitUntil(lambda: m_w.error is not None, timeout=30_000)
+    assert m_w.error == str(ei.value)
+    qtbot.waitUntil(lambda: any(str(ei.value) in s for s in seen), timeout=5_000)
+
+    # seeded without points: refused before any thread starts
+    s_w = SegmentWidget(viewer)
+    s_w.image.value, s_w.method.value = t2w, "seeded"
+    assert s_w.run() is None and "Points layer" in s_w.error
+
+    # a single-echo image is not a multi-echo series
+    t_w = T2Widget(viewer)
+    t_w.multi_echo.value = t2w
+    assert t_w.run() is None and "not a multi-echo series" in t_w.error
+    assert all("patient" not in s.lower() for s in seen)

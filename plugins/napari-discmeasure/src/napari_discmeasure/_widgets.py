@@ -1,186 +1,511 @@
-"""Dock widgets: segment, measure, T2 map, compare. Each calls the discmeasure public API in a
-worker thread (the UI never freezes) and shows errors as napari notifications with the same
-one-line messages as the CLI."""
+"""Dock widgets: segment, measure, T2 map, compare.
 
+Each widget only converts layers to discmeasure objects, calls the public discmeasure API in a
+worker thread (``napari.qt.threading``, with a progress bar: the UI never freezes) and converts the
+results back to layers and tables. Errors appear as napari notifications carrying the same
+one-line messages as the CLI (``str(DiscmeasureError)``). No segmentation, measurement or fitting
+code lives here.
+"""
+
+from __future__ import annotations
+
+import weakref
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
-from magicgui import magic_factory
-from napari.qt.threading import thread_worker
-
-from ._layers import canonical, from_napari_world, labels_layer, layer_to_scan, scan_to_layer, to_napari_world, transform_kwargs
+from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Label, PushButton, Table
 
 import napari
 from napari.layers import Image, Labels, Points
 
+from ._layers import (
+    META_KEY,
+    canonical,
+    labels_colormap,
+    labels_layer,
+    layer_to_scan,
+    level_text_points,
+    scan_to_layer,
+    transform_kwargs,
+)
 
-def _notify_errors(worker):
+__all__ = ["SegmentWidget", "MeasureWidget", "T2Widget", "CompareWidget", "error_message"]
+
+#: table columns of the T2 widget (per-ROI T2 of each level, from discmeasure.measure)
+T2_COLUMNS = ["level", "t2_np_ms", "t2_np_iqr_ms", "t2_af_anterior_ms", "t2_af_posterior_ms", "t2_disc_ms", "qc_flags"]
+#: table columns of the compare widget
+CHANGE_COLUMNS = ["level", "bulge_mm_pre", "bulge_mm_post", "bulge_mm_delta", "bulge_mm_pct", "bulge_mm_within_repeatability",
+                  "height_middle_mm_pre", "height_middle_mm_post", "height_middle_mm_pct", "t2_np_ms_pct", "level_match_ok",
+                  "registration_translation_mm"]
+
+
+def error_message(exc: BaseException) -> str:
+    """The one-line message shown to the user (the CLI's ``error:`` text for discmeasure errors)."""
+    from discmeasure.errors import DiscmeasureError
+
+    if isinstance(exc, DiscmeasureError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _show_error(msg: str):
     from napari.utils.notifications import show_error
 
-    def on_err(exc):
-        show_error(str(exc) if str(exc) else type(exc).__name__)
-
-    worker.errored.connect(on_err)
-    return worker
+    show_error(msg)
 
 
-def _add_layers(viewer, result):
-    """Add LayerDataTuple(s) to the viewer."""
-    if viewer is None or result is None:
-        return
-    items = result if isinstance(result, list) else [result]
-    for data, kw, kind in items:
-        getattr(viewer, f"add_{kind}")(data, **kw)
+def _table_data(df, columns=None) -> dict:
+    """DataFrame -> {column: list} for a magicgui Table (coordinates hidden, floats rounded)."""
+    cols = [c for c in (columns or df.columns) if c in df.columns and not c.endswith(("_x_mm", "_y_mm", "_z_mm"))]
+    out = {}
+    for c in cols:
+        vals = []
+        for v in df[c]:
+            if isinstance(v, (float, np.floating)):
+                vals.append("" if not np.isfinite(v) else round(float(v), 2))
+            elif isinstance(v, (np.bool_, bool)):
+                vals.append(bool(v))
+            else:
+                vals.append(v)
+        out[c] = vals
+    return out
 
 
-def _start(worker, viewer, on_result=None):
-    """Connect results/errors and start the worker (the GUI thread stays free)."""
-    _notify_errors(worker)
-    worker.returned.connect(on_result or (lambda r: _add_layers(viewer, r)))
-    worker.start()
-    return worker
+def _seg_from_labels_layer(scan, labels_layer):
+    """A discmeasure Segmentation from an (edited) Labels layer, on the image's grid.
 
-
-def _table_widget(df, title):
-    from magicgui.widgets import Container, Label, Table
-
-    cols = [c for c in df.columns if not c.endswith(("_x_mm", "_y_mm", "_z_mm"))]
-    data = {c: [("" if (isinstance(v, float) and np.isnan(v)) else (round(v, 2) if isinstance(v, float) else v))
-                for v in df[c]] for c in cols}
-    return Container(widgets=[Label(value=title), Table(value=data)], labels=False)
-
-
-def _dock(viewer, widget, name):
-    if viewer is None:
-        return
-    try:
-        viewer.window.add_dock_widget(widget, name=name, area="bottom")
-    except Exception:  # noqa: BLE001 -- headless viewers without a window
-        pass
-
-
-@magic_factory(call_button="Segment", method={"choices": ["auto", "seeded"]})
-def segment_widget(image: Image, seeds: Optional[Points] = None, method: str = "auto", viewer: napari.Viewer = None):
-    """Segment discs and vertebral bodies (auto, or one point per disc in a Points layer)."""
+    The layer's array is imported through ``discmeasure.segment(method="labels")``. Labels made
+    on the image's grid (the usual case: the layer only differs from the scan by axis order)
+    are flipped/permuted back exactly; labels on another grid are moved through world
+    coordinates (nearest neighbour).
+    """
     import discmeasure as dm
+    from discmeasure.geometry import resample
 
-    scan = layer_to_scan(image)
-    pts = None
-    if method == "seeded":
-        if seeds is None or len(seeds.data) == 0:
-            from discmeasure.errors import SegmentationError
+    from ._layers import reorient_to
 
-            raise SegmentationError("seeded segmentation needs a Points layer with one point per disc")
-        # points are in the layer's data coordinates -> world (RAS mm)
-        pts = from_napari_world(np.array([seeds.data_to_world(p) for p in seeds.data]))
-
-    @thread_worker
-    def work():
-        seg = dm.segment(scan, method=method, seeds=pts) if method == "seeded" else dm.segment(scan)
-        return labels_layer(seg, name=f"{image.name} labels")
-
-    return _start(work(), viewer)
+    lab = np.asarray(labels_layer.data)
+    md = labels_layer.metadata.get(META_KEY)
+    aff = np.asarray(md["affine"], float) if md else layer_to_scan(labels_layer).affine
+    on_grid = reorient_to(lab, aff, scan.affine, scan.shape)
+    if on_grid is None:
+        on_grid = resample(lab.astype(np.int32), aff, scan.shape[:3], scan.affine, order=0)
+    return dm.segment(scan, method="labels", labels=on_grid.astype(np.int16), convention="discmeasure")
 
 
-@magic_factory(call_button="Measure", export={"mode": "w", "filter": "*.csv"})
-def measure_widget(image: Image, labels: Labels, band_mm: float = 5.0, export: Path = Path(""),
-                   viewer: napari.Viewer = None):
-    """Measure every level from the current labels; draw baselines and maximum bulges; table; export."""
-    import discmeasure as dm
+class _Base(Container):
+    """A run button, a status line, a worker with a progress bar, errors as notifications."""
 
-    scan = layer_to_scan(image)
-    lab = np.asarray(labels.data)
-    affine = labels.metadata.get("discmeasure", {}).get("affine", scan.affine)
+    title = ""
+    n_steps = 2
 
-    @thread_worker
-    def work():
-        seg = dm.segmentation.Segmentation(lab, np.asarray(affine), dm.segmentation.levels_of(lab), {}, "napari")
-        df = dm.measure(scan, seg, band_mm=band_mm)
-        if str(export) not in ("", "."):
-            from discmeasure.atomic import write_text
+    def __init__(self, napari_viewer: napari.Viewer, widgets):
+        self.viewer = napari_viewer
+        self.run_button = PushButton(text=self.title)
+        self.status = Label(value="")
+        super().__init__(widgets=[*widgets, self.run_button, self.status])
+        self.run_button.changed.connect(self.run)
+        self.worker = None
+        self.result = None
+        self.error = None
+        ref = weakref.ref(self)
 
-            write_text(export, df.to_csv(index=False, float_format="%.4f"))
-            write_text(Path(export).with_suffix(".json"), df.to_json(orient="records", indent=1))
-        return df
+        def _reset(*_):
+            w = ref()
+            if w is not None:
+                try:
+                    w.reset_choices()
+                except RuntimeError:  # the Qt widget is gone
+                    pass
 
-    def shapes(df):
-        lines, texts = [], []
-        for _, r in df.iterrows():
-            if not np.isfinite(r.c_pi_x_mm):
-                continue
-            cpi = [r.c_pi_x_mm, r.c_pi_y_mm, r.c_pi_z_mm]
-            cps = [r.c_ps_x_mm, r.c_ps_y_mm, r.c_ps_z_mm]
-            bp = [r.bulge_point_x_mm, r.bulge_point_y_mm, r.bulge_point_z_mm]
-            lines.append(to_napari_world(np.array([cpi, cps])))
-            texts.append(f"{r.level} baseline")
-            # the bulge: from its foot on the baseline to the disc point
-            a, b, q = np.array(cpi), np.array(cps), np.array(bp)
-            t = np.clip(np.dot(q - a, b - a) / max(np.dot(b - a, b - a), 1e-9), 0, 1)
-            lines.append(to_napari_world(np.array([a + t * (b - a), q])))
-            texts.append(f"{r.level} {r.bulge_mm:.1f} mm")
-        return lines, texts
+        for ev in (napari_viewer.layers.events.inserted, napari_viewer.layers.events.removed):
+            ev.connect(_reset)
 
-    def done(df):
-        lines, texts = shapes(df)
-        if viewer is not None and lines:
-            viewer.add_shapes(lines, shape_type="line", edge_color="cyan", edge_width=0.8, name="bulge baselines",
-                              features={"label": texts}, text={"string": "{label}", "size": 8, "color": "yellow"})
-        _dock(viewer, _table_widget(df, "discmeasure: per-level measurements"), "measurements")
-        measure_widget.last_table = df
+    def run(self, *_):
+        """Start the work in a thread; returns the worker (None if the inputs are incomplete)."""
+        from napari.qt.threading import thread_worker
 
-    return _start(work(), viewer, done)
-
-
-@magic_factory(call_button="Fit T2", method={"choices": ["epg", "mono", "loglinear"]})
-def t2_widget(multi_echo: Image, method: str = "epg", viewer: napari.Viewer = None):
-    """Fit T2 on a multi-echo layer; add the T2 map (ms, magma 0-200) and the quality-flag map."""
-    import discmeasure as dm
-
-    scan = layer_to_scan(multi_echo)
-
-    @thread_worker
-    def work():
-        fit = dm.fit_t2(scan, method=method)
-        t2 = scan_to_layer(fit.to_scan("t2_ms"), f"T2 ms ({method})", colormap="magma", contrast_limits=(0, 200),
-                           blending="additive")
-        flags, faff = canonical(np.asarray(fit.flags).astype(np.int32), scan.affine)
-        fl = (flags, {"name": "T2 quality flags", "visible": False, **transform_kwargs(faff)}, "labels")
-        t2_widget.last_fit = fit
-        return [t2, fl]
-
-    return _start(work(), viewer)
-
-
-@magic_factory(call_button="Compare")
-def compare_widget(pre_image: Image, pre_labels: Labels, post_image: Image, post_labels: Labels,
-                   viewer: napari.Viewer = None):
-    """Measure both visits from their labels and show the per-level change table and plot."""
-    import discmeasure as dm
-    from discmeasure.pipeline import Result
-
-    items = [(layer_to_scan(pre_image), np.asarray(pre_labels.data)), (layer_to_scan(post_image), np.asarray(post_labels.data))]
-
-    @thread_worker
-    def work():
-        res = []
-        for k, (scan, lab) in enumerate(items):
-            seg = dm.segmentation.Segmentation(lab, np.asarray(scan.affine), dm.segmentation.levels_of(lab), {}, "napari")
-            res.append(Result("napari", ("pre", "post")[k], scan, seg, dm.measure(scan, seg)))
-        return dm.compare(res[0], res[1])
-
-    def done(ch):
-        compare_widget.last_changes = ch
-        _dock(viewer, _table_widget(ch[["level", "bulge_mm_pre", "bulge_mm_post", "bulge_mm_pct", "height_middle_mm_delta",
-                                        "level_match_ok"]], "pre/post change"), "changes")
+        self.error = None
         try:
-            from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+            gen = self._prepare()
+        except Exception as exc:  # noqa: BLE001 -- inputs the user must fix: one line, no traceback
+            self._failed(exc)
+            return None
+        worker = thread_worker(gen, progress={"total": self.n_steps, "desc": self.title}, ignore_errors=True)()
+        worker.yielded.connect(lambda step: setattr(self.status, "value", str(step)))
+        worker.returned.connect(self._returned)
+        worker.errored.connect(self._failed)
+        worker.finished.connect(lambda: setattr(self.run_button, "enabled", True))
+        self.run_button.enabled = False
+        self.status.value = "running..."
+        self.worker = worker
+        worker.start()
+        return worker
 
-            from discmeasure.report.qc import change_plot
+    def _returned(self, value):
+        self.result = value
+        try:
+            self._show(value)
+        except Exception as exc:  # noqa: BLE001
+            self._failed(exc)
+            return
+        self.status.value = "done"
 
-            fig = change_plot(ch)
-            _dock(viewer, FigureCanvasQTAgg(fig), "change plot")
-        except Exception:  # noqa: BLE001 -- the table is the result; the plot is a convenience
+    def _failed(self, exc):
+        self.error = error_message(exc)
+        self.status.value = "error: " + self.error
+        _show_error(self.error)
+
+    def _add(self, items):
+        out = []
+        for data, kw, kind in items:
+            name = kw.get("name")
+            if name in self.viewer.layers:  # re-running replaces the previous result
+                self.viewer.layers.remove(name)
+            out.append(getattr(self.viewer, f"add_{kind}")(data, **kw))
+        return out
+
+    def _dock_table(self, df, columns, name):
+        tbl = Table(value=_table_data(df, columns))
+        tbl.read_only = True
+        self.table = tbl
+        try:
+            for dw_name, dw in list(self.viewer.window.dock_widgets.items()):
+                if dw_name == name:
+                    self.viewer.window.remove_dock_widget(dw)
+            self.viewer.window.add_dock_widget(tbl, name=name, area="bottom")
+        except Exception:  # noqa: BLE001 -- a viewer without a window (tests) still gets self.table
+            pass
+        return tbl
+
+
+def _layer_combo(viewer, kind, label, nullable=False):
+    """A ComboBox listing the viewer's layers of one type (kept current as layers come and go)."""
+
+    def choices(_widget):
+        return [(layer.name, layer) for layer in viewer.layers if isinstance(layer, kind)]
+
+    return ComboBox(choices=choices, label=label, nullable=nullable)
+
+
+def _need(layer, what):
+    from discmeasure.errors import InputError
+
+    if layer is None:
+        raise InputError(f"no {what} layer selected", hint=f"open a study (File > Open) and choose the {what} layer")
+    return layer
+
+
+class SegmentWidget(_Base):
+    """Segment discs and vertebral bodies: automatic, or one point per disc from a Points layer.
+
+    The result is an editable Labels layer (discmeasure convention, one colour per disc level,
+    level names as layer features) and a Points layer writing the level names on the discs.
+    Seeded mode: add a Points layer, click once inside each disc (any order); the lowest
+    point is taken as ``lowest level``.
+    """
+
+    title = "Segment"
+    n_steps = 2
+
+    def __init__(self, napari_viewer: napari.Viewer):
+        self.image = _layer_combo(napari_viewer, Image, "T2w image")
+        self.method = ComboBox(choices=["auto", "seeded"], value="auto", label="method")
+        self.seeds = _layer_combo(napari_viewer, Points, "seed points", nullable=True)
+        self.lowest = ComboBox(choices=["L5-S1", "L4-L5", "L3-L4"], value="L5-S1", label="lowest seed is")
+        super().__init__(napari_viewer, [self.image, self.method, self.seeds, self.lowest])
+
+    def _prepare(self):
+        import discmeasure as dm
+        from discmeasure.errors import SegmentationError
+
+        image = _need(self.image.value, "T2w image")
+        scan = layer_to_scan(image)
+        method = self.method.value
+        seeds = None
+        if method == "seeded":
+            pts_layer = self.seeds.value
+            if pts_layer is None or len(pts_layer.data) == 0:
+                raise SegmentationError("seeded segmentation needs a Points layer with one point per disc",
+                                        hint="add a Points layer, click inside each disc, choose it as 'seed points'")
+            from ._layers import from_napari_world
+
+            seeds = from_napari_world(np.array([pts_layer.data_to_world(p) for p in pts_layer.data]))
+        lowest = self.lowest.value
+        name = f"{image.name} labels"
+
+        def work():
+            yield f"segmenting ({method})"
+            if method == "seeded":
+                seg = dm.segment(scan, method="seeded", seeds=seeds, lowest_level=lowest)
+            else:
+                seg = dm.segment(scan, method="auto")
+            yield "building layers"
+            return seg, labels_layer(seg, name=name)
+
+        return work
+
+    def _show(self, value):
+        seg, (data, kw, kind) = value
+        values = sorted(int(v) for v in np.unique(data) if v)
+        kw = {**kw, "colormap": labels_colormap(values), "opacity": 0.45}
+        items = [(data, kw, kind)]
+        txt = level_text_points(data, kw, name=f"{kw['name']} levels")
+        if txt is not None:
+            items.append(txt)
+        self.labels_layer = self._add(items)[0]
+        self.segmentation = seg
+
+
+class MeasureWidget(_Base):
+    """Measure every level from the current Labels layer and image (discmeasure.measure).
+
+    Draws each level's baseline C_PI -> C_PS (cyan) and the maximum-bulge segment from the
+    baseline to the disc's most posterior point (yellow) as a Shapes layer, shows the per-level
+    table, and exports it as CSV and JSON (written atomically) when a file is chosen.
+    Lines are drawn on the sagittal slice nearest to their points.
+    """
+
+    title = "Measure"
+    n_steps = 2
+
+    def __init__(self, napari_viewer: napari.Viewer):
+        self.image = _layer_combo(napari_viewer, Image, "T2w image")
+        self.labels_in = _layer_combo(napari_viewer, Labels, "labels")
+        self.band_mm = FloatSpinBox(value=5.0, min=0.5, max=20.0, step=0.5, label="band (mm)")
+        self.export = FileEdit(mode="w", filter="*.csv", label="export CSV (+JSON)", value="")
+        super().__init__(napari_viewer, [self.image, self.labels_in, self.band_mm, self.export])
+
+    def _prepare(self):
+        import discmeasure as dm
+
+        image = _need(self.image.value, "T2w image")
+        labels = _need(self.labels_in.value, "labels")
+        scan = layer_to_scan(image)
+        band = float(self.band_mm.value)
+        export = str(self.export.value or "")
+        export = Path(export) if export not in ("", ".") else None
+        self._image_layer = image
+        self._layer_affine = _layer_affine(image, scan)
+
+        def work():
+            yield "measuring"
+            seg = _seg_from_labels_layer(scan, labels)
+            df = dm.measure(scan, seg, band_mm=band)
+            yield "exporting" if export else "done"
+            if export is not None:
+                write_table(df, export)
+            return scan, df
+
+        return work
+
+    def _show(self, value):
+        scan, df = value
+        self.table_df = df
+        img = self._image_layer
+        lines, texts, kinds = measurement_lines(df, self._layer_affine)
+        if lines:
+            tr = transform_kwargs(self._layer_affine)
+            colours = ["cyan" if k == "baseline" else "yellow" for k in kinds]
+            kw = {"name": f"{img.name} bulge", "shape_type": "line", "edge_color": colours, "edge_width": 0.6,
+                  "features": {"label": texts}, "text": {"string": "{label}", "size": 8, "color": "yellow",
+                                                         "anchor": "upper_left"}, **tr}
+            self.shapes_layer = self._add([(lines, kw, "shapes")])[0]
+            # show the sagittal slice of the middle level's bulge
+            bulges = [ln for ln, k in zip(lines, kinds) if k == "bulge"] or lines
+            world = self.shapes_layer.data_to_world(bulges[len(bulges) // 2][-1])
+            self.viewer.dims.set_point(self.viewer.dims.ndim - 3, world[-3])
+        self._dock_table(df, None, "discmeasure: measurements")
+
+
+def write_table(df, path: Path):
+    """CSV and JSON (same stem) of a measurement table, each written atomically."""
+    from discmeasure.atomic import write_text
+
+    path = Path(path)
+    if path.suffix.lower() != ".csv":
+        path = path.with_suffix(".csv")
+    write_text(path, df.to_csv(index=False, float_format="%.4f"))
+    write_text(path.with_suffix(".json"), df.to_json(orient="records", indent=1, double_precision=6))
+    return path
+
+
+def _layer_affine(layer, scan):
+    """voxel -> RAS+ affine of the layer's own (R, S, A) data grid."""
+    md = layer.metadata.get(META_KEY)
+    return np.asarray(md["affine"], float) if md else np.asarray(scan.affine, float)
+
+
+def measurement_lines(df, affine):
+    """Baseline and bulge segments of a measurement table in a layer's data coordinates.
+
+    ``affine`` is the voxel -> RAS+ map of the layer's (R, S, A) grid. Returns (lines, texts,
+    kinds): each line a (2, 3) array (slice, row, column), its slice index rounded to the
+    sagittal slice nearest to the points.
+    """
+    inv = np.linalg.inv(np.asarray(affine, float))
+
+    def to_vox(xyz):
+        return np.asarray(xyz, float) @ inv[:3, :3].T + inv[:3, 3]
+
+    lines, texts, kinds = [], [], []
+    for _, r in df.iterrows():
+        try:
+            cpi = np.array([r.c_pi_x_mm, r.c_pi_y_mm, r.c_pi_z_mm], float)
+            cps = np.array([r.c_ps_x_mm, r.c_ps_y_mm, r.c_ps_z_mm], float)
+            bp = np.array([r.bulge_point_x_mm, r.bulge_point_y_mm, r.bulge_point_z_mm], float)
+        except AttributeError:
+            continue
+        if not (np.all(np.isfinite(cpi)) and np.all(np.isfinite(cps))):
+            continue
+        base = to_vox([cpi, cps])
+        base[:, 0] = np.round(base[:, 0].mean())
+        lines.append(base)
+        texts.append(f"{r.level}")
+        kinds.append("baseline")
+        if np.all(np.isfinite(bp)):
+            # the bulge: from the baseline (foot of the perpendicular) to the disc's maximum point
+            d = cps - cpi
+            t = float(np.dot(bp - cpi, d) / max(np.dot(d, d), 1e-9))
+            foot = cpi + t * d
+            seg = to_vox([foot, bp])
+            seg[:, 0] = np.round(seg[1, 0])
+            lines.append(seg)
+            texts.append(f"{r.bulge_mm:.1f} mm" if np.isfinite(r.bulge_mm) else "")
+            kinds.append("bulge")
+    return lines, texts, kinds
+
+
+class T2Widget(_Base):
+    """Fit T2 on a multi-echo layer (discmeasure.fit_t2: EPG, mono-exponential or log-linear).
+
+    Adds the T2 map (ms, colour map ``magma``, 0-250 ms) and the quality-flag map (bit mask,
+    see discmeasure.t2.flags). With an anatomical image and its labels, the per-ROI T2 of each
+    level (nucleus, anterior/posterior annulus, whole disc) goes into a table.
+    """
+
+    title = "Fit T2"
+    n_steps = 3
+
+    def __init__(self, napari_viewer: napari.Viewer):
+        self.multi_echo = _layer_combo(napari_viewer, Image, "multi-echo")
+        self.method = ComboBox(choices=["epg", "mono", "loglinear"], value="epg", label="method")
+        self.anatomy = _layer_combo(napari_viewer, Image, "T2w image (ROIs)", nullable=True)
+        self.roi_labels = _layer_combo(napari_viewer, Labels, "labels (ROIs)", nullable=True)
+        super().__init__(napari_viewer, [self.multi_echo, self.method, self.anatomy, self.roi_labels])
+
+    def _prepare(self):
+        import discmeasure as dm
+        from discmeasure.errors import InputError
+
+        me = _need(self.multi_echo.value, "multi-echo")
+        scan = layer_to_scan(me)
+        if scan.n_volumes < 3:  # Scan.shape is spatial only; the echoes are counted by n_volumes
+            raise InputError(f"layer '{me.name}' is not a multi-echo series ({scan.n_volumes} echo)",
+                             hint="choose the multi-echo spin-echo layer")
+        method = self.method.value
+        anat, labs = self.anatomy.value, self.roi_labels.value
+        anat_scan = layer_to_scan(anat) if (anat is not None and labs is not None) else None
+        self._name = f"T2 ms ({method})"
+
+        def work():
+            yield f"fitting T2 ({method})"
+            fit = dm.fit_t2(scan, method=method)
+            yield "ROI values"
+            df = None
+            if anat_scan is not None:
+                seg = _seg_from_labels_layer(anat_scan, labs)
+                df = dm.measure(anat_scan, seg, t2=fit)
+            yield "building layers"
+            t2 = scan_to_layer(fit.to_scan("t2_ms"), self._name, colormap="magma", contrast_limits=(0, 250),
+                               blending="additive")
+            flags, faff = canonical(np.asarray(fit.flags).astype(np.int32), np.asarray(fit.affine))
+            fl = (flags, {"name": f"T2 quality flags ({method})", "visible": False, "opacity": 0.5,
+                          **transform_kwargs(faff), "metadata": {META_KEY: {"affine": np.array(faff)}}}, "labels")
+            return fit, df, [t2, fl]
+
+        return work
+
+    def _show(self, value):
+        fit, df, items = value
+        self.fit = fit
+        self.table_df = df
+        self.t2_layer, self.flags_layer = self._add(items)
+        if df is not None:
+            self._dock_table(df, T2_COLUMNS, "discmeasure: T2 per ROI")
+
+
+class CompareWidget(_Base):
+    """Compare two visits: measure both from their images and labels, then discmeasure.compare.
+
+    Shows the per-level change table (pre, post, delta, %, within repeatability) and a bar plot.
+    """
+
+    title = "Compare"
+    n_steps = 3
+
+    def __init__(self, napari_viewer: napari.Viewer):
+        self.pre_image = _layer_combo(napari_viewer, Image, "pre image")
+        self.pre_labels = _layer_combo(napari_viewer, Labels, "pre labels")
+        self.post_image = _layer_combo(napari_viewer, Image, "post image")
+        self.post_labels = _layer_combo(napari_viewer, Labels, "post labels")
+        self.metric = ComboBox(choices=["bulge_mm", "bulge_midsagittal_mm", "height_middle_mm", "dhi", "volume_mm3"],
+                               value="bulge_mm", label="plot")
+        super().__init__(napari_viewer, [self.pre_image, self.pre_labels, self.post_image, self.post_labels, self.metric])
+
+    def _prepare(self):
+        import discmeasure as dm
+        from discmeasure.pipeline import Result
+
+        layers = [(_need(self.pre_image.value, "pre image"), _need(self.pre_labels.value, "pre labels")),
+                  (_need(self.post_image.value, "post image"), _need(self.post_labels.value, "post labels"))]
+        items = [(layer_to_scan(i), lab) for i, lab in layers]
+        self._metric = self.metric.value
+
+        def work():
+            res = []
+            for tp, (scan, lab) in zip(("pre", "post"), items):
+                yield f"measuring {tp}"
+                seg = _seg_from_labels_layer(scan, lab)
+                res.append(Result(subject="napari", timepoint=tp, scan=scan, segmentation=seg,
+                                  measurements=dm.measure(scan, seg)))
+            yield "registering and comparing"
+            return dm.compare(res[0], res[1])
+
+        return work
+
+    def _show(self, ch):
+        self.changes = ch
+        self._dock_table(ch, CHANGE_COLUMNS, "discmeasure: pre/post change")
+        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+
+        from discmeasure.report.qc import change_plot
+
+        import matplotlib.pyplot as plt
+
+        fig = change_plot(ch, metric=self._metric)
+        plt.close(fig)  # keep the figure out of pyplot's registry; the Qt canvas owns it
+        self.figure = fig
+        self.canvas = FigureCanvasQTAgg(fig)
+        self.canvas.setMinimumHeight(250)
+        try:
+            self.viewer.window.add_dock_widget(self.canvas, name="discmeasure: change plot", area="right")
+        except Exception:  # noqa: BLE001 -- headless viewer: the figure stays available as .figure
             pass
 
-    return _start(work(), viewer, done)
+
+# npe2 widget contributions: callables taking the viewer
+def segment_widget(napari_viewer: napari.Viewer):
+    return SegmentWidget(napari_viewer)
+
+
+def measure_widget(napari_viewer: napari.Viewer):
+    return MeasureWidget(napari_viewer)
+
+
+def t2_widget(napari_viewer: napari.Viewer):
+    return T2Widget(napari_viewer)
+
+
+def compare_widget(napari_viewer: napari.Viewer):
+    return CompareWidget(napari_viewer)
