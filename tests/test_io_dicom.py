@@ -144,3 +144,55 @@ def test_two_series_need_choice(testdata, tmp_path):
         dm.load(tmp_path)
     s = dm.load(tmp_path, series=2)
     assert s.meta["series_number"] == 2
+
+
+def _native_files(testdata):
+    from pydicom.data import get_testdata_file
+
+    files = [p for p in (testdata / "dicom").rglob("*") if p.is_file() and p.suffix == ".dcm"]
+    files += [Path(get_testdata_file(n)) for n in ("MR_small.dcm", "MR_small_implicit.dcm", "CT_small.dcm")
+              if get_testdata_file(n)]
+    return sorted(files)
+
+
+def test_direct_pixel_read_equals_pydicom(testdata, tmp_path):
+    """The loader reads uncompressed pixels straight from the file: same values as pydicom's pixel_array."""
+    import pydicom
+
+    from discmeasure.io.dicom import _read_head, _read_native
+
+    n_native = 0
+    for p in _native_files(testdata):
+        try:
+            ds, layout = _read_head(p)
+        except Exception:  # noqa: BLE001 -- not DICOM
+            continue
+        if layout is None:
+            continue
+        n_native += 1
+        ref = pydicom.dcmread(p, force=True).pixel_array
+        got = _read_native(p, layout)
+        assert got.dtype == ref.dtype.newbyteorder("=") and got.shape == ref.shape, p
+        np.testing.assert_array_equal(got, ref, err_msg=str(p))
+    assert n_native >= 5
+    # bits stored < bits allocated: high bits masked (unsigned) or sign-extended (signed), as pydicom
+    src = Path(pydicom.data.get_testdata_file("MR_small.dcm"))
+    for rep in (0, 1):
+        ds = pydicom.dcmread(src)
+        vals = np.frombuffer(ds.PixelData, "<u2").copy()
+        vals[:50] |= 0xF000
+        vals[50:100] |= 0x0800
+        ds.PixelData, ds.PixelRepresentation, ds.BitsStored, ds.HighBit = vals.tobytes(), rep, 12, 11
+        out = tmp_path / f"bs12_{rep}.dcm"
+        ds.save_as(out)
+        _, layout = _read_head(out)
+        assert layout is not None
+        np.testing.assert_array_equal(_read_native(out, layout), pydicom.dcmread(out).pixel_array)
+
+
+def test_truncated_native_pixels_clear_error(testdata, tmp_path):
+    src = testdata / "dicom" / "dcm_qa_ts" / "In" / "1.dcm"
+    raw = src.read_bytes()
+    (tmp_path / "cut.dcm").write_bytes(raw[: len(raw) - 1000])
+    with pytest.raises(DiscmeasureError, match="pixel data"):
+        dm.load(tmp_path / "cut.dcm")

@@ -66,6 +66,8 @@ class SeriesInfo:
     frames: list[Frame] = field(default_factory=list)
     header: object = None  # a representative dataset (pixels not loaded)
     gz: bool = False
+    #: path -> where the uncompressed pixel values lie in the file (see :func:`_native_layout`), or None
+    layouts: dict = field(default_factory=dict, repr=False)
 
     @property
     def echo_times(self) -> list[float]:
@@ -89,6 +91,81 @@ def _read(path: Path, *, stop_before_pixels: bool):
             raw = fh.read()
         return pydicom.dcmread(io.BytesIO(raw), stop_before_pixels=stop_before_pixels, force=True)
     return pydicom.dcmread(path, stop_before_pixels=stop_before_pixels, force=True)
+
+
+_NATIVE_LE = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"}  # implicit / explicit VR little endian
+_PIXEL_TAG = b"\xe0\x7f\x10\x00"  # (7FE0,0010) little endian
+
+
+def _read_head(path: Path):
+    """Header of a file (pixels not read) and, for uncompressed little-endian pixel data, its layout.
+
+    pydicom stops in front of the Pixel Data element; the file position there tells where the
+    pixel values start, so that decoding reads them directly (no second header parse).
+    """
+    import pydicom
+
+    if path.name.endswith(".gz"):
+        return _read(path, stop_before_pixels=True), None
+    with open(path, "rb") as fh:
+        ds = pydicom.dcmread(fh, stop_before_pixels=True, force=True)
+        pos = fh.tell()
+        head = fh.read(12)
+    try:
+        layout = _native_layout(ds, pos, head)
+    except Exception:  # noqa: BLE001 -- odd header: pydicom decodes this file
+        layout = None
+    return ds, layout
+
+
+def _native_layout(ds, pos: int, head: bytes):
+    """(offset, dtype, count, shape, bits_stored) of native pixel data, or None (pydicom decodes it).
+
+    Only the cases where the stored bytes are the pixel values: implicit/explicit VR little
+    endian, one sample per pixel, 8/16/32 bits allocated, defined length equal to
+    Rows x Columns x frames (+1 pad byte when odd). Values are then masked to BitsStored
+    (unsigned) or sign-extended (signed), exactly as pydicom's ``pixel_array`` does.
+    """
+    meta = getattr(ds, "file_meta", None)
+    ts = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
+    if ts not in _NATIVE_LE or len(head) < 8 or head[:4] != _PIXEL_TAG:
+        return None
+    if ts == "1.2.840.10008.1.2.1":
+        if head[4:6] not in (b"OW", b"OB") or len(head) < 12:
+            return None
+        length, offset = int.from_bytes(head[8:12], "little"), pos + 12
+    else:
+        length, offset = int.from_bytes(head[4:8], "little"), pos + 8
+    ba = int(ds.get("BitsAllocated", 0) or 0)
+    bs = int(ds.get("BitsStored", ba) or ba)
+    rep = int(ds.get("PixelRepresentation", 0) or 0)
+    spp = int(ds.get("SamplesPerPixel", 1) or 1)
+    rows, cols = int(ds.Rows), int(ds.Columns)
+    nfr = int(getattr(ds, "NumberOfFrames", 1) or 1)
+    if ba not in (8, 16, 32) or spp != 1 or rep not in (0, 1) or not 0 < bs <= ba or rows < 1 or cols < 1 or nfr < 1:
+        return None
+    count = rows * cols * nfr
+    nbytes = count * ba // 8
+    if length == 0xFFFFFFFF or length not in (nbytes, nbytes + (nbytes % 2)):
+        return None
+    dtype = f"<{'i' if rep else 'u'}{ba // 8}"
+    shape = (nfr, rows, cols) if nfr > 1 else (rows, cols)
+    return offset, dtype, count, shape, bs
+
+
+def _read_native(path: Path, layout) -> np.ndarray:
+    offset, dtype, count, shape, bs = layout
+    arr = np.fromfile(path, dtype=dtype, count=count, offset=offset)
+    if arr.size != count:
+        raise ValueError(f"pixel data truncated ({arr.size} of {count} values)")
+    ba = arr.dtype.itemsize * 8
+    if bs < ba:
+        if arr.dtype.kind == "u":
+            arr &= np.array((1 << bs) - 1, dtype=arr.dtype)
+        else:
+            shift = np.array(ba - bs, dtype=arr.dtype)
+            arr = (arr << shift) >> shift
+    return arr.reshape(shape).astype(arr.dtype.newbyteorder("="), copy=False)
 
 
 def _is_image(ds) -> bool:
@@ -264,19 +341,24 @@ def scan_folder(path: str | os.PathLike, *, workers: int | None = None) -> list[
 
     def head(p):
         try:
-            ds = _read(p, stop_before_pixels=True)
+            ds, layout = _read_head(p)
         except Exception:  # noqa: BLE001 -- not DICOM: ignored
-            return p, None
+            return p, None, None
         if not _is_image(ds):
-            return p, None
-        return p, ds
+            return p, None, None
+        return p, ds, layout
 
-    workers = workers or min(8, (os.cpu_count() or 2) * 2)
-    with ThreadPoolExecutor(workers) as ex:
-        heads = list(ex.map(head, files))
+    # header parsing is pure Python (holds the GIL): threads only pay off to overlap slow reads
+    # (network storage, cold cache; pass workers=); on local files they slow the scan down.
+    workers = workers or 1
+    if workers <= 1 or len(files) < 4:
+        heads = [head(p) for p in files]
+    else:
+        with ThreadPoolExecutor(workers) as ex:
+            heads = list(ex.map(head, files))
     series: dict[str, SeriesInfo] = {}
     bad = []
-    for p, ds in heads:
+    for p, ds, layout in heads:
         if ds is None:
             continue
         try:
@@ -295,6 +377,7 @@ def scan_folder(path: str | os.PathLike, *, workers: int | None = None) -> list[
                                              str(getattr(ds, "SeriesDescription", "") or getattr(ds, "ProtocolName", "") or ""),
                                              header=ds, gz=p.name.endswith(".gz"))
             s.frames.append(fr)
+            s.layouts[p] = layout
     if not series:
         if bad:
             p, exc = bad[0]
@@ -388,37 +471,45 @@ def _volumes(frames: list[Frame], normal) -> tuple[list[list[Frame]], str, list[
     return groups, kind, tlist
 
 
-def _decode(frames_by_vol: list[list[Frame]], path, workers=None) -> np.ndarray:
-    """Pixel array (cols, rows, slices, volumes) with rescale applied (integer kept when identity)."""
-    files = sorted({f.path for g in frames_by_vol for f in g})
+def _pixels(p: Path, layout) -> np.ndarray:
+    """Pixel array of one file (native layout read directly, else pydicom), errors as DicomError."""
+    try:
+        if layout is not None:
+            return _read_native(p, layout)
+        return _read(p, stop_before_pixels=False).pixel_array
+    except Exception as exc:  # noqa: BLE001
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DicomError(f"pixel data cannot be decoded ({type(exc).__name__}: {msg[:160]})", path=p,
+                         hint="the file is truncated/damaged or uses a compression no installed codec handles") from None
 
-    def decode(p):
-        try:
-            ds = _read(p, stop_before_pixels=False)
-            return p, ds.pixel_array
-        except Exception as exc:  # noqa: BLE001
-            return p, exc
 
-    with ThreadPoolExecutor(workers or min(8, (os.cpu_count() or 2) * 2)) as ex:
-        pix = dict(ex.map(decode, files))
-    for p, arr in pix.items():
-        if isinstance(arr, Exception):
-            msg = str(arr).splitlines()[0] if str(arr) else type(arr).__name__
-            raise DicomError(f"pixel data cannot be decoded ({type(arr).__name__}: {msg[:160]})", path=p,
-                             hint="the file is truncated/damaged or uses a compression no installed codec handles")
+def _decode(frames_by_vol: list[list[Frame]], path, workers=None, layouts=None) -> np.ndarray:
+    """Pixel array (cols, rows, slices, volumes) with rescale applied (integer kept when identity).
+
+    Files are read and placed into the output in parallel threads (file reads, codecs and numpy
+    copies release the GIL); no file's pixels are held longer than needed for its own slices.
+    """
+    layouts = layouts or {}
+    by_file: dict[Path, list] = defaultdict(list)
+    for v, g in enumerate(frames_by_vol):
+        for k, f in enumerate(g):
+            by_file[f.path].append((v, k, f))
+    files = sorted(by_file)
     f0 = frames_by_vol[0][0]
     nz, nv = len(frames_by_vol[0]), len(frames_by_vol)
     identity = all(f.slope == 1.0 and f.intercept == 0.0 for g in frames_by_vol for f in g)
-    sample = pix[f0.path]
+    sample = _pixels(f0.path, layouts.get(f0.path))
     dtype = sample.dtype.newbyteorder("=") if identity else np.float32
     out = np.empty((f0.cols, f0.rows, nz, nv), dtype=dtype)
-    for v, g in enumerate(frames_by_vol):
-        for k, f in enumerate(g):
-            arr = pix[f.path]
+
+    def place(p, arr=None):
+        if arr is None:
+            arr = _pixels(p, layouts.get(p))
+        for v, k, f in by_file[p]:
             img = arr[f.index] if f.index is not None and arr.ndim == 3 else arr
             if f.tile is not None:
-                m, k = f.tile
-                r0, c0 = (k // m) * f.rows, (k % m) * f.cols
+                m, t = f.tile
+                r0, c0 = (t // m) * f.rows, (t % m) * f.cols
                 img = img[r0:r0 + f.rows, c0:c0 + f.cols]
             if img.ndim != 2:
                 raise DicomError(f"unexpected pixel array shape {arr.shape}", path=f.path,
@@ -429,6 +520,17 @@ def _decode(frames_by_vol: list[list[Frame]], path, workers=None) -> np.ndarray:
                 out[:, :, k, v] = img.T
             else:
                 out[:, :, k, v] = img.T.astype(np.float32) * np.float32(f.slope) + np.float32(f.intercept)
+
+    place(f0.path, sample)
+    del sample
+    rest = [p for p in files if p != f0.path]
+    n = workers or min(4, os.cpu_count() or 1)
+    if n <= 1 or len(rest) < 2:
+        for p in rest:
+            place(p)
+    else:
+        with ThreadPoolExecutor(n) as ex:
+            list(ex.map(place, rest))  # re-raises the first failure (in file order)
     return out
 
 
@@ -540,7 +642,7 @@ def read_series(info: SeriesInfo, path=None) -> Scan:
     lps[:3, 2] = normal * step
     lps[:3, 3] = groups[0][0].ipp
     ras = np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps
-    data = _decode(groups, path)
+    data = _decode(groups, path, layouts=info.layouts)
     if data.shape[3] == 1:
         data = data[..., 0]
     meta, phi = _meta(info.header, frames, kind, tes)
