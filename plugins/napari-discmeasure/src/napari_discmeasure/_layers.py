@@ -149,7 +149,7 @@ def labels_colormap(values) -> dict:
         if dl.is_vertebra(v):
             cmap[int(v)] = "#8c9bb5"
         elif v == dl.CANAL:
-            cmap[int(v)] = "#a6e3ff"
+            cmap[int(v)] = "#1f6fd1"  # a dark blue: light text and marks stay readable on the bright CSF
     return cmap
 
 

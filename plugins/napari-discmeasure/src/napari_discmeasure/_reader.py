@@ -25,7 +25,8 @@ def _orient_viewer():
 
         v = napari.current_viewer()
         if v is not None:
-            v.camera.orientation2d = ("up", "left")
+            cam = v.scene.camera if hasattr(v, "scene") else v.camera  # napari >= 0.9: scene.camera
+            cam.orientation2d = ("up", "left")
     except Exception:  # noqa: BLE001 -- older napari: default orientation
         pass
 

@@ -55,19 +55,26 @@ def _show_error(msg: str):
 
 
 def _table_data(df, columns=None) -> dict:
-    """DataFrame -> {column: list} for a magicgui Table (coordinates hidden, floats rounded)."""
+    """DataFrame -> {column: list of str} for a magicgui Table.
+
+    Coordinates and columns without any value are hidden; numbers are shown with 2 decimals
+    (the exported CSV/JSON and ``widget.table_df`` keep full precision).
+    """
     cols = [c for c in (columns or df.columns) if c in df.columns and not c.endswith(("_x_mm", "_y_mm", "_z_mm"))]
     out = {}
     for c in cols:
         vals = []
         for v in df[c]:
-            if isinstance(v, (float, np.floating)):
-                vals.append("" if not np.isfinite(v) else round(float(v), 2))
-            elif isinstance(v, (np.bool_, bool)):
-                vals.append(bool(v))
+            if isinstance(v, (np.bool_, bool)):
+                vals.append("yes" if v else "no")
+            elif isinstance(v, (float, np.floating)):
+                vals.append("" if not np.isfinite(v) else f"{float(v):.2f}")
+            elif isinstance(v, (int, np.integer)):
+                vals.append(str(int(v)))
             else:
-                vals.append(v)
-        out[c] = vals
+                vals.append("" if v is None else str(v))
+        if c in ("level",) or any(x != "" for x in vals):
+            out[c] = vals
     return out
 
 
@@ -168,15 +175,36 @@ class _Base(Container):
     def _dock_table(self, df, columns, name):
         tbl = Table(value=_table_data(df, columns))
         tbl.read_only = True
+        _show_text_as_is(tbl)
         self.table = tbl
-        try:
-            for dw_name, dw in list(self.viewer.window.dock_widgets.items()):
-                if dw_name == name:
-                    self.viewer.window.remove_dock_widget(dw)
-            self.viewer.window.add_dock_widget(tbl, name=name, area="bottom")
-        except Exception:  # noqa: BLE001 -- a viewer without a window (tests) still gets self.table
-            pass
+        _replace_dock(self.viewer, tbl, name, "bottom")
         return tbl
+
+
+def _show_text_as_is(table):
+    """Show the cells' text as given (magicgui's default delegate re-formats numbers to 4 decimals)."""
+    from qtpy.QtWidgets import QStyledItemDelegate
+
+    class _AsIs(QStyledItemDelegate):
+        def displayText(self, value, locale):  # noqa: N802 -- Qt override
+            return "" if value is None else str(value)
+
+    qt_table = getattr(table.native, "_qwidget", table.native)
+    if hasattr(qt_table, "setItemDelegate"):
+        qt_table.setItemDelegate(_AsIs(qt_table))  # parented: lives as long as the table
+
+
+def _replace_dock(viewer, widget, name, area):
+    """Dock ``widget`` as ``name``, replacing the dock of that name from an earlier run."""
+    try:
+        win = viewer.window
+    except Exception:  # noqa: BLE001 -- a viewer model without a window: nothing to dock into
+        return
+    old = dict(win.dock_widgets).get(name)
+    if old is not None:
+        # dock_widgets holds the inner widgets; remove_dock_widget looks for the Qt widget
+        win.remove_dock_widget(getattr(old, "native", old))
+    win.add_dock_widget(widget, name=name, area=area)
 
 
 def _layer_combo(viewer, kind, label, nullable=False):
@@ -252,18 +280,22 @@ class SegmentWidget(_Base):
         items = [(data, kw, kind)]
         txt = level_text_points(data, kw, name=f"{kw['name']} levels")
         if txt is not None:
-            items.append(txt)
+            items.append(txt)  # above the labels so the names stay readable
         self.labels_layer = self._add(items)[0]
         self.segmentation = seg
+        discs = [v for v in values if v > 100 and v != 61]
+        if discs:  # the paint brush starts with a disc label, not 1 (which means nothing)
+            self.labels_layer.selected_label = discs[0]
+        self.viewer.layers.selection.active = self.labels_layer
 
 
 class MeasureWidget(_Base):
     """Measure every level from the current Labels layer and image (discmeasure.measure).
 
     Draws each level's baseline C_PI -> C_PS (cyan) and the maximum-bulge segment from the
-    baseline to the disc's most posterior point (yellow) as a Shapes layer, shows the per-level
-    table, and exports it as CSV and JSON (written atomically) when a file is chosen.
-    Lines are drawn on the sagittal slice nearest to their points.
+    baseline to the disc's most posterior point (red, with its value) as a 2-D Shapes layer
+    shown on every sagittal slice, shows the per-level table, and exports it as CSV and JSON
+    (written atomically) when a file is chosen.
     """
 
     title = "Measure"
@@ -286,7 +318,6 @@ class MeasureWidget(_Base):
         export = str(self.export.value or "")
         export = Path(export) if export not in ("", ".") else None
         self._image_layer = image
-        self._layer_affine = _layer_affine(image, scan)
 
         def work():
             yield "measuring"
@@ -303,18 +334,18 @@ class MeasureWidget(_Base):
         scan, df = value
         self.table_df = df
         img = self._image_layer
-        lines, texts, kinds = measurement_lines(df, self._layer_affine)
+        lines, texts, kinds, plane_r = measurement_lines(df)
         if lines:
-            tr = transform_kwargs(self._layer_affine)
-            colours = ["cyan" if k == "baseline" else "yellow" for k in kinds]
-            kw = {"name": f"{img.name} bulge", "shape_type": "line", "edge_color": colours, "edge_width": 0.6,
-                  "features": {"label": texts}, "text": {"string": "{label}", "size": 8, "color": "yellow",
-                                                         "anchor": "upper_left"}, **tr}
-            self.shapes_layer = self._add([(lines, kw, "shapes")])[0]
-            # show the sagittal slice of the middle level's bulge
-            bulges = [ln for ln, k in zip(lines, kinds) if k == "bulge"] or lines
-            world = self.shapes_layer.data_to_world(bulges[len(bulges) // 2][-1])
-            self.viewer.dims.set_point(self.viewer.dims.ndim - 3, world[-3])
+            # a 2-D (S, A) layer: napari shows it on every sagittal slice, so all levels are
+            # visible together (as on the CLI's QC picture); each line's own plane is in its text
+            # colours as on the CLI's QC picture: cyan baseline, red maximum bulge (+ its value,
+            # written just behind the disc, i.e. posterior = towards smaller A)
+            colours = ["cyan" if k == "baseline" else "red" for k in kinds]
+            kw = {"name": f"{img.name} bulge", "shape_type": "line", "edge_color": colours, "edge_width": 0.5,
+                  "features": {"label": texts, "kind": kinds, "plane_r_mm": plane_r},
+                  "text": {"string": "{label}", "size": 10, "color": "red", "anchor": "upper_left",
+                           "translation": [0.0, -1.5]}}
+            self.shapes_layer = self._add([([ln[:, 1:] for ln in lines], kw, "shapes")])[0]
         self._dock_table(df, None, "discmeasure: measurements")
 
 
@@ -330,25 +361,17 @@ def write_table(df, path: Path):
     return path
 
 
-def _layer_affine(layer, scan):
-    """voxel -> RAS+ affine of the layer's own (R, S, A) data grid."""
-    md = layer.metadata.get(META_KEY)
-    return np.asarray(md["affine"], float) if md else np.asarray(scan.affine, float)
+def measurement_lines(df):
+    """Baseline and bulge segments of a measurement table in napari world coordinates (R, S, A mm).
 
-
-def measurement_lines(df, affine):
-    """Baseline and bulge segments of a measurement table in a layer's data coordinates.
-
-    ``affine`` is the voxel -> RAS+ map of the layer's (R, S, A) grid. Returns (lines, texts,
-    kinds): each line a (2, 3) array (slice, row, column), its slice index rounded to the
-    sagittal slice nearest to the points.
+    Returns (lines, texts, kinds, plane_r): each line a (2, 3) array; the baseline runs C_PI ->
+    C_PS, the bulge from its foot on the baseline to the disc's most posterior point; texts
+    are empty for baselines and "<bulge> mm" (+ the R of its sagittal plane when it is not
+    the mid-sagittal one) for bulges.
     """
-    inv = np.linalg.inv(np.asarray(affine, float))
+    from ._layers import to_napari_world
 
-    def to_vox(xyz):
-        return np.asarray(xyz, float) @ inv[:3, :3].T + inv[:3, 3]
-
-    lines, texts, kinds = [], [], []
+    lines, texts, kinds, plane_r = [], [], [], []
     for _, r in df.iterrows():
         try:
             cpi = np.array([r.c_pi_x_mm, r.c_pi_y_mm, r.c_pi_z_mm], float)
@@ -358,22 +381,23 @@ def measurement_lines(df, affine):
             continue
         if not (np.all(np.isfinite(cpi)) and np.all(np.isfinite(cps))):
             continue
-        base = to_vox([cpi, cps])
-        base[:, 0] = np.round(base[:, 0].mean())
-        lines.append(base)
-        texts.append(f"{r.level}")
+        lines.append(to_napari_world([cpi, cps]))
+        texts.append("")
         kinds.append("baseline")
+        plane_r.append(float(np.mean([cpi[0], cps[0]])))
         if np.all(np.isfinite(bp)):
             # the bulge: from the baseline (foot of the perpendicular) to the disc's maximum point
             d = cps - cpi
             t = float(np.dot(bp - cpi, d) / max(np.dot(d, d), 1e-9))
             foot = cpi + t * d
-            seg = to_vox([foot, bp])
-            seg[:, 0] = np.round(seg[1, 0])
-            lines.append(seg)
-            texts.append(f"{r.bulge_mm:.1f} mm" if np.isfinite(r.bulge_mm) else "")
+            lines.append(to_napari_world([foot, bp]))
+            txt = f"{r.bulge_mm:.1f} mm" if np.isfinite(r.bulge_mm) else ""
+            if txt and abs(getattr(r, "bulge_lr_offset_mm", 0.0) or 0.0) >= 0.5:
+                txt += f" (R {bp[0]:+.0f} mm)"
+            texts.append(txt)
             kinds.append("bulge")
-    return lines, texts, kinds
+            plane_r.append(float(bp[0]))
+    return lines, texts, kinds, plane_r
 
 
 class T2Widget(_Base):
@@ -417,12 +441,12 @@ class T2Widget(_Base):
                 seg = _seg_from_labels_layer(anat_scan, labs)
                 df = dm.measure(anat_scan, seg, t2=fit)
             yield "building layers"
-            t2 = scan_to_layer(fit.to_scan("t2_ms"), self._name, colormap="magma", contrast_limits=(0, 250),
-                               blending="additive")
+            t2 = scan_to_layer(fit.to_scan("t2_ms"), self._name, colormap="magma", contrast_limits=(0, 250))
             flags, faff = canonical(np.asarray(fit.flags).astype(np.int32), np.asarray(fit.affine))
             fl = (flags, {"name": f"T2 quality flags ({method})", "visible": False, "opacity": 0.5,
-                          **transform_kwargs(faff), "metadata": {META_KEY: {"affine": np.array(faff)}}}, "labels")
-            return fit, df, [t2, fl]
+                          **transform_kwargs(faff), "metadata": {META_KEY: {"affine": np.array(faff), "source_affine": np.array(fit.affine, float)}}},
+                  "labels")
+            return fit, df, [fl, t2]
 
         return work
 
@@ -430,7 +454,21 @@ class T2Widget(_Base):
         fit, df, items = value
         self.fit = fit
         self.table_df = df
-        self.t2_layer, self.flags_layer = self._add(items)
+        self.flags_layer, self.t2_layer = self._add(items)
+        # put the maps just above the other images, so labels, level names and bulge marks
+        # stay drawn on top of them
+        layers = self.viewer.layers
+        others = [i for i, layer in enumerate(layers)
+                  if isinstance(layer, Image) and layer not in (self.t2_layer, self.flags_layer)]
+        if others:
+            dst = max(others) + 1  # both maps were appended on top: move them down (flags, then T2)
+            layers.move(layers.index(self.flags_layer), dst)
+            layers.move(layers.index(self.t2_layer), dst + 1)
+        try:  # colour bar (ms) next to the map
+            self.t2_layer.colorbar.visible = True
+        except AttributeError:  # napari < 0.6: no layer colour bar
+            pass
+        self.viewer.layers.selection.active = self.t2_layer
         if df is not None:
             self._dock_table(df, T2_COLUMNS, "discmeasure: T2 per ROI")
 
@@ -483,15 +521,16 @@ class CompareWidget(_Base):
 
         import matplotlib.pyplot as plt
 
-        fig = change_plot(ch, metric=self._metric)
+        fig = change_plot(ch, metric=self._metric, title=f"{self._metric}: pre vs post\n(* = change beyond repeatability)")
         plt.close(fig)  # keep the figure out of pyplot's registry; the Qt canvas owns it
+        ax = fig.axes[0]
+        lo, hi = ax.get_ylim()
+        ax.set_ylim(lo, hi + 0.12 * (hi - lo))  # room for the % labels above the bars
+        fig.set_layout_engine("constrained")
         self.figure = fig
         self.canvas = FigureCanvasQTAgg(fig)
-        self.canvas.setMinimumHeight(250)
-        try:
-            self.viewer.window.add_dock_widget(self.canvas, name="discmeasure: change plot", area="right")
-        except Exception:  # noqa: BLE001 -- headless viewer: the figure stays available as .figure
-            pass
+        self.canvas.setMinimumSize(380, 300)
+        _replace_dock(self.viewer, self.canvas, "discmeasure: change plot", "right")
 
 
 # npe2 widget contributions: callables taking the viewer
