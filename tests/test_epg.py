@@ -63,3 +63,28 @@ def test_matches_isochromat_bloch_simulation(b1):
 def test_broadcast_shapes():
     s = cpmg_signal(np.full((3, 1), 50.0), np.linspace(0.7, 1, 4), n_echoes=5, echo_spacing_ms=10)
     assert s.shape == (3, 4, 5)
+
+
+@pytest.mark.parametrize("n_echoes,refoc", [(1, 180.0), (2, 150.0), (8, 180.0), (17, 120.0), (32, 160.0)])
+def test_windowed_states_bit_identical_to_full_loop(n_echoes, refoc):
+    """The fast loop (only the phase states that can still reach F0) equals the full loop bit for bit."""
+    from discmeasure import epg
+
+    rng = np.random.default_rng(n_echoes)
+    t2 = rng.uniform(5, 2000, 300)
+    b1 = rng.uniform(0.4, 1.3, 300)
+    t1 = rng.uniform(300, 3000, 300)
+    fast = epg.cpmg_signal(t2, b1, n_echoes=n_echoes, echo_spacing_ms=9.0, refocusing_angle_deg=refoc, t1_ms=t1)
+    calls = []
+    orig = epg._cpmg_windowed
+    try:
+        epg._cpmg_windowed = lambda *a: (calls.append(1), epg._cpmg_full(*a))
+        full = epg.cpmg_signal(t2, b1, n_echoes=n_echoes, echo_spacing_ms=9.0, refocusing_angle_deg=refoc, t1_ms=t1)
+    finally:
+        epg._cpmg_windowed = orig
+    assert calls and np.array_equal(fast, full)
+
+
+def test_nonfinite_inputs_propagate():
+    s = cpmg_signal(np.array([np.nan, 50.0]), np.array([1.0, np.nan]), n_echoes=4, echo_spacing_ms=10)
+    assert np.isnan(s).all()

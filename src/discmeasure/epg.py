@@ -107,6 +107,17 @@ def cpmg_signal(
     ephi = 1j  # exp(i*pi/2)
 
     out = np.empty((nb, n_echoes))
+    coefs = (e2, e1, c2, s2, sa, ca)
+    if all(np.isfinite(c).all() for c in coefs):
+        _cpmg_windowed(fp, fm, z, coefs, ephi, n_echoes, out)
+    else:  # non-finite relaxation / angles: the plain loop (NaN/inf spread through every state)
+        _cpmg_full(fp, fm, z, coefs, ephi, n_echoes, out)
+    return out.reshape(shape + (n_echoes,))
+
+
+def _cpmg_full(fp, fm, z, coefs, ephi, n_echoes, out):
+    """Reference loop over all 2N + 2 phase states."""
+    e2, e1, c2, s2, sa, ca = coefs
 
     def relax_dephase(fp, fm, z):
         fp = fp * e2
@@ -130,4 +141,62 @@ def cpmg_signal(
         fp, fm, z = fp_r, fm_r, z_r
         fp, fm, z = relax_dephase(fp, fm, z)
         out[:, n] = np.abs(fp[:, 0])
-    return out.reshape(shape + (n_echoes,))
+
+
+def _cpmg_windowed(fp, fm, z, coefs, ephi, n_echoes, out):
+    """The same arithmetic as :func:`_cpmg_full`, on the phase states that matter only.
+
+    After the j-th dephasing (j = 1 .. 2N) states above j are still empty, and states above
+    2N - j can no longer dephase back to F0 before the last echo; so only states
+    0 .. min(j, 2N - j) are updated. Every updated value is computed by the same operations in
+    the same order as in the full loop, so the echoes are bit-identical. States are stored
+    state-major (one row of voxels per state) so that a window is a contiguous block, and two
+    buffers per state family are swapped instead of allocating new arrays at every step.
+    """
+    e2, e1, c2, s2, sa, ca = (np.ascontiguousarray(c.T) for c in coefs)  # (1, nb)
+    # loop invariants, grouped exactly as the full loop's left-to-right products
+    k_fm = ephi**2 * s2
+    k_z = 1j * ephi * sa
+    k2_fp = np.conj(ephi) ** 2 * s2
+    k2_z = 1j * np.conj(ephi) * sa
+    k3_fp = -0.5j * np.conj(ephi) * sa
+    k3_fm = 0.5j * ephi * sa
+    one_e1 = 1.0 - e1[0]
+    N = n_echoes
+    nst = N + 2  # states 0 .. N are ever needed (min(j, 2N - j) <= N), +1 read-ahead row
+    fp, fm, z = (np.ascontiguousarray(a[:, :nst].T) for a in (fp, fm, z))
+    fp2, fm2, z2 = np.zeros_like(fp), np.zeros_like(fm), np.zeros_like(z)
+    tmp = np.empty_like(fp)
+    j = 0
+    for n in range(N):
+        for half in (0, 1):
+            j += 1
+            w = min(j, 2 * N - j) + 1  # states 0 .. w-1
+            np.multiply(fm[1:w + 1], e2, out=fm2[:w])
+            np.multiply(fp[:w - 1], e2, out=fp2[1:w])
+            fp2[0] = np.conj(fm2[0])
+            np.multiply(z[:w], e1, out=z2[:w])
+            z2[0] += one_e1
+            fp, fp2, fm, fm2, z, z2 = fp2, fp, fm2, fm, z2, z
+            if half == 0:  # refocusing pulse
+                a, b, c, t = fp[:w], fm[:w], z[:w], tmp[:w]
+                r = fp2[:w]
+                np.multiply(c2, a, out=r)
+                np.multiply(k_fm, b, out=t)
+                r += t
+                np.multiply(k_z, c, out=t)
+                r -= t
+                r = fm2[:w]
+                np.multiply(k2_fp, a, out=r)
+                np.multiply(c2, b, out=t)
+                r += t
+                np.multiply(k2_z, c, out=t)
+                r += t
+                r = z2[:w]
+                np.multiply(k3_fp, a, out=r)
+                np.multiply(k3_fm, b, out=t)
+                r += t
+                np.multiply(ca, c, out=t)
+                r += t
+                fp, fp2, fm, fm2, z, z2 = fp2, fp, fm2, fm, z2, z
+        out[:, n] = np.abs(fp[0])

@@ -10,12 +10,16 @@ import numpy as np
 
 from ..errors import FitError
 from . import flags as F
+from ._parallel import run_blocks
 from .fitters import fit_epg, fit_loglinear, fit_mono
 from .noise import estimate_sigma
 
 __all__ = ["T2Fit", "fit_t2"]
 
 METHODS = ("epg", "mono", "loglinear")
+
+#: voxels per block (results do not depend on it: every voxel is fitted on its own)
+_BLOCK = {"loglinear": 16384, "mono": 8192, "resid": 16384, "resid_epg": 2048}
 
 
 @dataclass
@@ -199,14 +203,24 @@ def fit_t2(data, echo_times_ms=None, *, method: str = "epg", mask=None, drop_fir
     params = {"method": method, "echo_times_ms": te.tolist(), "echoes_used": np.flatnonzero(use).tolist(),
               "drop_first_echo": bool(drop_first_echo and method != "epg"), "offset": bool(offset),
               "noise_sigma": sigma or None, "noise_floor": noise_floor if sigma > 0 else None}
-    if method == "loglinear":
-        a0, t, good = fit_loglinear(sig[ok], te_used, w[ok])
-        s0[idx[ok]], t2[idx[ok]] = a0, t
-        fl[np.flatnonzero(ok)[~good]] |= F.NOT_CONVERGED
-    elif method == "mono":
-        a0, t, cc, f2 = fit_mono(sig[ok], te_used, w=w[ok], offset=offset)
-        s0[idx[ok]], t2[idx[ok]], c[idx[ok]] = a0, t, cc
-        fl[ok] |= f2
+    nfit = int(ok.sum())
+    sig_ok, w_ok = sig[ok], w[ok]
+    a0 = np.full(nfit, np.nan)
+    tt = np.full(nfit, np.nan)
+    cc = np.zeros(nfit)
+    bb = np.full(nfit, np.nan)
+    f2 = np.zeros(nfit, np.uint16)
+    if method in ("loglinear", "mono"):
+        def fit_block(sl):
+            if method == "loglinear":
+                a, t, good_ = fit_loglinear(sig_ok[sl], te_used, w_ok[sl])
+                f2[sl] = np.where(good_, 0, F.NOT_CONVERGED).astype(np.uint16)
+            else:
+                a, t, c_, f2[sl] = fit_mono(sig_ok[sl], te_used, w=w_ok[sl], offset=offset)
+                cc[sl] = c_
+            a0[sl], tt[sl] = a, t
+
+        run_blocks(fit_block, nfit, _BLOCK[method])
     else:
         esp = echo_spacing_ms or meta.get("echo_spacing_ms")
         if not esp:
@@ -221,42 +235,48 @@ def fit_t2(data, echo_times_ms=None, *, method: str = "epg", mask=None, drop_fir
             raise FitError(f"echo times {te.tolist()} are not multiples of the echo spacing {esp} ms",
                            hint="pass the right echo_spacing_ms=")
         n_train = int(te_idx.max() + 1)
-        a0, t, bb, f2 = fit_epg(sig[ok], te_idx, n_echoes=n_train, echo_spacing_ms=float(esp),
-                                refocusing_angle_deg=float(refoc), t1_ms=t1_ms, w=w[ok])
-        s0[idx[ok]], t2[idx[ok]], b1[idx[ok]] = a0, t, bb
-        fl[ok] |= f2
+        a0[:], tt[:], bb[:], f2[:] = fit_epg(sig_ok, te_idx, n_echoes=n_train, echo_spacing_ms=float(esp),
+                                             refocusing_angle_deg=float(refoc), t1_ms=t1_ms, w=w_ok)
         params.update(echo_spacing_ms=float(esp), refocusing_angle_deg=float(refoc), t1_ms=float(t1_ms))
+    good = idx[ok]
+    s0[good], t2[good], c[good], b1[good] = a0, tt, cc, bb
+    fl[ok] |= f2
     flags[idx] |= fl
     # residual, r2 and quality bits on the echoes used
     rmse = np.full(n, np.nan)
     r2v = np.full(n, np.nan)
-    good = idx[ok]
-    if len(good):
-        if method == "epg":
-            from ..epg import cpmg_signal
+    if nfit:
+        rm = np.empty(nfit)
+        rr = np.empty(nfit)
+        qf = np.zeros(nfit, np.uint16)
+        te_end = te if method == "epg" else te_used
 
-            pred = np.empty((len(good), te.size))
-            for a in range(0, len(good), 20000):
-                g = good[a:a + 20000]
-                pred[a:a + 20000] = s0[g][:, None] * cpmg_signal(t2[g], b1[g], n_echoes=n_train,
-                                                                  echo_spacing_ms=float(esp),
-                                                                  refocusing_angle_deg=float(refoc), t1_ms=t1_ms)[:, te_idx]
-            sg, ww = sig[ok], w[ok]
-        else:
-            pred = s0[good][:, None] * np.exp(-np.outer(1.0 / t2[good], te_used)) + c[good][:, None]
-            sg, ww = sig[ok], w[ok]
-        res = (sg - pred) * ww
-        nn = np.maximum(ww.sum(1), 1)
-        rmse[good] = np.sqrt((res**2).sum(1) / nn)
-        mean = (sg * ww).sum(1) / nn
-        sst = (((sg - mean[:, None]) * ww) ** 2).sum(1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            r2v[good] = 1 - (res**2).sum(1) / sst
-        te_last = np.array([te_used[int(k) - 1] if method != "epg" else te[int(k) - 1] for k in nn])
-        flags[good] |= np.where(te_last < 1.5 * t2[good], F.SHORT_TRAIN, 0).astype(np.uint16)
-        flags[good] |= np.where(~(r2v[good] >= 0.9), F.POOR_FIT, 0).astype(np.uint16)
-        if sigma > 0:
-            flags[good] |= np.where(sg[:, 0] < 5 * sigma, F.LOW_SNR, 0).astype(np.uint16)
+        def resid_block(sl):
+            sg, ww = sig_ok[sl], w_ok[sl]
+            if method == "epg":
+                from ..epg import cpmg_signal
+
+                pred = a0[sl][:, None] * cpmg_signal(tt[sl], bb[sl], n_echoes=n_train, echo_spacing_ms=float(esp),
+                                                     refocusing_angle_deg=float(refoc), t1_ms=t1_ms)[:, te_idx]
+            else:
+                pred = a0[sl][:, None] * np.exp(-np.outer(1.0 / tt[sl], te_used)) + cc[sl][:, None]
+            res = (sg - pred) * ww
+            nn = np.maximum(ww.sum(1), 1)
+            rm[sl] = np.sqrt((res**2).sum(1) / nn)
+            mean = (sg * ww).sum(1) / nn
+            sst = (((sg - mean[:, None]) * ww) ** 2).sum(1)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                rr[sl] = 1 - (res**2).sum(1) / sst
+            te_last = te_end[nn.astype(int) - 1]
+            q = np.where(te_last < 1.5 * tt[sl], F.SHORT_TRAIN, 0).astype(np.uint16)
+            q |= np.where(~(rr[sl] >= 0.9), F.POOR_FIT, 0).astype(np.uint16)
+            if sigma > 0:
+                q |= np.where(sg[:, 0] < 5 * sigma, F.LOW_SNR, 0).astype(np.uint16)
+            qf[sl] = q
+
+        run_blocks(resid_block, nfit, _BLOCK["resid_epg" if method == "epg" else "resid"])
+        rmse[good], r2v[good] = rm, rr
+        flags[good] |= qf
     shape = lead
     return T2Fit(
         t2_ms=t2.reshape(shape).astype(np.float32), s0=s0.reshape(shape).astype(np.float32),

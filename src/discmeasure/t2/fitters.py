@@ -16,6 +16,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from . import flags as F
@@ -71,20 +73,23 @@ def fit_mono(sig: np.ndarray, te: np.ndarray, *, w: np.ndarray | None = None, of
     converged = np.zeros(n, bool)
     scale = np.maximum(sig.max(1), 1e-12)
     for _ in range(max_iter):
-        act = ~converged
-        if not act.any():
+        idx = np.flatnonzero(~converged)
+        if not len(idx):
             break
-        pa, ea, fa = p[act], e[act], f[act]
+        if len(idx) == n:  # all active (first iterations): no gathers
+            pa, ea, fa, sg, wg = p, e, f, sig, w
+        else:
+            pa, ea, fa, sg, wg = p[idx], e[idx], f[idx], sig[idx], w[idx]
         J = [ea, -pa[:, [0]] * te * ea]
         if offset:
             J.append(np.ones_like(ea))
         J = np.stack(J, axis=2)  # (na, m, k)
-        wa = w[act][:, :, None]
-        r = (sig[act] - fa)[:, :, None]
-        JtJ = np.einsum("nmk,nml->nkl", J * wa, J)
-        Jtr = np.einsum("nmk,nml->nk", J * wa, r)
+        r = (sg - fa)[:, :, None]
+        Jw = J * wg[:, :, None]
+        JtJ = np.einsum("nmk,nml->nkl", Jw, J)
+        Jtr = np.einsum("nmk,nml->nk", Jw, r)
         diag = np.einsum("nkk->nk", JtJ)
-        A = JtJ + lam[act][:, None, None] * np.einsum("nk,kl->nkl", diag + 1e-12, np.eye(k))
+        A = JtJ + lam[idx][:, None, None] * np.einsum("nk,kl->nkl", diag + 1e-12, np.eye(k))
         try:
             step = np.linalg.solve(A, Jtr[:, :, None])[:, :, 0]
         except np.linalg.LinAlgError:
@@ -97,12 +102,9 @@ def fit_mono(sig: np.ndarray, te: np.ndarray, *, w: np.ndarray | None = None, of
         pn = pa + step
         pn[:, 1] = np.clip(pn[:, 1], 1.0 / T2_MAX, 1.0 / T2_MIN)
         pn[:, 0] = np.clip(pn[:, 0], 0, None)
-        full = p.copy()
-        full[act] = pn
-        fn, en = model(full[act])
-        cn = (w[act] * (sig[act] - fn) ** 2).sum(1)
-        better = cn < cost[act]
-        idx = np.flatnonzero(act)
+        fn, en = model(pn)
+        cn = (wg * (sg - fn) ** 2).sum(1)
+        better = cn < cost[idx]
         ib = idx[better]
         rel = np.abs(cost[ib] - cn[better]) / np.maximum(cost[ib], 1e-30)
         small = np.abs(step[better]).max(1) / np.maximum(np.abs(pa[better]).max(1), 1e-30)
@@ -110,9 +112,10 @@ def fit_mono(sig: np.ndarray, te: np.ndarray, *, w: np.ndarray | None = None, of
         f[ib], e[ib] = fn[better], en[better]
         cost[ib] = cn[better]
         lam[ib] = np.maximum(lam[ib] / 3.0, 1e-9)
-        lam[idx[~better]] *= 4.0
+        worse = idx[~better]
+        lam[worse] *= 4.0
         converged[ib] = (rel < tol) | (small < tol) | (cn[better] <= 1e-20 * scale[ib] ** 2)
-        converged[idx[~better]] |= lam[idx[~better]] > 1e8  # no further progress possible
+        converged[worse] |= lam[worse] > 1e8  # no further progress possible
     fl = np.where(converged, 0, F.NOT_CONVERGED).astype(np.uint16)
     t2 = 1.0 / p[:, 1]
     at_b = (t2 >= T2_MAX * 0.999) | (t2 <= T2_MIN * 1.001)
@@ -136,6 +139,26 @@ def _dictionary(te_idx, n_echoes, esp, refoc, t1, t2_grid, b1_grid):
     return _DICT_CACHE[key]
 
 
+def _twins(D: np.ndarray, rtol: float = 1e-12) -> np.ndarray:
+    """For each atom (flat index), the first atom of the same T2 with the same echo train.
+
+    With a 180-degree nominal refocusing angle, B1 = 1 - d and 1 + d give identical trains (the
+    pulses' effect depends on cos and sin^2 of the angle): their match scores differ only by
+    rounding, so which one wins would depend on the BLAS kernel. Mapping the winner to the first
+    twin (lower B1) makes the fit reproducible.
+    """
+    nT, nB, m = D.shape
+    canon = np.arange(nT * nB).reshape(nT, nB)
+    scale = np.abs(D).max(axis=2)  # (nT, nB)
+    for ib in range(1, nB):
+        diff = np.abs(D[:, :ib, :] - D[:, ib:ib + 1, :]).max(axis=2)  # (nT, ib)
+        same = diff <= rtol * np.maximum(scale[:, ib:ib + 1], 1e-300)
+        has = same.any(axis=1)
+        first = np.argmax(same, axis=1)
+        canon[has, ib] = canon[has, first[has]]
+    return canon.reshape(-1)
+
+
 def _quad_peak(vm, v0, vp):
     """Offset (in grid steps, -0.5..0.5) of the vertex of a parabola through three samples."""
     den = vm - 2 * v0 + vp
@@ -144,9 +167,18 @@ def _quad_peak(vm, v0, vp):
     return np.where((den < 0) & np.isfinite(off), np.clip(off, -0.5, 0.5), 0.0)
 
 
+def _pattern_atoms(Df, D2, wrow, cache):
+    """Atoms scaled by 1/sqrt(weighted energy) for one echo-weight pattern (cached), transposed."""
+    key = ("atoms", wrow.tobytes())
+    if key not in cache:
+        den = np.maximum(wrow @ D2.T, 1e-30)
+        cache[key] = np.ascontiguousarray((Df / np.sqrt(den)[:, None]).T)
+    return cache[key]
+
+
 def fit_epg(sig: np.ndarray, te_idx: np.ndarray, *, n_echoes: int, echo_spacing_ms: float,
             refocusing_angle_deg: float = 180.0, t1_ms: float = 1000.0, w: np.ndarray | None = None,
-            n_t2: int = 120, b1_range=(0.5, 1.2), n_b1: int = 36, chunk: int = 4096):
+            n_t2: int = 120, b1_range=(0.5, 1.2), n_b1: int = 36, chunk: int = 256, threads: int | None = None):
     """Dictionary fit of T2, B1 and S0 with the CPMG EPG model.
 
     Parameters
@@ -156,50 +188,85 @@ def fit_epg(sig: np.ndarray, te_idx: np.ndarray, *, n_echoes: int, echo_spacing_
         ``n_echoes`` echoes at multiples of ``echo_spacing_ms``).
     w : (n, m) ndarray of 0/1, optional
         Echo weights (0 = below the noise floor: ignored).
+    chunk : int
+        Voxels per block: temporary memory is ``chunk x atoms`` doubles per worker thread.
+    threads : int, optional
+        Worker threads (default :func:`discmeasure.t2._parallel.n_threads`).
 
     Returns
     -------
     s0, t2, b1, flags : ndarrays (n,)
+
+    Notes
+    -----
+    The best atom maximises the least-squares match score <s,d>_w^2 / <d,d>_w. Voxels sharing
+    an echo-weight pattern share the denominator, so the search is one matrix product with
+    atoms pre-divided by sqrt(<d,d>_w) and an argmax of |<s,d>_w| / sqrt(<d,d>_w) (the same
+    ranking); the scores of the best atom and its four neighbours, used by the quadratic
+    interpolation, are then evaluated with the score formula itself. Atoms with identical echo
+    trains (B1 = 1 -/+ d at 180 degrees) resolve to the lower B1 (:func:`_twins`).
     """
+    from ._parallel import run_blocks
+
     t2_grid = np.geomspace(T2_MIN * 5, T2_MAX / 2, n_t2)
     b1_grid = np.linspace(b1_range[0], b1_range[1], n_b1)
     D = _dictionary(np.asarray(te_idx), n_echoes, echo_spacing_ms, refocusing_angle_deg, t1_ms, t2_grid, b1_grid)
     nT, nB, m = D.shape
-    Df = D.reshape(-1, m)
+    Df = np.ascontiguousarray(D.reshape(-1, m))
+    D2 = Df**2
     n = sig.shape[0]
     s0 = np.zeros(n)
     t2 = np.zeros(n)
     b1 = np.zeros(n)
     fl = np.zeros(n, np.uint16)
     lt = np.log(t2_grid)
-    for a in range(0, n, chunk):
-        s = sig[a:a + chunk]
-        ww = np.ones_like(s) if w is None else w[a:a + chunk]
-        if w is None:
-            norms = np.sqrt((Df**2).sum(1))
-            corr = (s @ Df.T) / norms[None, :]  # (c, atoms): |<s,d>|/|d| maximised = best LS fit
-            score = corr**2
+    caches: dict = {}
+    canon = _twins(D)
+    keep = np.flatnonzero(canon == np.arange(canon.size))  # one atom per distinct echo train
+    Dk, D2k = Df[keep], D2[keep]
+
+    def block(sl):
+        s = sig[sl]
+        ww = np.ones_like(s) if w is None else w[sl]
+        sw = s * ww
+        mine = caches.setdefault(threading.get_ident(), {})
+        buf = mine.get("buf")
+        if buf is None or buf.shape[0] < len(s):
+            buf = mine["buf"] = np.empty((max(len(s), min(chunk, n)), len(keep)))
+        best = np.empty(len(s), np.intp)
+        if (ww == ww[:1]).all():
+            groups = [(slice(None), ww[0])]
         else:
-            sw = s * ww
-            num = sw @ Df.T
-            den = (ww @ (Df**2).T)
-            score = num**2 / np.maximum(den, 1e-30)
-            corr = num / np.sqrt(np.maximum(den, 1e-30))
-        best = np.argmax(score, axis=1)
+            pats, inv = np.unique(ww, axis=0, return_inverse=True)
+            inv = inv.reshape(-1)
+            groups = [(np.flatnonzero(inv == u), pats[u]) for u in range(len(pats))]
+        for rows, pat in groups:
+            x = sw[rows]
+            proj = np.matmul(x, _pattern_atoms(Dk, D2k, pat, mine), out=buf[:len(x)])
+            if (x < 0).any():
+                np.abs(proj, out=proj)
+            best[rows] = keep[np.argmax(proj, axis=1)]
         it, ib = np.unravel_index(best, (nT, nB))
-        sc = score.reshape(-1, nT, nB)
-        rows = np.arange(len(s))
+
+        def score(i_t, i_b):
+            d = Df[i_t * nB + i_b]
+            num = (sw * d).sum(1)
+            den = (ww * d**2).sum(1)
+            return num**2 / np.maximum(den, 1e-30)
+
         itm, itp = np.clip(it - 1, 0, nT - 1), np.clip(it + 1, 0, nT - 1)
         ibm, ibp = np.clip(ib - 1, 0, nB - 1), np.clip(ib + 1, 0, nB - 1)
-        v0 = sc[rows, it, ib]
-        ot = _quad_peak(sc[rows, itm, ib], v0, sc[rows, itp, ib])
-        ob = _quad_peak(sc[rows, it, ibm], v0, sc[rows, it, ibp])
+        v0 = score(it, ib)
+        ot = _quad_peak(score(itm, ib), v0, score(itp, ib))
+        ob = _quad_peak(score(it, ibm), v0, score(it, ibp))
         ot = np.where((it == 0) | (it == nT - 1), 0.0, ot)
         ob = np.where((ib == 0) | (ib == nB - 1), 0.0, ob)
-        t2[a:a + chunk] = np.exp(lt[it] + ot * (lt[1] - lt[0]))
-        b1[a:a + chunk] = b1_grid[ib] + ob * (b1_grid[1] - b1_grid[0])
+        t2[sl] = np.exp(lt[it] + ot * (lt[1] - lt[0]))
+        b1[sl] = b1_grid[ib] + ob * (b1_grid[1] - b1_grid[0])
         d = Df[best]
-        s0[a:a + chunk] = (s * ww * d).sum(1) / np.maximum((ww * d * d).sum(1), 1e-30)
+        s0[sl] = (s * ww * d).sum(1) / np.maximum((ww * d * d).sum(1), 1e-30)
         edge = (it == 0) | (it == nT - 1) | (ib == 0) | (ib == nB - 1)
-        fl[a:a + chunk] |= np.where(edge, F.AT_BOUND, 0).astype(np.uint16)
+        fl[sl] |= np.where(edge, F.AT_BOUND, 0).astype(np.uint16)
+
+    run_blocks(block, n, chunk, threads)
     return s0, t2, b1, fl
