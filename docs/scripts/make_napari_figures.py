@@ -80,7 +80,7 @@ def remove_docks(viewer, keep=()):
             viewer.window.remove_dock_widget(getattr(dw, "native", dw))
 
 
-def zoom_to(viewer, layer, centre_world_rsa, height_mm):
+def zoom_to(viewer, centre_world_rsa, height_mm):
     """Centre the 2-D view on a world point (R, S, A) and show ``height_mm`` of it vertically."""
     cam = viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera
     cam.center = tuple(centre_world_rsa[-2:])
@@ -159,7 +159,7 @@ def main():
     c = to_napari_world([r.bulge_point_x_mm, r.bulge_point_y_mm, r.bulge_point_z_mm])
     viewer.dims.set_point(0, float(c[0]))
     lab.opacity = 0.3
-    zoom_to(viewer, t2w, c + np.array([0.0, 0.0, 12.0]), 75.0)
+    zoom_to(viewer, c + np.array([0.0, 0.0, 12.0]), 75.0)
     shot(viewer, "napari_measure_zoom.png", canvas_only=True)
     lab.opacity = 0.45
     viewer.dims.set_point(0, 0.0)

@@ -129,6 +129,16 @@ def test_reader_layers_in_mm_and_overlay(make_napari_viewer, pre_study, tmp_path
     np.testing.assert_allclose(nl.scale, t2w.scale, rtol=1e-6)
     np.testing.assert_allclose(nl.translate, t2w.translate, atol=1e-4)
 
+    # a series folder and a single DICOM file open too (the file as its one slice)
+    (sl,) = viewer.open(str(SAMPLE / "pre" / "T2W_SAG"), plugin="napari-discmeasure")
+    np.testing.assert_array_equal(np.asarray(sl.data), np.asarray(t2w.data))
+    np.testing.assert_allclose(sl.translate, t2w.translate, atol=1e-6)
+    one = sorted((SAMPLE / "pre" / "T2W_SAG").glob("*.dcm"))[0]
+    (fl,) = viewer.open(str(one), plugin="napari-discmeasure")
+    assert fl.data.shape == (1, *t2w.data.shape[1:])
+    k = int(np.round(t2w.world_to_data(fl.data_to_world([0, 0, 0]))[0]))
+    np.testing.assert_array_equal(np.asarray(fl.data)[0], np.asarray(t2w.data)[k])
+
     # back from a layer to a Scan: the very array and affine the library loaded (exact), so the
     # widgets compute on the same voxels as the CLI; the echo axis goes back last
     for layer, scan in ((t2w, st.t2w), (me, st.mese), (nl, dm.load(nii))):
@@ -164,22 +174,11 @@ def test_widgets_segment_measure_t2_compare(make_napari_viewer, qtbot, tmp_path,
     me = next(l for l in pre if "multi-echo" in l.name)
     scan = pre_study.t2w
 
-    # --- segment (auto) = the library's segmentation, as an editable, coloured, named Labels layer
+    direct = dm.segment(scan)
+    assert "L4-L5" in direct.levels
     seg_w = SegmentWidget(viewer)
     viewer.window.add_dock_widget(seg_w)
     seg_w.image.value = t2w
-    _run(qtbot, seg_w)
-    lab = seg_w.labels_layer
-    direct = dm.segment(scan)
-    np.testing.assert_array_equal(np.asarray(lab.data), labels_layer(direct)[0])
-    assert list(lab.features["name"][lab.features["index"] > 100]) == direct.levels
-    assert "L4-L5" in direct.levels
-    c123 = np.asarray(lab.colormap.map(np.array([123])))[0]
-    c122 = np.asarray(lab.colormap.map(np.array([122])))[0]
-    assert c123[3] > 0 and not np.allclose(c123, c122)  # discs visible, levels told apart
-    assert lab.selected_label == dm.labels.disc_label_from_name(direct.levels[0])  # paint brush = a disc
-    names = viewer.layers[f"{t2w.name} labels levels"]
-    assert set(names.features["level"]) == set(direct.levels)
 
     # --- seeded: one point per disc (world centroids of the library's discs), lowest = L5-S1
     cents = [scan.voxel_to_world(np.argwhere(direct.labels == dm.labels.disc_label_from_name(lv)).mean(0)[None])[0]
@@ -188,7 +187,6 @@ def test_widgets_segment_measure_t2_compare(make_napari_viewer, qtbot, tmp_path,
         k: getattr(t2w, k) for k in ("scale", "translate")})
     seg_w.reset_choices()
     seg_w.method.value, seg_w.seeds.value = "seeded", pts
-    seg_w.result = None
     _run(qtbot, seg_w)
     seeded = dm.segment(scan, method="seeded", seeds=np.array(cents))
     np.testing.assert_array_equal(np.asarray(seg_w.labels_layer.data), labels_layer(seeded)[0])
@@ -198,11 +196,22 @@ def test_widgets_segment_measure_t2_compare(make_napari_viewer, qtbot, tmp_path,
     _run(qtbot, seg_w)
     assert list(seg_w.segmentation.levels) == [dm.labels.disc_level_name(dm.labels.disc_label_from_name(lv) - 1)
                                                for lv in direct.levels]
-    # back to the auto labels for measuring
+
+    # --- segment (auto) = the library's segmentation, as an editable, coloured, named Labels layer
+    # (replacing the seeded one: same layer name)
     seg_w.method.value = "auto"
     seg_w.result = None
     _run(qtbot, seg_w)
     lab = seg_w.labels_layer
+    assert [layer.name for layer in viewer.layers].count(lab.name) == 1
+    np.testing.assert_array_equal(np.asarray(lab.data), labels_layer(direct)[0])
+    assert list(lab.features["name"][lab.features["index"] > 100]) == direct.levels
+    c123 = np.asarray(lab.colormap.map(np.array([123])))[0]
+    c122 = np.asarray(lab.colormap.map(np.array([122])))[0]
+    assert c123[3] > 0 and not np.allclose(c123, c122)  # discs visible, levels told apart
+    assert lab.selected_label == dm.labels.disc_label_from_name(direct.levels[0])  # paint brush = a disc
+    names = viewer.layers[f"{t2w.name} labels levels"]
+    assert set(names.features["level"]) == set(direct.levels)
 
     # --- measure: table = library, CSV/JSON exported atomically, lines at C_PI/C_PS and the bulge point
     m_w = MeasureWidget(viewer)
@@ -283,6 +292,29 @@ def test_widgets_segment_measure_t2_compare(make_napari_viewer, qtbot, tmp_path,
     np.testing.assert_allclose(ch.bulge_mm_pct, ref_ch.bulge_mm_pct, atol=1e-9)
     assert (ch.bulge_mm_delta < 0).sum() >= 1  # the phantom's post visit has smaller bulges at some level
     assert len(c_w.figure.axes[0].patches) == 2 * len(ch)
+
+    # --- a correction with the paint tool is what gets measured: erase the tip of the L4-L5
+    # bulge (brush, label 0) on its sagittal slice and measure again
+    from napari_discmeasure._layers import from_napari_world
+
+    r45 = ref.set_index("level").loc["L4-L5"]
+    tip = to_napari_world([r45.bulge_point_x_mm, r45.bulge_point_y_mm, r45.bulge_point_z_mm])
+    viewer.dims.set_point(viewer.dims.ndim - 3, tip[0])
+    before = np.asarray(lab.data).copy()
+    lab.brush_size, lab.n_edit_dim = 7, 2
+    lab.paint(lab.world_to_data(tip), 0)
+    changed = np.argwhere(np.asarray(lab.data) != before)
+    assert len(changed) > 0 and set(before[tuple(changed.T)]) <= {123, 61}
+    # the same edit made on the library's own array, through world coordinates only
+    src = np.round(scan.world_to_voxel(from_napari_world(np.array([lab.data_to_world(c) for c in changed])))).astype(int)
+    edited = direct.labels.copy()
+    edited[tuple(src.T)] = 0
+    ref_ed = dm.measure(scan, dm.segment(scan, method="labels", labels=edited, convention="discmeasure"))
+    m_w.result = None
+    _run(qtbot, m_w)
+    np.testing.assert_allclose(m_w.table_df.bulge_mm, ref_ed.bulge_mm, atol=1e-9)
+    b45 = m_w.table_df.set_index("level").bulge_mm
+    assert b45["L4-L5"] < r45.bulge_mm - 0.1  # the edit mattered
 
     viewer.dims.ndisplay = 2
     viewer.reset_view()

@@ -192,6 +192,8 @@ def _show_text_as_is(table):
     qt_table = getattr(table.native, "_qwidget", table.native)
     if hasattr(qt_table, "setItemDelegate"):
         qt_table.setItemDelegate(_AsIs(qt_table))  # parented: lives as long as the table
+    if hasattr(qt_table, "resizeColumnsToContents"):
+        qt_table.resizeColumnsToContents()  # full column names
 
 
 def _replace_dock(viewer, widget, name, area):
