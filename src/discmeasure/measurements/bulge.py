@@ -8,10 +8,15 @@ that baseline, positive towards the canal (negative when the disc stays inside
 the line). The level's value is the maximum over the band; the mid-sagittal
 value is reported too.
 
-The corner of a vertebral body's outline is its support point in the diagonal
-direction (posterior + inferior for C_PI, posterior + superior for C_PS), i.e.
-the outline point farthest along that direction: a reproducible stand-in for
-the hand-placed corner that follows rounded corners and wedged bodies.
+The corner of a vertebral body's outline (:func:`wall_corner`) is the
+intersection of two straight lines fitted to the outline next to the corner:
+the posterior wall and the endplate, each over 3-9 mm from the corner. This is
+where a reader places the corner ("the junction of the posterior wall and the
+endplate") and, unlike the outline point farthest along the diagonal, it does
+not move when a segmentation rounds or chamfers the corner by a millimetre or
+two (a partial-volume effect of the dark cortex next to the dark annulus). The
+diagonal support point (:func:`corner`) seeds the fit and is the fallback where
+the wall or the endplate is too short to fit.
 
 References
 ----------
@@ -31,7 +36,7 @@ import numpy as np
 
 from .planes import PlaneStack, contours
 
-__all__ = ["PlaneBulge", "corner", "plane_bulge", "band_bulge"]
+__all__ = ["PlaneBulge", "corner", "wall_corner", "plane_bulge", "band_bulge"]
 
 
 @dataclass
@@ -50,6 +55,95 @@ def corner(outline: np.ndarray, direction) -> np.ndarray:
     d = np.asarray(direction, float)
     d = d / np.linalg.norm(d)
     return outline[int(np.argmax(outline @ d))]
+
+
+def _fit_line(u: np.ndarray, v: np.ndarray) -> tuple[float, float] | None:
+    """Least-squares ``v = a + b u`` with one pass of outlier trimming (> 2.5 robust SD); None if < 4 points."""
+    if len(u) < 4 or np.ptp(u) < 1.0:
+        return None
+    b, a = np.polyfit(u, v, 1)
+    r = v - (a + b * u)
+    mad = 1.4826 * np.median(np.abs(r - np.median(r)))
+    keep = np.abs(r) <= max(2.5 * mad, 0.2)
+    if keep.sum() >= 4 and not keep.all():
+        b, a = np.polyfit(u[keep], v[keep], 1)
+    return float(a), float(b)
+
+
+def wall_corner(outline: np.ndarray, vertical: int, *, near_mm: float = 3.0, far_mm: float = 9.0,
+                max_shift_mm: float = 3.0) -> np.ndarray:
+    """Posterior corner of a vertebral body outline: posterior wall x endplate line intersection.
+
+    Parameters
+    ----------
+    outline : (N, 2) array
+        Outline points (ap, si) in mm; posterior is -ap.
+    vertical : {-1, +1}
+        -1 for the posterior-inferior corner (C_PI, the upper body's lower endplate),
+        +1 for the posterior-superior corner (C_PS, the lower body's upper endplate).
+    near_mm, far_mm : float
+        The wall and the endplate are fitted over this distance range from the corner, leaving
+        out the corner's own rounding.
+    max_shift_mm : float
+        The fitted corner must lie within this distance of the support point, and not inside
+        the body (more than 0.5 mm against the outward diagonal); otherwise the support point
+        is returned.
+
+    Returns
+    -------
+    (2,) array
+        The corner (ap, si). Falls back to the diagonal support point (:func:`corner`)
+        when a side has too few points, the lines are nearly parallel or the fit is implausible
+        (see ``max_shift_mm``).
+
+    Notes
+    -----
+    The corner of the two fitted lines is the "junction of the posterior wall and the endplate"
+    of manual protocols (Fardon et al. 2014; the posterior vertebral line of the Dabbs/Farfan
+    disc-height methods). Lines: posterior wall ``ap = a1 + b1 si`` from the most posterior
+    outline points of the rows 3-9 mm away from the corner along the wall; endplate
+    ``si = a2 + b2 ap`` from the outline points nearest the disc in the columns 3-9 mm anterior
+    of the corner.
+    """
+    seed = corner(outline, (-1.0, float(vertical)))
+    ap, si = outline[:, 0], outline[:, 1]
+    # posterior wall: rows away from the corner on the body's side (opposite to the disc)
+    d_si = (si - seed[1]) * (-vertical)
+    w = (d_si >= near_mm) & (d_si <= far_mm) & (ap <= seed[0] + near_mm)
+    wall = None
+    if w.any():
+        rows = np.round(si[w] / 0.25)
+        u_si, inv = np.unique(rows, return_inverse=True)
+        post = np.full(len(u_si), np.inf)
+        np.minimum.at(post, inv, ap[w])
+        wall = _fit_line(u_si * 0.25, post)
+    # endplate: columns anterior of the corner, the outline point nearest the disc
+    d_ap = ap - seed[0]
+    e = (d_ap >= near_mm) & (d_ap <= far_mm) & (d_si <= near_mm) & (d_si >= -near_mm)
+    plate = None
+    if e.any():
+        cols = np.round(ap[e] / 0.25)
+        u_ap, inv = np.unique(cols, return_inverse=True)
+        ext = np.full(len(u_ap), -np.inf)
+        np.maximum.at(ext, inv, si[e] * vertical)  # nearest the disc: lowest si (C_PI) / highest (C_PS)
+        plate = _fit_line(u_ap * 0.25, ext * vertical)
+    if wall is None or plate is None:
+        return seed
+    a1, b1 = wall
+    a2, b2 = plate
+    den = 1.0 - b1 * b2
+    if abs(den) < 0.2:  # nearly parallel: no well-defined corner
+        return seed
+    s_c = (a2 + b2 * a1) / den
+    a_c = a1 + b1 * s_c
+    pt = np.array([a_c, s_c])
+    # the wall/endplate junction lies outside a rounded or chamfered outline, along the outward
+    # diagonal from the support point, within a few mm; a fit that lands inside the body or far
+    # away was misled (a lateral plane cutting the wall obliquely, a short or curved side)
+    d = pt - seed
+    if d @ (np.array([-1.0, float(vertical)]) / np.sqrt(2.0)) < -0.5 or np.linalg.norm(d) > max_shift_mm:
+        return seed
+    return pt
 
 
 def _largest(cs: list[np.ndarray]) -> np.ndarray | None:
@@ -83,8 +177,8 @@ def plane_bulge(stack: PlaneStack, k: int, *, max_extension_mm: float = 3.0) -> 
     lo = _near_disc(contours(stack.masks["lower"][k], ap, si), disc_pts)
     if up is None or lo is None:
         return None
-    c_pi = corner(up, (-1.0, -1.0))  # posterior (-ap) and inferior (-si)
-    c_ps = corner(lo, (-1.0, 1.0))  # posterior (-ap) and superior (+si)
+    c_pi = wall_corner(up, -1)  # posterior (-ap) and inferior (-si)
+    c_ps = wall_corner(lo, +1)  # posterior (-ap) and superior (+si)
     base = c_ps - c_pi
     length = np.linalg.norm(base)
     if length < 1e-6:

@@ -3,7 +3,10 @@
 The truth is the measurement definition of docs/methods.md evaluated on a fine
 raster (default 0.05 mm) of the continuous anatomy in each disc's design frame
 -- not on any rendered image -- so it is independent of voxel size, partial
-volume, noise and of discmeasure.measurements's own code.
+volume, noise and of discmeasure.measurements's own code. The one piece shared
+with the measurement is the *definition* of a body's posterior corner
+(:func:`discmeasure.measurements.bulge.wall_corner`: posterior-wall line x
+endplate line), applied here to the analytic outline.
 """
 
 from __future__ import annotations
@@ -41,6 +44,15 @@ def _support(mask, ap, si, direction):
     return pts[np.argmax(pts @ d)]
 
 
+def _wall_corner(mask, ap, si, vertical):
+    from ..measurements.bulge import wall_corner
+
+    b = np.argwhere(_boundary(mask))
+    if not len(b):
+        return None
+    return wall_corner(np.column_stack([ap[b[:, 0]], si[b[:, 1]]]), vertical)
+
+
 def _level_truth(ph: Phantom, skel, level, step, band_mm, plane_step):
     upper, lower = level.split("-")
     dl = lab.disc_label_from_name(level)
@@ -48,14 +60,15 @@ def _level_truth(ph: Phantom, skel, level, step, band_mm, plane_step):
     c, R, hp, ha = skel["discs"][level]
     depth = 0.5 * (ph.body_depth[upper] + ph.body_depth[lower])
     hmax = max(hp, ha) / 2
-    ap = np.arange(-depth / 2 - 9, -depth / 2 + 7, step)
-    si = np.arange(-hmax - 5, hmax + 5, step)
+    # wide enough for the corner fits (wall and endplate 3-9 mm from the corner)
+    ap = np.arange(-depth / 2 - 9, -depth / 2 + 12, step)
+    si = np.arange(-hmax - 11, hmax + 11, step)
     best = None
     mid = None
     for x in np.arange(-band_mm, band_mm + 1e-9, plane_step):
         L = _plane(ph, skel, level, x, ap, si)
-        cpi = _support(L == ul, ap, si, (-1, -1))
-        cps = _support(L == ll, ap, si, (-1, 1))
+        cpi = _wall_corner(L == ul, ap, si, -1)
+        cps = _wall_corner(L == ll, ap, si, +1)
         db = np.argwhere(_boundary(L == dl))
         if cpi is None or cps is None or not len(db):
             continue

@@ -105,38 +105,17 @@ def _split_tall(comp, n, sp, max_ratio=1.6):
     return comp, n
 
 
-def segment_auto(scan, *, inplane_mm: float = 0.8, column_depth_mm: float = 60.0, column_halfwidth_mm: float = 32.0,
-                 min_body_mm3: float = 1500.0) -> Segmentation:
-    """Automatic segmentation; see the module docstring. Raises SegmentationError when no spine is found."""
-    from skimage.filters import threshold_multiotsu
+def _canal_candidate(comp, n, Wf, sp, shape, centre_ap, t_low, t_high):
+    """Best canal component of a labelled bright mask: (label, score) or (None, -1).
 
-    shape, waff = _working_grid(scan, inplane_mm)
-    W = resample(np.asarray(scan.data, np.float32), scan.affine, shape, waff, order=1, cval=np.nan)
-    valid = np.isfinite(W)
-    if valid.sum() < 1000:
-        raise SegmentationError("the image is too small to segment", hint="give a sagittal lumbar T2-weighted series")
-    Wf = np.where(valid, W, 0.0)
-    hi = np.percentile(Wf[valid], 99.5)
-    if not hi > 0:
-        raise SegmentationError("the image is blank", hint="check the series")
-    Wf = Wf / hi
-    sp = np.linalg.norm(waff[:3, :3], axis=0)  # (lr, ap, si) mm
-    s_ip = sp[1]
-    fg = valid & (Wf > 0.03)
-    vals = Wf[fg]
-    if vals.size < 1000:
-        raise SegmentationError("no tissue found", hint="the image looks empty")
-    t_low, t_high = threshold_multiotsu(vals, classes=3)
-
-    # ---- canal: bright, long in SI, thin in AP, narrow in LR
-    bright = fg & (Wf > t_high)
-    bright = _per_slice(lambda s: ndimage.binary_opening(s, _ball2(0.6 / s_ip)), bright)
-    comp, n = ndimage.label(bright)
+    Score: SI extent x fraction of rows with marrow-class signal 5-35 mm in front of the
+    component (the vertebral column lies right in front of the dural sac), minus a small
+    penalty for distance from the image's AP centre.
+    """
     if n == 0:
-        raise SegmentationError("no bright canal (CSF) found", hint="is this a T2-weighted lumbar image?")
+        return None, -1.0
     objs = ndimage.find_objects(comp)
-    best, best_score = None, -1
-    centre_ap = shape[1] / 2
+    best, best_score = None, -1.0
     for i, sl in enumerate(objs, start=1):
         m = comp[sl] == i
         vox = m.sum()
@@ -161,6 +140,46 @@ def segment_auto(scan, *, inplane_mm: float = 0.8, column_depth_mm: float = 60.0
         score = si_ext * frac - 0.02 * abs(ap_mid - centre_ap) * sp[1]
         if score > best_score:
             best, best_score = i, score
+    return best, best_score
+
+
+def segment_auto(scan, *, inplane_mm: float = 0.8, column_depth_mm: float = 60.0, column_halfwidth_mm: float = 32.0,
+                 min_body_mm3: float = 1500.0) -> Segmentation:
+    """Automatic segmentation; see the module docstring. Raises SegmentationError when no spine is found."""
+    from skimage.filters import threshold_multiotsu
+
+    shape, waff = _working_grid(scan, inplane_mm)
+    W = resample(np.asarray(scan.data, np.float32), scan.affine, shape, waff, order=1, cval=np.nan)
+    valid = np.isfinite(W)
+    if valid.sum() < 1000:
+        raise SegmentationError("the image is too small to segment", hint="give a sagittal lumbar T2-weighted series")
+    Wf = np.where(valid, W, 0.0)
+    hi = np.percentile(Wf[valid], 99.5)
+    if not hi > 0:
+        raise SegmentationError("the image is blank", hint="check the series")
+    Wf = Wf / hi
+    sp = np.linalg.norm(waff[:3, :3], axis=0)  # (lr, ap, si) mm
+    s_ip = sp[1]
+    fg = valid & (Wf > 0.03)
+    vals = Wf[fg]
+    if vals.size < 1000:
+        raise SegmentationError("no tissue found", hint="the image looks empty")
+    t_low, t_high = threshold_multiotsu(vals, classes=3)
+
+    # ---- canal: bright, long in SI, thin in AP, narrow in LR. The CSF is often connected to
+    # other bright tissue (epidural and subcutaneous fat, bright nuclei) at the global class
+    # threshold, so candidates are sought at a few increasing thresholds and the best-scoring
+    # one is kept.
+    centre_ap = shape[1] / 2
+    best, best_score, comp = None, -1.0, None
+    thresholds = [t_high] + [float(np.percentile(vals, q)) for q in (90.0, 95.0, 97.5)]
+    for thr in sorted({t for t in thresholds if t >= t_high}):
+        bright = fg & (Wf > thr)
+        bright = _per_slice(lambda s: ndimage.binary_opening(s, _ball2(0.6 / s_ip)), bright)
+        comp_t, n = ndimage.label(bright)
+        i, score = _canal_candidate(comp_t, n, Wf, sp, shape, centre_ap, t_low, t_high)
+        if i is not None and score > best_score:
+            best, best_score, comp = i, score, comp_t
     if best is None:
         raise SegmentationError("no spinal canal found (no long, thin bright structure)",
                                 hint="give a sagittal T2-weighted lumbar series, or use seeded segmentation")
@@ -208,6 +227,11 @@ def segment_auto(scan, *, inplane_mm: float = 0.8, column_depth_mm: float = 60.0
         si_ext = (sl[2].stop - sl[2].start) * sp[2]
         ap_ext = (sl[1].stop - sl[1].start) * sp[1]
         if vol < min_body_mm3 * (1 if shape[0] > 1 else 0.02) or not (10 <= si_ext <= 60) or not (12 <= ap_ext <= 60):
+            continue
+        # a vertebral body lies right in front of the canal: its posterior wall is within a few
+        # mm of the canal's anterior border (bowel, psoas and vessels in front do not touch it)
+        idx = np.argwhere(m) + [s_.start for s_ in sl]
+        if np.min((idx[:, 1] - a_c[idx[:, 2]]) * sp[1]) > 8.0:
             continue
         zc = ndimage.center_of_mass(comp == i)[2]
         bodies.append((zc, i, vol))

@@ -1,0 +1,66 @@
+"""Bulge accuracy against the phantom's analytic truth: truth labels and automatic segmentation.
+
+The numbers behind the tolerances are in docs/validation.md (benchmarks/validate_measure.py).
+The issue's goal is 0.3 mm; what is asserted here is what the method achieves today, so a
+regression fails: truth labels <= 0.5 mm, automatic segmentation <= 0.6 mm on the sample scans.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import discmeasure as dm
+from discmeasure import phantom
+
+
+@pytest.fixture(scope="module")
+def truth_pair(sample_scans):
+    return json.loads((sample_scans / "truth.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def sample_measurements(sample_scans):
+    out = {}
+    for visit in ("pre", "post"):
+        scan = dm.load_study(sample_scans / visit).t2w
+        out[visit] = dm.measure(scan, dm.segment(scan)).set_index("level")
+    return out
+
+
+@pytest.mark.slow
+def test_truth_labels_bulge_within_half_mm():
+    ph = phantom.default_phantom()
+    tr = phantom.truth(ph)["levels"]
+    shape, aff = phantom.make_grid(fov_mm=(170.0, 220.0), center_mm=(0.0, 0.0, 10.0), spacing=(0.7, 0.7, 4.0),
+                                   n_slices=11)
+    img, lab = phantom.render_t2w(ph, shape, aff, snr=35, supersample=3, seed=5)
+    df = dm.measure(img, dm.segment(img, method="labels", labels=lab, convention="discmeasure"))
+    err = np.array([r.bulge_mm - tr[r.level]["bulge_mm"] for _, r in df.iterrows()])
+    assert len(err) == 5
+    assert np.max(np.abs(err)) <= 0.5, err
+
+
+@pytest.mark.slow
+def test_auto_bulge_on_sample_scans(sample_measurements, truth_pair):
+    for visit, df in sample_measurements.items():
+        t = truth_pair["visits"][visit]["levels"]
+        err = np.array([df.loc[lv, "bulge_mm"] - t[lv]["bulge_mm"] for lv in t])
+        assert np.max(np.abs(err)) <= 0.6, (visit, err)
+        # no systematic offset (the corner definition removed a +0.6 mm bias)
+        assert abs(np.mean(err)) <= 0.25, (visit, err)
+
+
+@pytest.mark.slow
+def test_auto_recovers_designed_bulge_change(sample_measurements, truth_pair):
+    pre, post = sample_measurements["pre"], sample_measurements["post"]
+    tp, tq = truth_pair["visits"]["pre"]["levels"], truth_pair["visits"]["post"]["levels"]
+    true_pct = 100 * (tq["L4-L5"]["bulge_mm"] - tp["L4-L5"]["bulge_mm"]) / tp["L4-L5"]["bulge_mm"]
+    got_pct = 100 * (post.loc["L4-L5", "bulge_mm"] - pre.loc["L4-L5", "bulge_mm"]) / pre.loc["L4-L5", "bulge_mm"]
+    assert true_pct < -20
+    assert got_pct == pytest.approx(true_pct, abs=6.0)
+    # untreated levels: no change beyond the method's error
+    for lv in ("L1-L2", "L2-L3", "L3-L4", "L5-S1"):
+        assert abs(post.loc[lv, "bulge_mm"] - pre.loc[lv, "bulge_mm"]) <= 0.6, lv
