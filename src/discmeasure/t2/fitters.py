@@ -126,7 +126,7 @@ def fit_mono(sig: np.ndarray, te: np.ndarray, *, w: np.ndarray | None = None, of
 _DICT_CACHE: dict = {}
 
 
-def _dictionary(te_idx, n_echoes, esp, refoc, t1, t2_grid, b1_grid):
+def _dictionary(te_idx, n_echoes, esp, refoc, t1, t2_grid, b1_grid, *, derived: bool = False):
     key = (tuple(te_idx), n_echoes, round(esp, 6), round(refoc, 4), round(float(t1), 3), len(t2_grid),
            float(t2_grid[0]), float(t2_grid[-1]), len(b1_grid), float(b1_grid[0]), float(b1_grid[-1]))
     if key not in _DICT_CACHE:
@@ -135,8 +135,17 @@ def _dictionary(te_idx, n_echoes, esp, refoc, t1, t2_grid, b1_grid):
         D = cpmg_signal(t2_grid[:, None], b1_grid[None, :], n_echoes=n_echoes, echo_spacing_ms=esp,
                         refocusing_angle_deg=refoc, t1_ms=t1)[..., te_idx]  # (nT2, nB1, m)
         _DICT_CACHE.clear()
-        _DICT_CACHE[key] = D
-    return _DICT_CACHE[key]
+        _DICT_CACHE[key] = {"D": D}
+    entry = _DICT_CACHE[key]
+    if not derived:
+        return entry["D"]
+    if "Df" not in entry:  # flat atoms, squares, twin map, one atom per distinct train
+        D = entry["D"]
+        Df = np.ascontiguousarray(D.reshape(-1, D.shape[2]))
+        canon = _twins(D)
+        keep = np.flatnonzero(canon == np.arange(canon.size))
+        entry.update(Df=Df, D2=Df**2, canon=canon, keep=keep, Dk=Df[keep], D2k=Df[keep] ** 2)
+    return entry
 
 
 def _twins(D: np.ndarray, rtol: float = 1e-12) -> np.ndarray:
@@ -210,20 +219,17 @@ def fit_epg(sig: np.ndarray, te_idx: np.ndarray, *, n_echoes: int, echo_spacing_
 
     t2_grid = np.geomspace(T2_MIN * 5, T2_MAX / 2, n_t2)
     b1_grid = np.linspace(b1_range[0], b1_range[1], n_b1)
-    D = _dictionary(np.asarray(te_idx), n_echoes, echo_spacing_ms, refocusing_angle_deg, t1_ms, t2_grid, b1_grid)
-    nT, nB, m = D.shape
-    Df = np.ascontiguousarray(D.reshape(-1, m))
-    D2 = Df**2
+    entry = _dictionary(np.asarray(te_idx), n_echoes, echo_spacing_ms, refocusing_angle_deg, t1_ms, t2_grid, b1_grid,
+                        derived=True)
+    nT, nB, m = entry["D"].shape
+    Df, keep, Dk, D2k = entry["Df"], entry["keep"], entry["Dk"], entry["D2k"]
     n = sig.shape[0]
     s0 = np.zeros(n)
     t2 = np.zeros(n)
     b1 = np.zeros(n)
     fl = np.zeros(n, np.uint16)
     lt = np.log(t2_grid)
-    caches: dict = {}
-    canon = _twins(D)
-    keep = np.flatnonzero(canon == np.arange(canon.size))  # one atom per distinct echo train
-    Dk, D2k = Df[keep], D2[keep]
+    caches: dict = {}  # per thread: match buffer, pattern-normalised atoms
 
     def block(sl):
         s = sig[sl]
