@@ -139,6 +139,13 @@ def test_reader_layers_in_mm_and_overlay(make_napari_viewer, pre_study, tmp_path
     k = int(np.round(t2w.world_to_data(fl.data_to_world([0, 0, 0]))[0]))
     np.testing.assert_array_equal(np.asarray(fl.data)[0], np.asarray(t2w.data)[k])
 
+    # sample data (File > Open Sample > discmeasure) = the reader on sample_scans/pre
+    sample = viewer.open_sample("napari-discmeasure", "pre")
+    s_t2w = next(l for l in sample if "T2w" in l.name)
+    np.testing.assert_array_equal(np.asarray(s_t2w.data), np.asarray(t2w.data))
+    np.testing.assert_allclose(s_t2w.scale, t2w.scale)
+    assert any(l.data.ndim == 4 for l in sample)
+
     # back from a layer to a Scan: the very array and affine the library loaded (exact), so the
     # widgets compute on the same voxels as the CLI; the echo axis goes back last
     for layer, scan in ((t2w, st.t2w), (me, st.mese), (nl, dm.load(nii))):
@@ -302,7 +309,14 @@ def test_widgets_segment_measure_t2_compare(make_napari_viewer, qtbot, tmp_path,
     viewer.dims.set_point(viewer.dims.ndim - 3, tip[0])
     before = np.asarray(lab.data).copy()
     lab.brush_size, lab.n_edit_dim = 7, 2
+    # painting while a measurement runs does not change that measurement (the worker got a copy)
+    m_w.result = None
+    assert m_w.run() is not None
     lab.paint(lab.world_to_data(tip), 0)
+    qtbot.waitUntil(lambda: m_w.result is not None or m_w.error is not None, timeout=120_000)
+    qtbot.waitUntil(lambda: m_w.run_button.enabled, timeout=5_000)
+    assert m_w.error is None, m_w.error
+    np.testing.assert_allclose(m_w.table_df.bulge_mm, ref.bulge_mm, atol=1e-9)
     changed = np.argwhere(np.asarray(lab.data) != before)
     assert len(changed) > 0 and set(before[tuple(changed.T)]) <= {123, 61}
     # the same edit made on the library's own array, through world coordinates only

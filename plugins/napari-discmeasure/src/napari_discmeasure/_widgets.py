@@ -78,22 +78,29 @@ def _table_data(df, columns=None) -> dict:
     return out
 
 
-def _seg_from_labels_layer(scan, labels_layer):
-    """A discmeasure Segmentation from an (edited) Labels layer, on the image's grid.
+def _labels_snapshot(labels_layer):
+    """(copy of the label array, voxel -> RAS+ affine of that array), taken in the GUI thread so
+    painting while a worker runs cannot change what it measures."""
+    lab = np.array(labels_layer.data, copy=True)
+    md = labels_layer.metadata.get(META_KEY)
+    aff = np.asarray(md["affine"], float) if md else layer_to_scan(labels_layer).affine
+    return lab, aff
 
-    The layer's array is imported through ``discmeasure.segment(method="labels")``. Labels made
-    on the image's grid (the usual case: the layer only differs from the scan by axis order)
-    are flipped/permuted back exactly; labels on another grid are moved through world
-    coordinates (nearest neighbour).
+
+def _seg_from_labels(scan, snapshot):
+    """A discmeasure Segmentation from a Labels layer snapshot, on the image's grid.
+
+    The array is imported through ``discmeasure.segment(method="labels")``. Labels made on the
+    image's grid (the usual case: the layer only differs from the scan by axis order) are
+    flipped/permuted back exactly; labels on another grid are moved through world coordinates
+    (nearest neighbour).
     """
     import discmeasure as dm
     from discmeasure.geometry import resample
 
     from ._layers import reorient_to
 
-    lab = np.asarray(labels_layer.data)
-    md = labels_layer.metadata.get(META_KEY)
-    aff = np.asarray(md["affine"], float) if md else layer_to_scan(labels_layer).affine
+    lab, aff = snapshot
     on_grid = reorient_to(lab, aff, scan.affine, scan.shape)
     if on_grid is None:
         on_grid = resample(lab.astype(np.int32), aff, scan.shape[:3], scan.affine, order=0)
@@ -314,7 +321,7 @@ class MeasureWidget(_Base):
         import discmeasure as dm
 
         image = _need(self.image.value, "T2w image")
-        labels = _need(self.labels_in.value, "labels")
+        labels = _labels_snapshot(_need(self.labels_in.value, "labels"))
         scan = layer_to_scan(image)
         band = float(self.band_mm.value)
         export = str(self.export.value or "")
@@ -323,7 +330,7 @@ class MeasureWidget(_Base):
 
         def work():
             yield "measuring"
-            seg = _seg_from_labels_layer(scan, labels)
+            seg = _seg_from_labels(scan, labels)
             df = dm.measure(scan, seg, band_mm=band)
             yield "exporting" if export else "done"
             if export is not None:
@@ -432,7 +439,8 @@ class T2Widget(_Base):
         method = self.method.value
         anat, labs = self.anatomy.value, self.roi_labels.value
         anat_scan = layer_to_scan(anat) if (anat is not None and labs is not None) else None
-        self._name = f"T2 ms ({method})"
+        labs = _labels_snapshot(labs) if anat_scan is not None else None
+        name = f"T2 ms ({method})"
 
         def work():
             yield f"fitting T2 ({method})"
@@ -440,10 +448,10 @@ class T2Widget(_Base):
             yield "ROI values"
             df = None
             if anat_scan is not None:
-                seg = _seg_from_labels_layer(anat_scan, labs)
+                seg = _seg_from_labels(anat_scan, labs)
                 df = dm.measure(anat_scan, seg, t2=fit)
             yield "building layers"
-            t2 = scan_to_layer(fit.to_scan("t2_ms"), self._name, colormap="magma", contrast_limits=(0, 250))
+            t2 = scan_to_layer(fit.to_scan("t2_ms"), name, colormap="magma", contrast_limits=(0, 250))
             flags, faff = canonical(np.asarray(fit.flags).astype(np.int32), np.asarray(fit.affine))
             fl = (flags, {"name": f"T2 quality flags ({method})", "visible": False, "opacity": 0.5,
                           **transform_kwargs(faff), "metadata": {META_KEY: {"affine": np.array(faff), "source_affine": np.array(fit.affine, float)}}},
@@ -499,14 +507,14 @@ class CompareWidget(_Base):
 
         layers = [(_need(self.pre_image.value, "pre image"), _need(self.pre_labels.value, "pre labels")),
                   (_need(self.post_image.value, "post image"), _need(self.post_labels.value, "post labels"))]
-        items = [(layer_to_scan(i), lab) for i, lab in layers]
+        items = [(layer_to_scan(i), _labels_snapshot(lab)) for i, lab in layers]
         self._metric = self.metric.value
 
         def work():
             res = []
             for tp, (scan, lab) in zip(("pre", "post"), items):
                 yield f"measuring {tp}"
-                seg = _seg_from_labels_layer(scan, lab)
+                seg = _seg_from_labels(scan, lab)
                 res.append(Result(subject="napari", timepoint=tp, scan=scan, segmentation=seg,
                                   measurements=dm.measure(scan, seg)))
             yield "registering and comparing"
