@@ -139,6 +139,12 @@ def test_reader_layers_in_mm_and_overlay(make_napari_viewer, pre_study, tmp_path
     k = int(np.round(t2w.world_to_data(fl.data_to_world([0, 0, 0]))[0]))
     np.testing.assert_array_equal(np.asarray(fl.data)[0], np.asarray(t2w.data)[k])
 
+    # radiological sagittal view (superior up, anterior left), also for a NIfTI in a new viewer
+    assert tuple(viewer.scene.camera.orientation2d) == ("up", "left")
+    v2 = make_napari_viewer(show=True)
+    v2.open(str(nii), plugin="napari-discmeasure")
+    assert tuple(v2.scene.camera.orientation2d) == ("up", "left")
+
     # sample data (File > Open Sample > discmeasure) = the reader on sample_scans/pre
     sample = viewer.open_sample("napari-discmeasure", "pre")
     s_t2w = next(l for l in sample if "T2w" in l.name)

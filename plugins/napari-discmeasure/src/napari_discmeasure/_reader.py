@@ -53,4 +53,5 @@ def read_path(path):
         except DiscmeasureError:
             pass
     scan = dm.load(p)
+    _orient_viewer()
     return [scan_to_layer(scan, p.name)]
