@@ -84,3 +84,35 @@ def test_version_and_help():
     assert r.returncode == 0 and "discmeasure" in r.stdout
     r = run("batch", "--help")
     assert r.returncode == 0 and "--resume" in r.stdout
+
+
+@pytest.mark.slow
+def test_pair_parallel_equals_serial(tmp_path, sample_scans):
+    """`pair` analyses the two visits in worker processes: same files as the one-process path."""
+    from discmeasure.cli.pair import parallel_possible, run_pair
+
+    if not parallel_possible():
+        pytest.skip("no fork or a single CPU: pair runs in one process")
+    a1, b1, c1 = run_pair(sample_scans / "pre", sample_scans / "post", tmp_path / "ser", pictures=False, show=False,
+                          parallel=False)
+    a2, b2, c2 = run_pair(sample_scans / "pre", sample_scans / "post", tmp_path / "par", pictures=False, show=False,
+                          parallel=True)
+    assert (a1.subject, b1.subject) == (a2.subject, b2.subject)
+    for rel in ("changes.csv", "pre/measurements.csv", "post/measurements.csv"):
+        assert (tmp_path / "ser" / rel).read_bytes() == (tmp_path / "par" / rel).read_bytes(), rel
+    for rel in ("pre/t2_t2_ms.nii.gz", "post/labels.nii.gz"):
+        import nibabel as nib
+
+        np.testing.assert_array_equal(np.asanyarray(nib.load(tmp_path / "ser" / rel).dataobj),
+                                      np.asanyarray(nib.load(tmp_path / "par" / rel).dataobj))
+
+
+def test_pair_bad_follow_up_one_line_error(tmp_path, sample_scans):
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "random.dcm").write_bytes(np.random.default_rng(2).bytes(20000))
+    r = run("pair", sample_scans / "pre", tmp_path / "bad", "--out", tmp_path / "out")
+    assert r.returncode != 0
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("error:") and "bad" in last, r.stderr
+    assert "Traceback" not in r.stderr
+    assert not (tmp_path / "out").exists()

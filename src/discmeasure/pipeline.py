@@ -20,7 +20,7 @@ import numpy as np
 from .errors import InputError
 from .scan import Scan
 
-__all__ = ["Result", "analyze", "pseudonym", "hash_inputs"]
+__all__ = ["Result", "analyze", "pseudonym", "hash_inputs", "load_anatomy", "default_subject"]
 
 
 def pseudonym(uid: str | None, *, prefix: str = "sub") -> str:
@@ -88,6 +88,27 @@ class Result:
             "measurements": records,
             "provenance": self.provenance,
         }
+
+
+def load_anatomy(path: str | os.PathLike, *, t2w_series=None) -> Scan:
+    """The T2-weighted scan :func:`analyze` segments and measures for ``path`` (same choice)."""
+    from .io import load, load_study
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError("no such file or folder", path=path, hint="check the path")
+    if path.is_dir() and t2w_series is None:
+        scan = load_study(path).t2w
+        if scan is None:
+            raise InputError("no T2-weighted series found in the study", path=path,
+                             hint="choose one with --t2w / t2w_series=")
+        return scan
+    return load(path, series=t2w_series)
+
+
+def default_subject(scan: Scan) -> str:
+    """The pseudonymous subject id :func:`analyze` derives when none is given."""
+    return pseudonym(scan.meta.get("study_uid") or scan.meta.get("series_uid"))
 
 
 def _series_info(scan: Scan | None) -> dict | None:
@@ -243,7 +264,7 @@ def analyze(
     timings["total_s"] = time.perf_counter() - t0
 
     if subject is None:
-        subject = pseudonym(scan.meta.get("study_uid") or scan.meta.get("series_uid"))
+        subject = default_subject(scan)
     provenance = {
         "software": {"name": "discmeasure", "version": __version__, "python": platform.python_version(),
                      "numpy": np.__version__},

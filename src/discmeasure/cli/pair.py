@@ -1,7 +1,16 @@
-"""``discmeasure pair PRE POST --out DIR``: two visits of one patient."""
+"""``discmeasure pair PRE POST --out DIR``: two visits of one patient.
+
+On POSIX systems with more than one CPU the two visits are analysed (and their folders written)
+in two forked worker processes while this process loads the two T2-weighted series and runs the
+rigid registration of the level-correspondence check; the comparison and the pair report follow.
+Every step computes exactly what the one-process path computes, so the outputs are the same.
+"""
 
 from __future__ import annotations
 
+import multiprocessing as mp
+import os
+import types
 from pathlib import Path
 from typing import Optional
 
@@ -11,19 +20,89 @@ from . import app
 from ._common import change_table, console, level_table, progress_bar
 
 
+def _mappingproxy(d):
+    return types.MappingProxyType(d)
+
+
+def _register_reducers() -> None:
+    """Scan keeps its metadata in read-only mappingproxies: send them between processes as dicts."""
+    from multiprocessing.reduction import ForkingPickler
+
+    ForkingPickler.register(types.MappingProxyType, lambda m: (_mappingproxy, (dict(m),)))
+
+
+def _visit_job(path: str, subject: str, timepoint: str, t2_method: str, out_dir: str, pictures: bool):
+    """Worker process: analyse one visit and write its folder; returns the Result."""
+    from ..pipeline import analyze
+    from ..report.outputs import visit_files
+
+    os.environ["DISCMEASURE_THREADS"] = "1"  # the other visit and the registration use the other cores
+    res = analyze(path, subject=subject, timepoint=timepoint, t2_method=t2_method)
+    visit_files(res, Path(out_dir), pictures=pictures)
+    return res
+
+
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def parallel_possible() -> bool:
+    """Fork-based worker processes are available and there is more than one CPU."""
+    return "fork" in mp.get_all_start_methods() and _usable_cpus() > 1
+
+
+def _run_pair_parallel(pre: Path, post: Path, out: Path, *, subject, t2_method, pictures, cb):
+    from concurrent.futures import ProcessPoolExecutor
+
+    from ..comparison import compare, register_rigid
+    from ..pipeline import default_subject, load_anatomy
+    from ..report.outputs import pair_files, staged_dir
+
+    _register_reducers()
+    scan_pre = load_anatomy(pre)  # needed anyway for the registration; also fixes the subject id
+    subject = subject or default_subject(scan_pre)
+    with staged_dir(out) as d, ProcessPoolExecutor(2, mp_context=mp.get_context("fork")) as ex:
+        futs = [ex.submit(_visit_job, str(path), subject, tp, t2_method, str(d / tp), pictures)
+                for path, tp in ((pre, "pre"), (post, "post"))]
+        cb("registration", 0.1)
+        try:
+            reg = register_rigid(scan_pre, load_anatomy(post))
+        except Exception:  # noqa: BLE001 -- a bad post input: report the workers' (same) error first
+            for f in futs:
+                f.result()
+            raise
+        cb("pre/post analyses", 0.4)
+        a, b = (f.result() for f in futs)
+        cb("compare", 0.9)
+        ch = compare(a, b, registration=reg)
+        pair_files(a, b, ch, d, pictures=pictures, visits=False)
+    return a, b, ch
+
+
 def run_pair(pre: Path, post: Path, out: Path, *, subject: Optional[str] = None, t2_method: str = "epg",
-             pictures: bool = True, show=True):
+             pictures: bool = True, show=True, parallel: Optional[bool] = None):
+    """Analyse, compare and report two visits. ``parallel``: default :func:`parallel_possible`."""
     from ..comparison import compare
     from ..pipeline import analyze
     from ..report import write_pair
 
+    if parallel is None:
+        parallel = parallel_possible()
     prog, cb = progress_bar("pre/post")
     with prog:
-        a = analyze(pre, subject=subject, timepoint="pre", t2_method=t2_method, progress=lambda s, f: cb(f"pre {s}", f / 2))
-        b = analyze(post, subject=subject or a.subject, timepoint="post", t2_method=t2_method,
-                    progress=lambda s, f: cb(f"post {s}", 0.5 + f / 2))
-        ch = compare(a, b)
-        write_pair(a, b, ch, out, pictures=pictures)
+        if parallel:
+            a, b, ch = _run_pair_parallel(Path(pre), Path(post), Path(out), subject=subject, t2_method=t2_method,
+                                          pictures=pictures, cb=cb)
+        else:
+            a = analyze(pre, subject=subject, timepoint="pre", t2_method=t2_method,
+                        progress=lambda s, f: cb(f"pre {s}", f / 2))
+            b = analyze(post, subject=subject or a.subject, timepoint="post", t2_method=t2_method,
+                        progress=lambda s, f: cb(f"post {s}", 0.5 + f / 2))
+            ch = compare(a, b)
+            write_pair(a, b, ch, out, pictures=pictures)
     if show:
         console.print(level_table(a.measurements, f"{a.subject} pre"))
         console.print(level_table(b.measurements, f"{b.subject} post"))
@@ -39,6 +118,7 @@ def pair_cmd(
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (written atomically)."),
     subject: Optional[str] = typer.Option(None, help="Pseudonymous subject id."),
     t2_method: str = typer.Option("epg", help="T2 fit: epg, mono or loglinear."),
+    parallel: bool = typer.Option(True, help="Analyse the two visits in two processes (when possible)."),
 ):
     """Measure two visits of one patient and compare them level by level."""
-    run_pair(pre, post, out, subject=subject, t2_method=t2_method)
+    run_pair(pre, post, out, subject=subject, t2_method=t2_method, parallel=None if parallel else False)

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..atomic import write_text
 
-__all__ = ["write_visit", "write_pair", "visit_files", "staged_dir", "MAIN_COLUMNS"]
+__all__ = ["write_visit", "write_pair", "pair_files", "visit_files", "staged_dir", "MAIN_COLUMNS"]
 
 MAIN_COLUMNS = ["level", "bulge_mm", "bulge_midsagittal_mm", "height_anterior_mm", "height_middle_mm",
                 "height_posterior_mm", "dhi", "t2_np_ms", "t2_disc_ms", "sir_np_csf", "qc_flags"]
@@ -81,7 +81,7 @@ def visit_files(result, d: Path, *, pictures: bool = True) -> None:
             result.t2.save(d / "t2")
         if pictures:
             fig = qc.midsagittal_overlay(result.scan, result.segmentation.labels, df)
-            png = qc.png_bytes(fig)
+            png = qc.png_bytes(fig, close=False)
             (d / "qc_midsagittal.png").write_bytes(png)
             body.append("<h2>Mid-sagittal QC</h2>" + H.img_tag(png, "mid-sagittal overlay"))
             zooms = []
@@ -89,10 +89,11 @@ def visit_files(result, d: Path, *, pictures: bool = True) -> None:
                 row = df[df.level == lv].iloc[0]
                 if not np.isfinite(row.bulge_mm):
                     continue
-                zp = qc.png_bytes(qc.midsagittal_overlay(result.scan, result.segmentation.labels, df, zoom_level=lv,
-                                                         title=f"{lv}: bulge {row.bulge_mm:.1f} mm"))
+                qc.zoom_overlay(fig, df, lv, title=f"{lv}: bulge {row.bulge_mm:.1f} mm")
+                zp = qc.png_bytes(fig, close=False)
                 (d / f"qc_{lv}.png").write_bytes(zp)
                 zooms.append(H.img_tag(zp, lv))
+            qc._plt().close(fig)
             body.append("<h2>Per-level zooms</h2>" + "".join(zooms))
             if result.t2 is not None and result.mese is not None:
                 lab_on = resample(np.asarray(result.segmentation.labels, np.int32), result.segmentation.affine,
@@ -106,20 +107,28 @@ def visit_files(result, d: Path, *, pictures: bool = True) -> None:
 
 def write_pair(pre, post, changes, out_dir: str | os.PathLike, *, pictures: bool = True) -> Path:
     """Both visits (``pre/``, ``post/``), changes.csv, the change plot and a pair report, atomically."""
+    out_dir = Path(out_dir)
+    with staged_dir(out_dir) as d:
+        pair_files(pre, post, changes, d, pictures=pictures)
+    return out_dir
+
+
+def pair_files(pre, post, changes, d: Path, *, pictures: bool = True, visits: bool = True) -> None:
+    """Write a pair's files into the existing folder ``d`` (``visits=False``: the visit folders
+    ``pre/`` and ``post/`` were written already, e.g. by the processes that analysed them)."""
     from . import html as H
     from . import qc
 
-    out_dir = Path(out_dir)
-    with staged_dir(out_dir) as d:
+    d = Path(d)
+    if visits:
         visit_files(pre, d / (pre.timepoint or "pre"), pictures=pictures)
         visit_files(post, d / (post.timepoint or "post"), pictures=pictures)
-        _csv(changes, d / "changes.csv")
-        png = qc.png_bytes(qc.change_plot(changes))
-        (d / "change_bulge.png").write_bytes(png)
-        cols = ["level", "bulge_mm_pre", "bulge_mm_post", "bulge_mm_pct", "bulge_mm_within_repeatability",
-                "t2_np_ms_pre", "t2_np_ms_post", "t2_np_ms_pct", "height_middle_mm_delta", "level_match_ok"]
-        cols = [c for c in cols if c in changes.columns]
-        body = H.table_html(changes, cols) + H.img_tag(png, "bulge change")
-        write_text(d / "report.html", H.page(f"discmeasure pair: {pre.subject}", body,
-                                               {"registration": changes.attrs.get("registration")}))
-    return out_dir
+    _csv(changes, d / "changes.csv")
+    png = qc.png_bytes(qc.change_plot(changes))
+    (d / "change_bulge.png").write_bytes(png)
+    cols = ["level", "bulge_mm_pre", "bulge_mm_post", "bulge_mm_pct", "bulge_mm_within_repeatability",
+            "t2_np_ms_pre", "t2_np_ms_post", "t2_np_ms_pct", "height_middle_mm_delta", "level_match_ok"]
+    cols = [c for c in cols if c in changes.columns]
+    body = H.table_html(changes, cols) + H.img_tag(png, "bulge change")
+    write_text(d / "report.html", H.page(f"discmeasure pair: {pre.subject}", body,
+                                           {"registration": changes.attrs.get("registration")}))

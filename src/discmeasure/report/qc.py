@@ -7,7 +7,7 @@ import io
 
 import numpy as np
 
-__all__ = ["midsagittal_overlay", "t2_map_figure", "change_plot", "png_bytes"]
+__all__ = ["midsagittal_overlay", "zoom_overlay", "t2_map_figure", "change_plot", "png_bytes"]
 
 
 def _plt():
@@ -19,10 +19,12 @@ def _plt():
     return plt
 
 
-def png_bytes(fig) -> bytes:
+def png_bytes(fig, *, close: bool = True) -> bytes:
+    """The figure as PNG bytes (110 dpi, tight box); ``close=False`` keeps it for further views."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    _plt().close(fig)
+    if close:
+        _plt().close(fig)
     return buf.getvalue()
 
 
@@ -85,13 +87,26 @@ def midsagittal_overlay(scan, labels, table=None, *, title="", zoom_level=None):
             ax.plot([r.bulge_point_y_mm], [r.bulge_point_z_mm], "x", color="red", ms=6, mew=2)
             ax.text(r.bulge_point_y_mm - 3, r.bulge_point_z_mm, f"{r.bulge_mm:.1f} mm", color="red", fontsize=8, va="center")
     ax.set_xlim(extent[1], extent[0])  # anterior on the left
-    if zoom_level is not None and table is not None:
-        r = table[table.level == zoom_level].iloc[0]
-        ax.set_xlim(r.bulge_point_y_mm + 45, r.bulge_point_y_mm - 20)
-        ax.set_ylim(r.bulge_point_z_mm - 25, r.bulge_point_z_mm + 25)
     ax.set_xlabel("anterior  ←  y (mm)  →  posterior")
     ax.set_ylabel("z (mm, superior up)")
     ax.set_title(title or f"mid-sagittal (x = {x0:.1f} mm): cyan = C_PI–C_PS baseline, red × = maximum bulge", fontsize=9)
+    if zoom_level is not None and table is not None:
+        zoom_overlay(fig, table, zoom_level, title=title or None)
+    return fig
+
+
+def zoom_overlay(fig, table, zoom_level, *, title=None):
+    """Turn a :func:`midsagittal_overlay` figure into the zoom on one level (in place; returns it).
+
+    Drawing the overlay once and zooming it level after level gives the same pictures as one
+    overlay per level, for a fraction of the time.
+    """
+    ax = fig.axes[0]
+    r = table[table.level == zoom_level].iloc[0]
+    ax.set_xlim(r.bulge_point_y_mm + 45, r.bulge_point_y_mm - 20)
+    ax.set_ylim(r.bulge_point_z_mm - 25, r.bulge_point_z_mm + 25)
+    if title is not None:
+        ax.set_title(title, fontsize=9)
     return fig
 
 
