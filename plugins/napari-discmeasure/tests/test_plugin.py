@@ -336,6 +336,15 @@ def test_widgets_segment_measure_t2_compare(make_napari_viewer, qtbot, tmp_path,
     b45 = m_w.table_df.set_index("level").bulge_mm
     assert b45["L4-L5"] < r45.bulge_mm - 0.1  # the edit mattered
 
+    # segmenting again never throws the corrected labels away: the new result goes beside them
+    edited_now = np.asarray(lab.data).copy()
+    seg_w.result = None
+    _run(qtbot, seg_w)
+    assert lab in viewer.layers and seg_w.labels_layer is not lab and seg_w.labels_layer.name != lab.name
+    np.testing.assert_array_equal(np.asarray(lab.data), edited_now)
+    np.testing.assert_array_equal(np.asarray(seg_w.labels_layer.data), labels_layer(direct)[0])
+    assert f"{seg_w.labels_layer.name} levels" in viewer.layers and f"{lab.name} levels" in viewer.layers
+
     viewer.dims.ndisplay = 2
     viewer.reset_view()
     assert _nonblank(viewer.screenshot(canvas_only=True))

@@ -171,12 +171,23 @@ class _Base(Container):
         _show_error(self.error)
 
     def _add(self, items):
+        """Add layers; a re-run replaces its earlier result, except a Labels layer edited since
+        (painted corrections are never thrown away: the new result is added beside it)."""
+        from napari.utils.notifications import show_info
+
         out = []
         for data, kw, kind in items:
             name = kw.get("name")
-            if name in self.viewer.layers:  # re-running replaces the previous result
-                self.viewer.layers.remove(name)
-            out.append(getattr(self.viewer, f"add_{kind}")(data, **kw))
+            if name in self.viewer.layers:
+                old = self.viewer.layers[name]
+                if _edited_since_added(old):
+                    show_info(f"kept your edited layer '{name}'; the new result is added beside it")
+                else:
+                    self.viewer.layers.remove(name)
+            layer = getattr(self.viewer, f"add_{kind}")(data, **kw)
+            if kind == "labels":
+                layer.metadata.setdefault(META_KEY, {})["data_hash"] = _data_hash(layer.data)
+            out.append(layer)
         return out
 
     def _dock_table(self, df, columns, name):
@@ -186,6 +197,19 @@ class _Base(Container):
         self.table = tbl
         _replace_dock(self.viewer, tbl, name, "bottom")
         return tbl
+
+
+def _data_hash(data) -> str:
+    import hashlib
+
+    arr = np.ascontiguousarray(np.asarray(data))
+    return hashlib.blake2b(arr.tobytes() + str((arr.shape, arr.dtype.str)).encode(), digest_size=16).hexdigest()
+
+
+def _edited_since_added(layer) -> bool:
+    """True for a Labels layer whose data changed since this plugin added it."""
+    h = (layer.metadata.get(META_KEY) or {}).get("data_hash")
+    return h is not None and h != _data_hash(layer.data)
 
 
 def _show_text_as_is(table):
@@ -286,11 +310,12 @@ class SegmentWidget(_Base):
         seg, (data, kw, kind) = value
         values = sorted(int(v) for v in np.unique(data) if v)
         kw = {**kw, "colormap": labels_colormap(values), "opacity": 0.45}
-        items = [(data, kw, kind)]
-        txt = level_text_points(data, kw, name=f"{kw['name']} levels")
+        self.labels_layer = self._add([(data, kw, kind)])[0]
+        # the level names, above the labels so they stay readable (named after the layer actually
+        # added: an edited earlier result is kept and the new one gets a suffix)
+        txt = level_text_points(data, kw, name=f"{self.labels_layer.name} levels")
         if txt is not None:
-            items.append(txt)  # above the labels so the names stay readable
-        self.labels_layer = self._add(items)[0]
+            self._add([txt])
         self.segmentation = seg
         discs = [v for v in values if v > 100 and v != 61]
         if discs:  # the paint brush starts with a disc label, not 1 (which means nothing)
