@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+import discmeasure as dm
 from discmeasure import Scan, phantom
 from discmeasure.errors import SegmentationError
 from discmeasure.segmentation import segment
@@ -96,3 +97,26 @@ def test_errors(ph):
         segment(Scan(np.zeros((4, 4, 4)), np.eye(4)), method="magic")
     with pytest.raises(SegmentationError, match="convention"):
         segment(Scan(np.zeros((4, 4, 4)), np.eye(4)), method="labels", labels=np.ones((4, 4, 4), int))
+
+
+@pytest.mark.testdata
+@pytest.mark.slow
+def test_auto_on_real_sct_lumbar_volume(testdata):
+    """Real 3-D T2w (sct_t2_lumbar): one consecutive column, every disc between labelled bodies.
+
+    What was seen on the QC picture is in docs/segmentation.md; the bulge values on this volume
+    are not reliable yet (docs/validation.md, test-retest), so only the labelling is asserted.
+    """
+    from discmeasure import labels as L
+
+    scan = dm.load(testdata / "spine" / "sct_t2_lumbar" / "t2_lumbar.nii.gz")
+    seg = segment(scan)
+    assert seg.levels == ["T12-L1", "L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"]
+    for lv in seg.levels:
+        up, lo = lv.split("-")
+        disc = seg.labels == L.disc_label_from_name(lv)
+        assert disc.sum() > 300, lv
+        # the disc lies between its two bodies (superior-inferior, world z)
+        zs = {n: (scan.affine[:3, :3] @ np.argwhere(seg.labels == L.vertebra_number(n)).T.mean(axis=1))[2] for n in (up, lo)}
+        zd = (scan.affine[:3, :3] @ np.argwhere(disc).T.mean(axis=1))[2]
+        assert zs[lo] < zd < zs[up], lv
