@@ -184,7 +184,9 @@ def fit_t2(data, echo_times_ms=None, *, method: str = "epg", mask=None, drop_fir
     if drop_first_echo and method != "epg":
         use[0] = False
     te_used = te[use]
-    sig = sig_all[sel][:, use]
+    sig = sig_all if sel.all() else sig_all[sel]  # no copy when every voxel is fitted
+    if not use.all():
+        sig = sig[:, use]
     w = np.ones_like(sig)
     if sigma > 0 and noise_floor:
         w = (sig >= noise_floor * sigma).astype(float)
@@ -204,7 +206,7 @@ def fit_t2(data, echo_times_ms=None, *, method: str = "epg", mask=None, drop_fir
               "drop_first_echo": bool(drop_first_echo and method != "epg"), "offset": bool(offset),
               "noise_sigma": sigma or None, "noise_floor": noise_floor if sigma > 0 else None}
     nfit = int(ok.sum())
-    sig_ok, w_ok = sig[ok], w[ok]
+    sig_ok, w_ok = (sig, w) if ok.all() else (sig[ok], w[ok])
     a0 = np.full(nfit, np.nan)
     tt = np.full(nfit, np.nan)
     cc = np.zeros(nfit)
