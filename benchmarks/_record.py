@@ -16,12 +16,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def machine_line() -> str:
+def machine_line(*, load: bool = False) -> str:
+    """One italic line: date, machine, Python; with ``load``, the 1/5-minute load averages now."""
     import os
 
+    extra = ""
+    if load and hasattr(os, "getloadavg"):
+        l1, l5, _ = os.getloadavg()
+        extra = f", load average {l1:.2f} / {l5:.2f} (1 / 5 min) when recorded"
     return (
         f"_Recorded {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {platform.machine()}, "
-        f"{os.cpu_count()} CPU cores, Python {platform.python_version()}._"
+        f"{os.cpu_count()} CPU cores, Python {platform.python_version()}{extra}._"
     )
 
 

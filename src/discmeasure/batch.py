@@ -184,7 +184,12 @@ def run_batch(manifest_path, out_dir, *, workers: int = 1, scheduler: str | None
             if scheduler:
                 client = Client(scheduler)
             else:
-                cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+                # one subject per worker process at a time, each single-threaded (fit blocks, OpenBLAS):
+                # the workers already fill the cores; nested threads would oversubscribe them
+                # (per-visit results do not depend on these thread counts)
+                cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                                       env={"DISCMEASURE_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+                                            "OMP_NUM_THREADS": "1"})
                 client = Client(cluster)
             try:
                 futs = [client.submit(process_subject, s, v, str(out), pictures, pure=False) for s, v in tasks]

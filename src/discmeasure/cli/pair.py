@@ -35,11 +35,26 @@ def _visit_job(path: str, subject: str, timepoint: str, t2_method: str, out_dir:
     """Worker process: analyse one visit and write its folder; returns the Result."""
     from ..pipeline import analyze
     from ..report.outputs import visit_files
+    from ..t2._parallel import single_blas_thread
 
-    os.environ["DISCMEASURE_THREADS"] = "1"  # the other visit and the registration use the other cores
-    res = analyze(path, subject=subject, timepoint=timepoint, t2_method=t2_method)
-    visit_files(res, Path(out_dir), pictures=pictures)
+    # the other visit and the registration use the other core(s): no nested threads here
+    # (per-visit results do not depend on the thread counts)
+    os.environ["DISCMEASURE_THREADS"] = "1"
+    with single_blas_thread():
+        res = analyze(path, subject=subject, timepoint=timepoint, t2_method=t2_method)
+        visit_files(res, Path(out_dir), pictures=pictures)
     return res
+
+
+def _preload() -> None:
+    """Import what the workers need before forking them: imported once, shared copy-on-write."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot  # noqa: F401
+
+    from .. import comparison, measurements, pipeline, segmentation, t2  # noqa: F401
+    from ..report import outputs, qc  # noqa: F401
 
 
 def _usable_cpus() -> int:
@@ -64,6 +79,7 @@ def _run_pair_parallel(pre: Path, post: Path, out: Path, *, subject, t2_method, 
     _register_reducers()
     scan_pre = load_anatomy(pre)  # needed anyway for the registration; also fixes the subject id
     subject = subject or default_subject(scan_pre)
+    _preload()
     with staged_dir(out) as d, ProcessPoolExecutor(2, mp_context=mp.get_context("fork")) as ex:
         futs = [ex.submit(_visit_job, str(path), subject, tp, t2_method, str(d / tp), pictures)
                 for path, tp in ((pre, "pre"), (post, "post"))]
