@@ -6,6 +6,7 @@ Every number the widgets produce is compared with the same discmeasure call made
 import json
 import subprocess
 import sys
+import time
 from itertools import product
 from pathlib import Path
 
@@ -168,9 +169,13 @@ def test_reader_layers_in_mm_and_overlay(make_napari_viewer, pre_study, tmp_path
 def _run(qtbot, widget, timeout=120_000):
     worker = widget.run()
     assert worker is not None, widget.error
+    # the work is not done in the GUI thread: run() returns at once, the button waits for the end
+    assert widget.result is None and not widget.run_button.enabled
     qtbot.waitUntil(lambda: widget.result is not None or widget.error is not None, timeout=timeout)
     qtbot.waitUntil(lambda: widget.run_button.enabled, timeout=5_000)
     assert widget.error is None, widget.error
+    assert widget.progress.value == widget.progress.max == widget.n_steps  # progress shown to the end
+    assert widget.status.value == "done"
     return widget.result
 
 
@@ -296,7 +301,21 @@ def test_widgets_segment_measure_t2_compare(make_napari_viewer, qtbot, tmp_path,
     viewer.window.add_dock_widget(c_w)
     c_w.pre_image.value, c_w.pre_labels.value = t2w, lab
     c_w.post_image.value, c_w.post_labels.value = post_t2w, post_lab
+    # the viewer stays responsive during the longest run (measure x 2 + registration): a 20 ms
+    # timer keeps firing; run in the GUI thread, the computation would stop it for nearly the
+    # whole run (the bound is relative, so a loaded CI machine does not make it flaky)
+    from qtpy.QtCore import QTimer
+
+    ticks = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.start(20)
+    t0 = time.perf_counter()
     _run(qtbot, c_w, timeout=180_000)
+    timer.stop()
+    t1 = time.perf_counter()
+    gaps = np.diff([t0, *ticks, t1])
+    assert gaps.max() < 0.3 * (t1 - t0), f"GUI blocked for {gaps.max():.2f} s during a {t1 - t0:.1f} s run"
     from discmeasure.pipeline import Result
 
     ref_ch = dm.compare(Result("s", "pre", scan, direct, ref), Result("s", "post", post_scan, post_seg, dm.measure(post_scan, post_seg)))

@@ -13,7 +13,7 @@ import weakref
 from pathlib import Path
 
 import numpy as np
-from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Label, PushButton, Table
+from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Label, ProgressBar, PushButton, Table
 
 import napari
 from napari.layers import Image, Labels, Points
@@ -108,7 +108,13 @@ def _seg_from_labels(scan, snapshot):
 
 
 class _Base(Container):
-    """A run button, a status line, a worker with a progress bar, errors as notifications."""
+    """A run button, a progress bar and status line, a worker thread, errors as notifications.
+
+    Progress is shown in the widget (step k of n and its name), not with napari's activity
+    indicator: that animated GIF re-lays out the whole main window ~25 times a second while a
+    worker runs (~30 ms each with software OpenGL, e.g. remote desktops), which took most of a
+    CPU core away from the computation.
+    """
 
     title = ""
     n_steps = 2
@@ -116,8 +122,9 @@ class _Base(Container):
     def __init__(self, napari_viewer: napari.Viewer, widgets):
         self.viewer = napari_viewer
         self.run_button = PushButton(text=self.title)
+        self.progress = ProgressBar(value=0, min=0, max=self.n_steps, label="progress")
         self.status = Label(value="")
-        super().__init__(widgets=[*widgets, self.run_button, self.status])
+        super().__init__(widgets=[*widgets, self.run_button, self.progress, self.status])
         self.run_button.changed.connect(self.run)
         self.worker = None
         self.result = None
@@ -145,19 +152,28 @@ class _Base(Container):
         except Exception as exc:  # noqa: BLE001 -- inputs the user must fix: one line, no traceback
             self._failed(exc)
             return None
-        worker = thread_worker(gen, progress={"total": self.n_steps, "desc": self.title}, ignore_errors=True)()
-        worker.yielded.connect(lambda step: setattr(self.status, "value", str(step)))
+        worker = thread_worker(gen, ignore_errors=True)()
+        self.progress.max, self.progress.value = self.n_steps, 0
+        worker.yielded.connect(self._step)
         worker.returned.connect(self._returned)
         worker.errored.connect(self._failed)
         worker.finished.connect(lambda: setattr(self.run_button, "enabled", True))
         self.run_button.enabled = False
+        self._k = 0
         self.status.value = "running..."
         self.worker = worker
         worker.start()
         return worker
 
+    def _step(self, text):
+        """A worker step started: advance the bar (the first step shows 0 of n) and name it."""
+        k = self._k = getattr(self, "_k", 0) + 1
+        self.progress.value = min(k - 1, self.n_steps)
+        self.status.value = f"{k}/{self.n_steps} {text}..."
+
     def _returned(self, value):
         self.result = value
+        self.progress.value = self.n_steps
         try:
             self._show(value)
         except Exception as exc:  # noqa: BLE001
@@ -357,8 +373,8 @@ class MeasureWidget(_Base):
             yield "measuring"
             seg = _seg_from_labels(scan, labels)
             df = dm.measure(scan, seg, band_mm=band)
-            yield "exporting" if export else "done"
             if export is not None:
+                yield "exporting"
                 write_table(df, export)
             return scan, df
 
@@ -533,7 +549,7 @@ class CompareWidget(_Base):
         layers = [(_need(self.pre_image.value, "pre image"), _need(self.pre_labels.value, "pre labels")),
                   (_need(self.post_image.value, "post image"), _need(self.post_labels.value, "post labels"))]
         items = [(layer_to_scan(i), _labels_snapshot(lab)) for i, lab in layers]
-        self._metric = self.metric.value
+        metric = self.metric.value
 
         def work():
             res = []
@@ -543,29 +559,37 @@ class CompareWidget(_Base):
                 res.append(Result(subject="napari", timepoint=tp, scan=scan, segmentation=seg,
                                   measurements=dm.measure(scan, seg)))
             yield "registering and comparing"
-            return dm.compare(res[0], res[1])
+            ch = dm.compare(res[0], res[1])
+            return ch, _change_figure(ch, metric)  # the figure too is drawn here, off the GUI thread
 
         return work
 
-    def _show(self, ch):
-        self.changes = ch
-        self._dock_table(ch, CHANGE_COLUMNS, "discmeasure: pre/post change")
+    def _show(self, value):
         from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 
-        from discmeasure.report.qc import change_plot
-
-        import matplotlib.pyplot as plt
-
-        fig = change_plot(ch, metric=self._metric, title=f"{self._metric}: pre vs post\n(* = change beyond repeatability)")
-        plt.close(fig)  # keep the figure out of pyplot's registry; the Qt canvas owns it
-        ax = fig.axes[0]
-        lo, hi = ax.get_ylim()
-        ax.set_ylim(lo, hi + 0.12 * (hi - lo))  # room for the % labels above the bars
-        fig.set_layout_engine("constrained")
+        ch, fig = value
+        self.changes = ch
+        self._dock_table(ch, CHANGE_COLUMNS, "discmeasure: pre/post change")
         self.figure = fig
         self.canvas = FigureCanvasQTAgg(fig)
         self.canvas.setMinimumSize(380, 300)
         _replace_dock(self.viewer, self.canvas, "discmeasure: change plot", "right")
+
+
+def _change_figure(ch, metric):
+    """discmeasure's pre/post change plot, with room for the % labels, ready for a Qt canvas."""
+    import matplotlib.backends.backend_qtagg  # noqa: F401 -- imported here (worker), not in the GUI thread
+    import matplotlib.pyplot as plt
+
+    from discmeasure.report.qc import change_plot
+
+    fig = change_plot(ch, metric=metric, title=f"{metric}: pre vs post\n(* = change beyond repeatability)")
+    plt.close(fig)  # keep the figure out of pyplot's registry; the Qt canvas owns it
+    ax = fig.axes[0]
+    lo, hi = ax.get_ylim()
+    ax.set_ylim(lo, hi + 0.12 * (hi - lo))  # room for the % labels above the bars
+    fig.set_layout_engine("constrained")
+    return fig
 
 
 # npe2 widget contributions: callables taking the viewer
