@@ -159,7 +159,7 @@ def main():
     c = to_napari_world([r.bulge_point_x_mm, r.bulge_point_y_mm, r.bulge_point_z_mm])
     viewer.dims.set_point(0, float(c[0]))
     lab.opacity = 0.3
-    zoom_to(viewer, c + np.array([0.0, 0.0, 12.0]), 75.0)
+    zoom_to(viewer, c + np.array([0.0, 0.0, 12.0]), 100.0)
     shot(viewer, "napari_measure_zoom.png", canvas_only=True)
     lab.opacity = 0.45
     viewer.dims.set_point(0, 0.0)
