@@ -77,3 +77,24 @@ def test_missing_body_is_flagged_not_crash():
     lab2[lab2 == 24] = 0
     df = measure(scan, lab2)
     assert np.isnan(df.iloc[0].bulge_mm) and "L5" in df.iloc[0].qc_flags
+
+
+def test_implausible_baseline_is_withheld_not_reported():
+    """Corners at one height (bodies creeping over the disc's rim) must not give a bulge number."""
+    from discmeasure.measurements.bulge import plausible_baseline
+
+    assert plausible_baseline(np.array([-15.0, 5.0]), np.array([-15.5, -5.0]))  # normal: 10 mm apart in SI
+    assert not plausible_baseline(np.array([-15.0, 0.2]), np.array([-10.0, 0.0]))  # same height
+    assert not plausible_baseline(np.array([-15.0, 5.0]), np.array([-5.0, -2.0]))  # 55 deg from SI
+    assert not plausible_baseline(np.array([-15.0, -5.0]), np.array([-15.0, 5.0]))  # upside down
+    # a label map whose lower body climbs the posterior wall up to the upper body's corner
+    df, lab, scan = _measure(2.0)
+    assert np.isfinite(df.iloc[0].bulge_mm)
+    ijk = np.argwhere(lab == 123)
+    world = ijk @ scan.affine[:3, :3].T + scan.affine[:3, 3]
+    post = world[:, 1] < -14.0  # the bulge and 1 mm of disc inside the posterior wall line (y = -15)
+    bad = lab.copy()
+    bad[tuple(ijk[post].T)] = 24
+    row = measure(scan, bad).iloc[0]
+    assert np.isnan(row.bulge_mm)
+    assert "bulge_withheld_review_segmentation" in row.qc_flags and "implausible_baseline" in row.qc_flags

@@ -36,7 +36,7 @@ import numpy as np
 
 from .planes import PlaneStack, contours
 
-__all__ = ["PlaneBulge", "corner", "wall_corner", "plane_bulge", "band_bulge"]
+__all__ = ["PlaneBulge", "corner", "wall_corner", "plausible_baseline", "plane_bulge", "band_bulge"]
 
 
 @dataclass
@@ -48,6 +48,7 @@ class PlaneBulge:
     c_pi: np.ndarray  # (ap, si)
     c_ps: np.ndarray
     point: np.ndarray  # disc boundary point of the maximum (ap, si)
+    plausible: bool = True  # baseline passes :func:`plausible_baseline`
 
 
 def corner(outline: np.ndarray, direction) -> np.ndarray:
@@ -166,6 +167,21 @@ def _near_disc(cs: list[np.ndarray], disc_pts: np.ndarray) -> np.ndarray | None:
     return min(cs, key=score)
 
 
+def plausible_baseline(c_pi: np.ndarray, c_ps: np.ndarray, *, max_tilt_deg: float = 40.0, min_gap_mm: float = 1.5) -> bool:
+    """Whether a baseline C_PI -> C_PS can be a disc's posterior baseline.
+
+    C_PS must lie at least ``min_gap_mm`` below C_PI along the level's SI axis, and the line must
+    run within ``max_tilt_deg`` of that axis. A segmentation whose bodies creep over the disc's
+    posterior rim puts both corners at one height: the "baseline" then runs front to back and the
+    distance "behind" it is meaningless. Such planes are left out (QC flag in ``measure``)
+    instead of reporting a number.
+    """
+    base = np.asarray(c_ps, float) - np.asarray(c_pi, float)
+    if base[1] > -min_gap_mm:
+        return False
+    return bool(abs(base[0]) <= np.tan(np.radians(max_tilt_deg)) * abs(base[1]))
+
+
 def plane_bulge(stack: PlaneStack, k: int, *, max_extension_mm: float = 3.0) -> PlaneBulge | None:
     """Bulge on plane ``k`` of ``stack``; None where the disc or a body is absent on that plane."""
     ap, si = stack.ap, stack.si
@@ -195,15 +211,20 @@ def plane_bulge(stack: PlaneStack, k: int, *, max_extension_mm: float = 3.0) -> 
         return None
     dist = rel[keep] @ n
     i = int(np.argmax(dist))
-    return PlaneBulge(float(stack.lr[k]), float(dist[i]), c_pi, c_ps, disc_pts[keep][i])
+    return PlaneBulge(float(stack.lr[k]), float(dist[i]), c_pi, c_ps, disc_pts[keep][i], plausible_baseline(c_pi, c_ps))
 
 
 def band_bulge(stack: PlaneStack) -> tuple[PlaneBulge | None, PlaneBulge | None, list[PlaneBulge]]:
-    """Maximum over the band, the mid-sagittal plane's value, and every plane's result."""
-    per_plane = [b for k in range(len(stack.lr)) if (b := plane_bulge(stack, k)) is not None]
+    """Maximum over the band, the mid-sagittal plane's value, and every plane's result.
+
+    Planes whose baseline is implausible (:func:`plausible_baseline`) are in the returned list
+    (``plausible`` False) but never give the maximum or the mid-sagittal value.
+    """
+    every = [b for k in range(len(stack.lr)) if (b := plane_bulge(stack, k)) is not None]
+    per_plane = [b for b in every if b.plausible]
     if not per_plane:
-        return None, None, []
+        return None, None, every
     best = max(per_plane, key=lambda b: b.bulge_mm)
     mid_k = int(np.argmin(np.abs(stack.lr)))
     mid = next((b for b in per_plane if b.lr == stack.lr[mid_k]), None)
-    return best, mid, per_plane
+    return best, mid, every

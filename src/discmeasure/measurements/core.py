@@ -138,6 +138,15 @@ def measure(scan, segmentation, *, t2=None, band_mm: float = 5.0, plane_step_mm:
         offs = _band_offsets(lbl, aff, frame, band_mm, plane_step_mm)
         stack = sample_planes(lbl, aff, frame, lr_offsets=offs, step=sample_step_mm)
         best, mid, per_plane = band_bulge(stack)
+        n_bad = sum(not b.plausible for b in per_plane)
+        if n_bad:
+            # corners at one height or a baseline running front to back: segmentation to review
+            flags.append(f"implausible_baseline_{n_bad}_of_{len(per_plane)}_planes")
+        if n_bad and 2 * n_bad > len(per_plane):
+            # most of the band has no usable baseline: the segmentation is wrong at this level,
+            # and a maximum over the few remaining planes would be a number without support
+            best, mid = None, None
+            flags.append("bulge_withheld_review_segmentation")
         if best is None:
             flags.append("no_bulge_plane")
         else:
