@@ -47,6 +47,14 @@ def fit_loglinear(sig: np.ndarray, te: np.ndarray, w: np.ndarray | None = None):
     return s0, np.where(ok, t2, np.nan), ok
 
 
+def _rowmax(x: np.ndarray) -> np.ndarray:
+    """x.max(1) for the few columns of a parameter array, column by column (max is exact)."""
+    out = x[:, 0].copy()
+    for j in range(1, x.shape[1]):
+        np.maximum(out, x[:, j], out=out)
+    return out
+
+
 def _seq_sum_of_products(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """sum_j x[:, j] * y[:, j], accumulated in order j = 0, 1, ... (as einsum does, bit for bit)."""
     acc = x[:, 0] * y[:, 0]
@@ -81,7 +89,8 @@ def fit_mono(sig: np.ndarray, te: np.ndarray, *, w: np.ndarray | None = None, of
     unit = bool((w == 1.0).all())
     s0, t2, ok = fit_loglinear(sig, te, None if unit else w)
     r2 = np.where(ok, 1.0 / np.clip(t2, T2_MIN, T2_MAX), 1.0 / 50.0)
-    s0 = np.where(ok & np.isfinite(s0), s0, sig.max(1))
+    smax = sig.max(1)
+    s0 = np.where(ok & np.isfinite(s0), s0, smax)
     c = np.zeros(n)
     if offset:
         c = np.clip(sig.min(1) * 0.5, 0, None)
@@ -102,7 +111,7 @@ def fit_mono(sig: np.ndarray, te: np.ndarray, *, w: np.ndarray | None = None, of
     f, e = model(p)
     cost = ((sig - f) ** 2 if unit else w * (sig - f) ** 2).sum(1)
     converged = np.zeros(n, bool)
-    scale = np.maximum(sig.max(1), 1e-12)
+    scale = np.maximum(smax, 1e-12)
     for _ in range(max_iter):
         idx = np.flatnonzero(~converged)
         if not len(idx):
@@ -137,7 +146,7 @@ def fit_mono(sig: np.ndarray, te: np.ndarray, *, w: np.ndarray | None = None, of
         ib = idx[better]
         cb, cnb = ca[better], cn[better]
         rel = np.abs(cb - cnb) / np.maximum(cb, 1e-30)
-        small = np.abs(step[better]).max(1) / np.maximum(np.abs(pa[better]).max(1), 1e-30)
+        small = _rowmax(np.abs(step[better])) / np.maximum(_rowmax(np.abs(pa[better])), 1e-30)
         lb = np.maximum(la[better] / 3.0, 1e-9)
         p[ib] = pn[better]
         f[ib], e[ib] = fn[better], en[better]
