@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["resample", "resample_to_scan", "grid_affine", "bounding_grid"]
+__all__ = ["resample", "resample_mask", "resample_to_scan", "grid_affine", "bounding_grid"]
 
 
 def resample(
@@ -65,6 +65,36 @@ def resample(
         src, m[:3, :3], offset=m[:3, 3], output_shape=dst_shape, order=order, mode="constant", cval=cval,
         prefilter=False,
     )
+
+
+def resample_mask(mask: np.ndarray, src_affine: np.ndarray, dst_shape, dst_affine: np.ndarray) -> np.ndarray:
+    """A binary mask on another grid, independent of either grid's axis order and direction.
+
+    The mask is interpolated trilinearly and thresholded at one half (``>= 0.5``, with a 1e-6
+    tolerance for rounding). Nearest-neighbour resampling (``resample(order=0)``) is not
+    symmetric: a destination point exactly half-way between two source voxels takes one or the
+    other depending on which way the array axes run, so the same data stored flipped or
+    permuted (a NIfTI export of a DICOM series, say) gave different ROI contents and T2 medians
+    (up to 1 ms). Linear weights are symmetric, so this is not.
+
+    Parameters
+    ----------
+    mask : ndarray of bool
+        Source mask (3-D).
+    src_affine, dst_affine : (4, 4) ndarray
+        Voxel -> world transforms.
+    dst_shape : tuple of int
+        Destination spatial shape.
+
+    Returns
+    -------
+    ndarray of bool
+    """
+    m = np.asarray(mask, bool)
+    if not m.any():
+        return np.zeros(tuple(int(n) for n in dst_shape), bool)
+    w = resample(m.astype(np.float32), src_affine, dst_shape, dst_affine, order=1)
+    return w >= 0.5 - 1e-6
 
 
 def resample_to_scan(data: np.ndarray, src_affine: np.ndarray, target, *, order: int = 1, cval: float = 0.0) -> np.ndarray:

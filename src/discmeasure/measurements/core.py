@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import labels as lab
 from ..errors import InputError, MeasurementError
-from ..geometry import resample
+from ..geometry import resample, resample_mask
 from .bulge import band_bulge
 from .frame import level_frame
 from .heights import plane_heights
@@ -76,7 +76,8 @@ def _t2_roi_stats(t2fit, roi_map, roi_affine, code):
     t2_shape = np.shape(t2fit.t2_ms)
     if len(t2_shape) == 2:
         t2_shape = t2_shape + (1,)
-    on_fit = resample(roi_map, roi_affine, t2_shape[:3], t2fit.affine, order=0)
+    # ROI -> fit grid by thresholded linear weights: independent of either grid's axis order
+    on_fit = np.where(resample_mask(roi_map == code, roi_affine, t2_shape[:3], t2fit.affine), code, 0)
     if len(np.shape(t2fit.t2_ms)) == 2:
         on_fit = on_fit[..., 0]
     if not (on_fit == code).any():

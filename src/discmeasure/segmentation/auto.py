@@ -323,6 +323,8 @@ def segment_auto(scan, *, inplane_mm: float = 0.8, column_depth_mm: float = 60.0
     # the canal label is the CSF: brighter than the epidural fat that rims it
     csf_thr = 0.5 * (t_high + canal_level)
     canal_lab = canal & ~body_any & (Wf > min(csf_thr, np.percentile(Wf[canal], 40)))
+    # the sac, not its brightest voxels: fill in-slice holes (nerve roots, flow voids, noise)
+    canal_lab = _per_slice(ndimage.binary_fill_holes, canal_lab) & ~body_any
     out[canal_lab] = lab.CANAL
     for i, m in enumerate(body_masks):
         if i in number:
