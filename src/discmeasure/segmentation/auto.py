@@ -172,8 +172,10 @@ def segment_auto(scan, *, inplane_mm: float = 0.8, column_depth_mm: float = 60.0
     # one is kept.
     centre_ap = shape[1] / 2
     best, best_score, comp = None, -1.0, None
-    thresholds = [t_high] + [float(np.percentile(vals, q)) for q in (90.0, 95.0, 97.5)]
-    for thr in sorted({t for t in thresholds if t >= t_high}):
+    # (grey CSF, as on some 2-D T2 slices, needs a threshold below the bright class too)
+    t_mid = 0.5 * (t_low + t_high)
+    thresholds = [t_mid, t_high] + [float(np.percentile(vals, q)) for q in (90.0, 95.0, 97.5)]
+    for thr in sorted({t for t in thresholds if t >= t_mid}):
         bright = fg & (Wf > thr)
         bright = _per_slice(lambda s: ndimage.binary_opening(s, _ball2(0.6 / s_ip)), bright)
         comp_t, n = ndimage.label(bright)
