@@ -93,7 +93,6 @@ def visit_files(result, d: Path, *, pictures: bool = True) -> None:
                 zp = qc.png_bytes(fig, close=False)
                 (d / f"qc_{lv}.png").write_bytes(zp)
                 zooms.append(H.img_tag(zp, lv))
-            qc._plt().close(fig)
             body.append("<h2>Per-level zooms</h2>" + "".join(zooms))
             if result.t2 is not None and result.mese is not None:
                 lab_on = resample(np.asarray(result.segmentation.labels, np.int32), result.segmentation.affine,

@@ -10,21 +10,25 @@ import numpy as np
 __all__ = ["midsagittal_overlay", "zoom_overlay", "t2_map_figure", "change_plot", "png_bytes"]
 
 
-def _plt():
-    import matplotlib
+def _figure(figsize):
+    """A new figure and its axes, without pyplot.
 
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    An object-oriented :class:`matplotlib.figure.Figure` renders to PNG through Agg by itself,
+    so the QC code never switches the process-wide backend (``matplotlib.use("Agg",
+    force=True)`` did, which changed the backend for every other user of matplotlib in the same
+    program, e.g. napari plugins) and never registers figures with pyplot (nothing to close).
+    """
+    from matplotlib.figure import Figure
 
-    return plt
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots()
 
 
 def png_bytes(fig, *, close: bool = True) -> bytes:
-    """The figure as PNG bytes (110 dpi, tight box); ``close=False`` keeps it for further views."""
+    """The figure as PNG bytes (110 dpi, tight box). ``close`` is kept for compatibility: figures
+    made here are not registered with pyplot, so there is nothing to close."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    if close:
-        _plt().close(fig)
     return buf.getvalue()
 
 
@@ -56,9 +60,8 @@ def midsagittal_overlay(scan, labels, table=None, *, title="", zoom_level=None):
 
     from .. import labels as L
 
-    plt = _plt()
     img, lab, extent, x0 = _sagittal_slice(scan, labels)
-    fig, ax = plt.subplots(figsize=(6, 7.5))
+    fig, ax = _figure((6, 7.5))
     # display y increasing to the left (anterior left, radiological sagittal), z up
     vmax = np.percentile(img, 99.5) or 1
     ax.imshow(img.T, cmap="gray", origin="lower", extent=extent, vmin=0, vmax=vmax, interpolation="nearest")
@@ -77,7 +80,7 @@ def midsagittal_overlay(scan, labels, table=None, *, title="", zoom_level=None):
         z = extent[2] + zs.mean() * (extent[3] - extent[2]) / max(lab.shape[1] - 1, 1)
         name = L.disc_level_name(v) if L.is_disc(v) else L.vertebra_name(v)
         ax.text(y + (40 if L.is_disc(v) else 0), z, name, color="yellow" if L.is_disc(v) else "white",
-                fontsize=8, ha="center", va="center", fontweight="bold")
+                fontsize=8, ha="center", va="center", fontweight="bold", clip_on=True)
     if table is not None:
         for _, r in table.iterrows():
             if not np.isfinite(r.get("c_pi_y_mm", np.nan)):
@@ -85,7 +88,8 @@ def midsagittal_overlay(scan, labels, table=None, *, title="", zoom_level=None):
             ax.plot([r.c_pi_y_mm, r.c_ps_y_mm], [r.c_pi_z_mm, r.c_ps_z_mm], "-", color="cyan", lw=1.2)
             ax.plot([r.c_pi_y_mm, r.c_ps_y_mm], [r.c_pi_z_mm, r.c_ps_z_mm], "o", color="cyan", ms=3)
             ax.plot([r.bulge_point_y_mm], [r.bulge_point_z_mm], "x", color="red", ms=6, mew=2)
-            ax.text(r.bulge_point_y_mm - 3, r.bulge_point_z_mm, f"{r.bulge_mm:.1f} mm", color="red", fontsize=8, va="center")
+            ax.text(r.bulge_point_y_mm - 3, r.bulge_point_z_mm, f"{r.bulge_mm:.1f} mm", color="red", fontsize=8, va="center",
+                    clip_on=True)  # zoomed views must not show other levels' text outside the axes
     ax.set_xlim(extent[1], extent[0])  # anterior on the left
     ax.set_xlabel("anterior  ←  y (mm)  →  posterior")
     ax.set_ylabel("z (mm, superior up)")
@@ -112,14 +116,13 @@ def zoom_overlay(fig, table, zoom_level, *, title=None):
 
 def t2_map_figure(fit, labels_on_fit=None, *, title="T2 map"):
     """Figure: the mid slice of the T2 map (ms) with a colour bar and disc outlines."""
-    plt = _plt()
     t2 = np.asarray(fit.t2_ms)
     if t2.ndim == 2:
         t2 = t2[:, :, None]
     k = t2.shape[2] // 2
     if labels_on_fit is not None and (labels_on_fit > 100).any():
         k = int(np.argmax(((labels_on_fit > 100) & (labels_on_fit < 130)).sum(axis=(0, 1))))
-    fig, ax = plt.subplots(figsize=(5, 6))
+    fig, ax = _figure((5, 6))
     im = ax.imshow(np.nan_to_num(t2[:, :, k].T, nan=0.0), cmap="magma", vmin=0, vmax=200, origin="upper")
     if labels_on_fit is not None:
         ax.contour(((labels_on_fit[:, :, k] > 100) & (labels_on_fit[:, :, k] < 130)).T, levels=[0.5], colors="cyan", linewidths=0.6)
@@ -132,8 +135,7 @@ def t2_map_figure(fit, labels_on_fit=None, *, title="T2 map"):
 
 def change_plot(changes, *, metric="bulge_mm", title=None):
     """Bar chart of pre vs post per level, with % change labels."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = _figure((6, 3.5))
     lv = list(changes["level"])
     x = np.arange(len(lv))
     ax.bar(x - 0.2, changes[f"{metric}_pre"], 0.4, label="pre")
