@@ -488,6 +488,10 @@ def _decode(frames_by_vol: list[list[Frame]], path, workers=None, layouts=None) 
 
     Files are read and placed into the output in parallel threads (file reads, codecs and numpy
     copies release the GIL); no file's pixels are held longer than needed for its own slices.
+    The values are stored slice by slice as the files hold them, (volumes, slices, rows, cols) in
+    C order, and returned as the transposed view: a Fortran-ordered (cols, rows, slices, volumes)
+    array, like the arrays nibabel returns for NIfTI files (copying into C order cost more than
+    all the rest of the loading).
     """
     layouts = layouts or {}
     by_file: dict[Path, list] = defaultdict(list)
@@ -500,7 +504,7 @@ def _decode(frames_by_vol: list[list[Frame]], path, workers=None, layouts=None) 
     identity = all(f.slope == 1.0 and f.intercept == 0.0 for g in frames_by_vol for f in g)
     sample = _pixels(f0.path, layouts.get(f0.path))
     dtype = sample.dtype.newbyteorder("=") if identity else np.float32
-    out = np.empty((f0.cols, f0.rows, nz, nv), dtype=dtype)
+    buf = np.empty((nv, nz, f0.rows, f0.cols), dtype=dtype)
 
     def place(p, arr=None):
         if arr is None:
@@ -516,10 +520,11 @@ def _decode(frames_by_vol: list[list[Frame]], path, workers=None, layouts=None) 
                                  hint="colour or multi-sample images are not MR magnitude images")
             if img.shape != (f.rows, f.cols):
                 raise DicomError(f"pixel array {img.shape} does not match Rows x Columns {(f.rows, f.cols)}", path=f.path)
-            if identity:
-                out[:, :, k, v] = img.T
-            else:
-                out[:, :, k, v] = img.T.astype(np.float32) * np.float32(f.slope) + np.float32(f.intercept)
+            dst = buf[v, k]
+            dst[...] = img
+            if not identity:  # float32(value) * float32(slope) + float32(intercept)
+                dst *= np.float32(f.slope)
+                dst += np.float32(f.intercept)
 
     place(f0.path, sample)
     del sample
@@ -531,7 +536,7 @@ def _decode(frames_by_vol: list[list[Frame]], path, workers=None, layouts=None) 
     else:
         with ThreadPoolExecutor(n) as ex:
             list(ex.map(place, rest))  # re-raises the first failure (in file order)
-    return out
+    return buf.transpose(3, 2, 1, 0)
 
 
 _META_FIELDS = {
