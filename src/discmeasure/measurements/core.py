@@ -11,7 +11,7 @@ from .. import labels as lab
 from ..errors import InputError, MeasurementError
 from ..geometry import resample, resample_mask
 from .bulge import band_bulge
-from .frame import level_frame
+from .frame import LabelIndex, level_frame
 from .heights import plane_heights
 from .planes import sample_planes
 from .rois import AF_ANTERIOR, AF_POSTERIOR, NP, disc_rois, roi_code
@@ -56,9 +56,9 @@ def disc_labels(lbl: np.ndarray) -> list[int]:
     return [int(v) for v in present if lab.is_disc(v)]
 
 
-def _band_offsets(labels, affine, frame, band_mm, step_mm):
+def _band_offsets(index, frame, band_mm, step_mm):
     """Plane offsets within +-band, clipped to where the disc was imaged."""
-    pts = np.argwhere(labels == frame.label) @ affine[:3, :3].T + affine[:3, 3]
+    pts = index.points(frame.label)
     lr = (pts - frame.origin) @ frame.u_lr
     lo, hi = max(-band_mm, lr.min()), min(band_mm, lr.max())
     if hi - lo < step_mm:
@@ -121,23 +121,24 @@ def measure(scan, segmentation, *, t2=None, band_mm: float = 5.0, plane_step_mm:
     image = np.asarray(scan.data if scan.ndim == 3 else scan.data[..., 0], dtype=float)
     voxel_volume = float(abs(np.linalg.det(aff[:3, :3])))
     roi_map = np.zeros(lbl.shape, np.int32)
+    index = LabelIndex(lbl, aff)
     rows = []
     for d in discs:
         row = dict.fromkeys(COLUMNS, np.nan)
         row["level"] = lab.disc_level_name(d)
         row["label"] = d
         flags: list[str] = []
-        row["volume_mm3"] = float((lbl == d).sum() * voxel_volume)
+        row["volume_mm3"] = float(len(index.indices(d)) * voxel_volume)
         try:
-            frame = level_frame(lbl, aff, d)
+            frame = level_frame(lbl, aff, d, index=index)
         except MeasurementError as exc:
             row["qc_flags"] = f"no_frame: {exc.reason}"
             rows.append(row)
             continue
         if not frame.has_canal:
             flags.append("no_canal_label")
-        offs = _band_offsets(lbl, aff, frame, band_mm, plane_step_mm)
-        stack = sample_planes(lbl, aff, frame, lr_offsets=offs, step=sample_step_mm)
+        offs = _band_offsets(index, frame, band_mm, plane_step_mm)
+        stack = sample_planes(lbl, aff, frame, lr_offsets=offs, step=sample_step_mm, index=index)
         best, mid, per_plane = band_bulge(stack)
         n_bad = sum(not b.plausible for b in per_plane)
         if n_bad:
@@ -168,14 +169,15 @@ def measure(scan, segmentation, *, t2=None, band_mm: float = 5.0, plane_step_mm:
         hts = plane_heights(stack, k_mid)
         span = hts.pop("endplate_span_ap_mm", None)
         row.update(hts)
-        disc_rois(lbl, aff, frame, height_mm=row["height_middle_mm"], ap_span=span, out=roi_map)
+        disc_rois(lbl, aff, frame, height_mm=row["height_middle_mm"], ap_span=span, out=roi_map, index=index)
         # NP signal-intensity ratio to CSF at the same level
         code_np = roi_code(d, NP)
-        np_vals = image[roi_map == code_np]
-        csf = _csf_at_level(lbl, aff, frame, band_mm)
-        if np_vals.size and csf.size:
-            row["sir_np_csf"] = float(np.median(np_vals) / max(np.median(image[csf]), 1e-9))
-        elif not csf.size:
+        at_d = tuple(index.indices(d).T)  # the ROI codes lie inside the disc
+        np_vals = image[at_d][roi_map[at_d] == code_np]
+        csf = _csf_at_level(index, frame, band_mm)
+        if np_vals.size and len(csf):
+            row["sir_np_csf"] = float(np.median(np_vals) / max(np.median(image[tuple(csf.T)]), 1e-9))
+        elif not len(csf):
             flags.append("no_csf_for_sir")
         if t2 is not None:
             try:
@@ -196,16 +198,14 @@ def measure(scan, segmentation, *, t2=None, band_mm: float = 5.0, plane_step_mm:
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def _csf_at_level(lbl, aff, frame, band_mm):
-    canal = lbl == lab.CANAL
-    if not canal.any():
-        return np.zeros(lbl.shape, bool)
-    idx = np.argwhere(canal)
-    loc = frame.to_local(idx @ aff[:3, :3].T + aff[:3, 3])
+def _csf_at_level(index, frame, band_mm):
+    """Voxel indices (N, 3) of the canal within 6 mm (SI) and the band (+2 mm, LR) of the level."""
+    idx = index.indices(lab.CANAL)
+    if not len(idx):
+        return idx
+    loc = frame.to_local(index.points(lab.CANAL))
     keep = (np.abs(loc[:, 2]) <= 6.0) & (np.abs(loc[:, 0]) <= band_mm + 2.0)
-    out = np.zeros(lbl.shape, bool)
-    out[tuple(idx[keep].T)] = True
-    return out
+    return idx[keep]
 
 
 def rois(scan, segmentation) -> np.ndarray:

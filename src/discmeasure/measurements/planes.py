@@ -59,6 +59,7 @@ def sample_planes(
     si_range=(-22.0, 22.0),
     step: float = 0.25,
     structures: dict[str, int] | None = None,
+    index=None,
 ) -> PlaneStack:
     """Resample soft masks of the level's structures onto sagittal planes.
 
@@ -76,28 +77,45 @@ def sample_planes(
         In-plane sampling step (mm).
     structures : dict, optional
         Name -> label; default disc, upper and lower vertebral bodies.
+    index : LabelIndex, optional
+        Bounding boxes of the labels (:class:`~discmeasure.measurements.frame.LabelIndex`).
     """
     if structures is None:
         structures = {"disc": frame.label, "upper": frame.upper, "lower": frame.lower}
     lr = np.asarray(lr_offsets, float)
     ap = np.arange(ap_range[0], ap_range[1] + step / 2, step)
     si = np.arange(si_range[0], si_range[1] + step / 2, step)
-    LR, AP, SI = np.meshgrid(lr, ap, si, indexing="ij")
-    world = frame.to_world(LR, AP, SI)
+    shape = (len(lr), len(ap), len(si))
+    # voxel coordinates of the samples: inv(affine) applied to the frame's world points, as a
+    # sum of three broadcast terms (no meshgrid / world array: most of the time for big planes)
     inv = np.linalg.inv(affine)
-    vox = world @ inv[:3, :3].T + inv[:3, 3]
+    m = inv[:3, :3]
+    c0 = m @ frame.origin + inv[:3, 3]
+    a_lr, a_ap, a_si = m @ frame.u_lr, m @ frame.u_ap, m @ frame.u_si
+    vox_axes = [c0[i] + lr[:, None, None] * a_lr[i] + ap[None, :, None] * a_ap[i] + si[None, None, :] * a_si[i]
+                for i in range(3)]
     masks = {}
     for name, value in structures.items():
-        m = labels == value
-        if not m.any():
-            masks[name] = np.zeros(LR.shape, np.float32)
-            continue
-        sl, lo = _crop(m)
-        sub = m[sl].astype(np.float32)
-        coords = (vox - lo).reshape(-1, 3).T
+        box = index.box(value) if index is not None else None
+        if index is not None:
+            if box is None:
+                masks[name] = np.zeros(shape, np.float32)
+                continue
+            lo = np.maximum(np.array([b.start for b in box]) - 2, 0)
+            hi = np.minimum(np.array([b.stop for b in box]) + 2, labels.shape)
+            sl = tuple(slice(a, b) for a, b in zip(lo, hi))
+            sub = (labels[sl] == value).astype(np.float32)
+        else:
+            m = labels == value
+            if not m.any():
+                masks[name] = np.zeros(shape, np.float32)
+                continue
+            sl, lo = _crop(m)
+            sub = m[sl].astype(np.float32)
+        coords = np.stack([(v - o).ravel() for v, o in zip(vox_axes, lo)])
         # a one-slice axis: nearest along it (linear interpolation needs two samples)
         out = ndimage.map_coordinates(sub, coords, order=1, mode="constant", cval=0.0, prefilter=False)
-        masks[name] = out.reshape(LR.shape).astype(np.float32)
+        masks[name] = out.reshape(shape).astype(np.float32)
     return PlaneStack(frame, lr, ap, si, masks, step)
 
 

@@ -46,14 +46,16 @@ def roi_code(disc_label: int, roi: int) -> int:
 
 
 def disc_rois(labels: np.ndarray, affine: np.ndarray, frame: LevelFrame, *, height_mm: float | None = None,
-              ap_span=None, out: np.ndarray | None = None) -> np.ndarray:
-    """Write the NP / anterior AF / posterior AF codes of one disc into ``out`` (int32, labels' grid)."""
+              ap_span=None, out: np.ndarray | None = None, index=None) -> np.ndarray:
+    """Write the NP / anterior AF / posterior AF codes of one disc into ``out`` (int32, labels' grid).
+
+    ``index`` (a :class:`~discmeasure.measurements.frame.LabelIndex` of ``labels``) only makes
+    the voxel look-up faster."""
     if out is None:
         out = np.zeros(labels.shape, np.int32)
-    disc = labels == frame.label
-    if not disc.any():
+    idx = index.indices(frame.label) if index is not None else np.argwhere(labels == frame.label)
+    if not len(idx):
         return out
-    idx = np.argwhere(disc)
     world = idx @ affine[:3, :3].T + affine[:3, 3]
     loc = frame.to_local(world)
     lr, ap = loc[:, 0], loc[:, 1]
@@ -82,7 +84,7 @@ def disc_rois(labels: np.ndarray, affine: np.ndarray, frame: LevelFrame, *, heig
         central &= np.abs(lr - lc) <= 0.25 * (l1 - l0)
     # distance to the disc surface (mm); the endplates are the nearest surface in the disc's middle
     sl = tuple(slice(max(a - 1, 0), b + 2) for a, b in zip(idx.min(axis=0), idx.max(axis=0)))
-    sub = disc[sl]
+    sub = labels[sl] == frame.label
     # one-slice scans: distance within the slice only (padding a length-1 axis would put the
     # "surface" half a slice away)
     flat = [ax for ax in range(3) if labels.shape[ax] == 1]
