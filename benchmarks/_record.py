@@ -16,14 +16,28 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+START_LOAD = None  # 1-minute load average when a benchmark started (set by start_load())
+
+
+def start_load() -> None:
+    """Note the 1-minute load average at the start of a benchmark (shown by machine_line(load=True))."""
+    import os
+
+    global START_LOAD
+    if hasattr(os, "getloadavg"):
+        START_LOAD = os.getloadavg()[0]
+
+
 def machine_line(*, load: bool = False) -> str:
-    """One italic line: date, machine, Python; with ``load``, the 1/5-minute load averages now."""
+    """One italic line: date, machine, Python; with ``load``, the 1-minute load average at the start
+    (when :func:`start_load` was called) and at the end of the run."""
     import os
 
     extra = ""
     if load and hasattr(os, "getloadavg"):
-        l1, l5, _ = os.getloadavg()
-        extra = f", load average {l1:.2f} / {l5:.2f} (1 / 5 min) when recorded"
+        l1 = os.getloadavg()[0]
+        start = "" if START_LOAD is None else f"{START_LOAD:.2f} at the start, "
+        extra = f"; 1-minute load average {start}{l1:.2f} at the end (2 = both cores busy)"
     return (
         f"_Recorded {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {platform.machine()}, "
         f"{os.cpu_count()} CPU cores, Python {platform.python_version()}{extra}._"

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _record import machine_line, record_section  # noqa: E402
+from _record import machine_line, record_section, start_load  # noqa: E402
 
 import discmeasure as dm  # noqa: E402
 from discmeasure.phantom.write import write_dicom_series  # noqa: E402
@@ -84,6 +84,7 @@ def fmt(ts):
 
 
 def main():
+    start_load()
     warnings.simplefilter("ignore")  # SimpleITK's non-uniform-sampling warning on the dual-echo folder
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -120,6 +121,9 @@ def main():
             if k == "discmeasure.load":
                 continue
             ratio = dmt / statistics.median(ts)
+            if "lower bound" in k:  # not the same result: shown for information, no goal
+                L.append(f"| | {k} | {fmt(ts)} | {ratio:.2f}x | (information) | |")
+                continue
             if k.startswith("dcm2niix"):
                 goal, ok = "<= 2x", ratio <= 2.0
             else:
@@ -134,8 +138,8 @@ def main():
           "warm local cache threads only slowed it down (GIL); `scan_folder(path, workers=N)` can overlap slow "
           "network reads. dcm2niix also writes its NIfTI output to disk; SimpleITK and discmeasure return arrays. "
           "SimpleITK has no echo split of its own: the first SimpleITK row of dcm_qa_pdt2 groups the files by their "
-          "EchoTime header (what discmeasure does), the second reads all 70 slices as one (wrong) volume, the "
-          "cheapest read of the same pixels.",
+          "EchoTime header (what discmeasure does) and is the like-for-like peer; the second reads all 70 slices as "
+          "one (wrong, 70-slice) volume: the cheapest read of the same pixels, shown for information.",
           "", machine_line(load=True)]
     text = "\n".join(L)
     print(text)

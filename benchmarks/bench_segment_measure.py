@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _record import machine_line, record_section  # noqa: E402
+from _record import machine_line, record_section, start_load  # noqa: E402
 
 import discmeasure as dm  # noqa: E402
 from discmeasure import phantom  # noqa: E402
@@ -66,6 +66,7 @@ def hot_spots(fn, within: str, top: int = 8):
 
 
 def main():
+    start_load()
     ph = phantom.default_phantom()
     shape, aff = phantom.make_grid(spacing=(0.45, 0.45, 4.0), fov_mm=(230.0, 230.0), n_slices=15)
     img, lab = phantom.render_t2w(ph, shape, aff, snr=35, supersample=1)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _record import machine_line, record_section  # noqa: E402
+from _record import machine_line, record_section, start_load  # noqa: E402
 
 from discmeasure.t2 import fit_t2  # noqa: E402
 from discmeasure.t2._parallel import n_threads  # noqa: E402
@@ -58,6 +58,7 @@ def with_threads(k, fn):
 
 
 def main():
+    start_load()
     from scipy.optimize import curve_fit
 
     threads = n_threads()
