@@ -48,10 +48,8 @@ def _visit_job(path: str, subject: str, timepoint: str, t2_method: str, out_dir:
 
 def _preload() -> None:
     """Import what the workers need before forking them: imported once, shared copy-on-write."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot  # noqa: F401
+    import matplotlib.backends.backend_agg  # noqa: F401  (QC pictures: Figure objects rendered by Agg)
+    import matplotlib.figure  # noqa: F401
 
     from .. import comparison, measurements, pipeline, segmentation, t2  # noqa: F401
     from ..report import outputs, qc  # noqa: F401
