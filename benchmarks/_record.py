@@ -62,3 +62,15 @@ def record_section(doc: str | Path, name: str, markdown: str, *, title: str | No
     tmp.write_text(text)
     tmp.replace(path)
     return path
+
+
+def timed(fn, n: int):
+    """Run ``fn`` ``n`` times: (last result, median seconds, best seconds)."""
+    import statistics
+
+    ts, out = [], None
+    for _ in range(n):
+        t0 = time.perf_counter()
+        out = fn()
+        ts.append(time.perf_counter() - t0)
+    return out, statistics.median(ts), min(ts)

@@ -14,28 +14,17 @@ import cProfile
 import linecache
 import os
 import pstats
-import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _record import machine_line, record_section, start_load  # noqa: E402
+from _record import machine_line, record_section, start_load, timed  # noqa: E402
 
 import discmeasure as dm  # noqa: E402
 from discmeasure import phantom  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 REPEAT = 3
-
-
-def timed(fn, n=REPEAT):
-    ts, out = [], None
-    for _ in range(n):
-        t0 = time.perf_counter()
-        out = fn()
-        ts.append(time.perf_counter() - t0)
-    return out, statistics.median(ts), min(ts)
 
 
 def hot_spots(fn, within: str, top: int = 8):
@@ -71,9 +60,9 @@ def main():
     shape, aff = phantom.make_grid(spacing=(0.45, 0.45, 4.0), fov_mm=(230.0, 230.0), n_slices=15)
     img, lab = phantom.render_t2w(ph, shape, aff, snr=35, supersample=1)
     print("grid", shape, flush=True)
-    seg, t_seg, b_seg = timed(lambda: dm.segment(img))
+    seg, t_seg, b_seg = timed(lambda: dm.segment(img), REPEAT)
     print(f"segment: median {t_seg:.2f} s, best {b_seg:.2f} s, levels {seg.levels}", flush=True)
-    df, t_meas, b_meas = timed(lambda: dm.measure(img, seg))
+    df, t_meas, b_meas = timed(lambda: dm.measure(img, seg), REPEAT)
     nlev = len(df)
     print(f"measure: median {t_meas:.2f} s, best {b_meas:.2f} s, {nlev} levels", flush=True)
     seg_total, seg_rows, seg_lib = hot_spots(lambda: dm.segment(img), "discmeasure/segmentation/")

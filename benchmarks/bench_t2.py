@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import os
-import statistics
 import sys
 import time
 import tracemalloc
@@ -21,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _record import machine_line, record_section, start_load  # noqa: E402
+from _record import machine_line, record_section, start_load, timed  # noqa: E402
 
 from discmeasure.t2 import fit_t2  # noqa: E402
 from discmeasure.t2._parallel import n_threads  # noqa: E402
@@ -34,15 +33,6 @@ def data(n, n_echoes=8, seed=0):
     s = 1000 * np.exp(-te / t2[:, None])
     s = np.abs(s + rng.normal(0, 5, s.shape) + 1j * rng.normal(0, 5, s.shape))
     return s.astype(np.float32), te
-
-
-def timed(fn, n):
-    ts, out = [], None
-    for _ in range(n):
-        t0 = time.perf_counter()
-        out = fn()
-        ts.append(time.perf_counter() - t0)
-    return out, statistics.median(ts), min(ts)
 
 
 def with_threads(k, fn):
