@@ -184,12 +184,19 @@ def run_batch(manifest_path, out_dir, *, workers: int = 1, scheduler: str | None
             if scheduler:
                 client = Client(scheduler)
             else:
-                # one subject per worker process at a time, each single-threaded (fit blocks, OpenBLAS):
-                # the workers already fill the cores; nested threads would oversubscribe them
-                # (per-visit results do not depend on these thread counts)
-                cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                                       env={"DISCMEASURE_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-                                            "OMP_NUM_THREADS": "1"})
+                import dask
+
+                # One subject per worker process at a time, each single-threaded (T2 fit blocks here;
+                # Dask already starts workers with OPENBLAS/OMP_NUM_THREADS=1): the workers fill the
+                # cores, nested threads would oversubscribe them (per-visit results do not depend on
+                # these thread counts). Dask also starts workers with MALLOC_TRIM_THRESHOLD_=65536,
+                # which fixes glibc's mmap threshold: every large numpy temporary is then mapped and
+                # zeroed afresh, which made segmentation ~1.8x slower in a worker than in a plain
+                # process. Our workers live for one batch, so glibc's default is restored (a value the
+                # user set in the environment is still inherited).
+                with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+                    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                           dashboard_address=None, env={"DISCMEASURE_THREADS": "1"})
                 client = Client(cluster)
             try:
                 futs = [client.submit(process_subject, s, v, str(out), pictures, pure=False) for s, v in tasks]
