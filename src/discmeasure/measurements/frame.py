@@ -72,6 +72,7 @@ class LabelIndex:
         hi = int(labels.max()) if labels.size else 0
         self._boxes = ndimage.find_objects(labels) if lo >= 0 and hi <= 100_000 else None
         self._idx: dict[int, np.ndarray] = {}
+        self._pts: dict[int, np.ndarray] = {}
 
     def box(self, value: int):
         """Bounding box (tuple of slices) of ``value``, or None when absent."""
@@ -100,8 +101,11 @@ class LabelIndex:
         return self._idx[value]
 
     def points(self, value: int) -> np.ndarray:
-        """(N, 3) world coordinates of the voxels of ``value``."""
-        return self.indices(value) @ self.affine[:3, :3].T + self.affine[:3, 3]
+        """(N, 3) world coordinates of the voxels of ``value`` (cached like the indices)."""
+        value = int(value)
+        if value not in self._pts:
+            self._pts[value] = self.indices(value) @ self.affine[:3, :3].T + self.affine[:3, 3]
+        return self._pts[value]
 
 
 def voxel_points(mask: np.ndarray, affine: np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from .frame import LevelFrame
+from .frame import LabelIndex, LevelFrame
 
 __all__ = ["PlaneStack", "sample_planes", "contours"]
 
@@ -40,13 +40,6 @@ class PlaneStack:
         """World points of plane coordinates (plane index ``k`` or an lr offset in mm if float)."""
         lr = self.lr[k] if isinstance(k, (int, np.integer)) else float(k)
         return self.frame.to_world(lr, ap, si)
-
-
-def _crop(mask: np.ndarray, margin: int = 2):
-    idx = np.argwhere(mask)
-    lo = np.maximum(idx.min(axis=0) - margin, 0)
-    hi = np.minimum(idx.max(axis=0) + margin + 1, mask.shape)
-    return tuple(slice(a, b) for a, b in zip(lo, hi)), lo
 
 
 def sample_planes(
@@ -95,23 +88,15 @@ def sample_planes(
     vox_axes = [c0[i] + lr[:, None, None] * a_lr[i] + ap[None, :, None] * a_ap[i] + si[None, None, :] * a_si[i]
                 for i in range(3)]
     masks = {}
+    index = index if index is not None else LabelIndex(labels, affine)
     for name, value in structures.items():
-        box = index.box(value) if index is not None else None
-        if index is not None:
-            if box is None:
-                masks[name] = np.zeros(shape, np.float32)
-                continue
-            lo = np.maximum(np.array([b.start for b in box]) - 2, 0)
-            hi = np.minimum(np.array([b.stop for b in box]) + 2, labels.shape)
-            sl = tuple(slice(a, b) for a, b in zip(lo, hi))
-            sub = (labels[sl] == value).astype(np.float32)
-        else:
-            m = labels == value
-            if not m.any():
-                masks[name] = np.zeros(shape, np.float32)
-                continue
-            sl, lo = _crop(m)
-            sub = m[sl].astype(np.float32)
+        box = index.box(value)
+        if box is None:
+            masks[name] = np.zeros(shape, np.float32)
+            continue
+        lo = np.maximum(np.array([b.start for b in box]) - 2, 0)
+        hi = np.minimum(np.array([b.stop for b in box]) + 2, labels.shape)
+        sub = (labels[tuple(slice(a, b) for a, b in zip(lo, hi))] == value).astype(np.float32)
         coords = np.stack([(v - o).ravel() for v, o in zip(vox_axes, lo)])
         # a one-slice axis: nearest along it (linear interpolation needs two samples)
         out = ndimage.map_coordinates(sub, coords, order=1, mode="constant", cval=0.0, prefilter=False)

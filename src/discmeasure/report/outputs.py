@@ -81,7 +81,7 @@ def visit_files(result, d: Path, *, pictures: bool = True) -> None:
             result.t2.save(d / "t2")
         if pictures:
             fig = qc.midsagittal_overlay(result.scan, result.segmentation.labels, df)
-            png = qc.png_bytes(fig, close=False)
+            png = qc.png_bytes(fig)
             (d / "qc_midsagittal.png").write_bytes(png)
             body.append("<h2>Mid-sagittal QC</h2>" + H.img_tag(png, "mid-sagittal overlay"))
             zooms = []
@@ -90,7 +90,7 @@ def visit_files(result, d: Path, *, pictures: bool = True) -> None:
                 if not np.isfinite(row.bulge_mm):
                     continue
                 qc.zoom_overlay(fig, df, lv, title=f"{lv}: bulge {row.bulge_mm:.1f} mm")
-                zp = qc.png_bytes(fig, close=False)
+                zp = qc.png_bytes(fig)
                 (d / f"qc_{lv}.png").write_bytes(zp)
                 zooms.append(H.img_tag(zp, lv))
             body.append("<h2>Per-level zooms</h2>" + "".join(zooms))

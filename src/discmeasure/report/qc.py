@@ -24,9 +24,9 @@ def _figure(figsize):
     return fig, fig.subplots()
 
 
-def png_bytes(fig, *, close: bool = True) -> bytes:
-    """The figure as PNG bytes (110 dpi, tight box). ``close`` is kept for compatibility: figures
-    made here are not registered with pyplot, so there is nothing to close."""
+def png_bytes(fig) -> bytes:
+    """The figure as PNG bytes (110 dpi, tight box). Figures made here are not registered with
+    pyplot, so the same figure can be saved again (the per-level zooms) and nothing needs closing."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     return buf.getvalue()
