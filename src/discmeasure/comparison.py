@@ -88,6 +88,9 @@ def register_rigid(fixed, moving, *, seed: int = 1):
     reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
     reg.SetMetricSamplingStrategy(reg.RANDOM)
     reg.SetMetricSamplingPercentage(0.2, seed)
+    # one thread: the metric's sum over threads is ordered by scheduling, which left up to ~3e-6 mm
+    # of run-to-run jitter under load; the QC transform must be reproducible
+    reg.SetNumberOfThreads(1)
     reg.SetInterpolator(sitk.sitkLinear)
     reg.SetOptimizerAsRegularStepGradientDescent(learningRate=2.0, minStep=1e-3, numberOfIterations=150,
                                                  relaxationFactor=0.6)
