@@ -100,7 +100,14 @@ def register_rigid(fixed, moving, *, seed: int = 1):
     reg.SetSmoothingSigmasPerLevel([2.0, 1.0, 0.0][: len(shrink)])
     reg.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
     reg.SetInitialTransform(init, inPlace=False)
-    tx = reg.Execute(f, m)
+    # every ITK filter the method runs internally (resampling, metric) single-threaded too, so the
+    # result does not depend on thread scheduling; restored afterwards for the rest of the program
+    n_threads = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
+    try:
+        tx = reg.Execute(f, m)
+    finally:
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(n_threads)
     tx = sitk.CompositeTransform(tx).GetNthTransform(0) if tx.GetName() == "CompositeTransform" else tx
     euler = sitk.Euler3DTransform(tx) if tx.GetName() == "Euler3DTransform" else tx
     R_lps = np.array(euler.GetMatrix()).reshape(3, 3)
