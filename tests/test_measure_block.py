@@ -131,3 +131,19 @@ def test_roi_t2_independent_of_array_axis_order():
             a2[:3, ax] = -a2[:3, ax]
         other = measure(scan, lab, t2=fit_t2(Scan(np.ascontiguousarray(d2), a2, echo_times_ms=te), method="loglinear"))
         np.testing.assert_allclose(other[cols].to_numpy(float), base[cols].to_numpy(float), rtol=0, atol=1e-9)
+
+
+def test_height_where_bodies_touch_is_withheld_not_zero():
+    """A body grown through the disc's middle gives no middle height (was reported as 0 mm)."""
+    df, lab, scan = _measure(2.0)
+    assert "height_withheld" not in df.iloc[0].qc_flags
+    ijk = np.argwhere(lab == 123)
+    world = ijk @ scan.affine[:3, :3].T + scan.affine[:3, 3]
+    mid = np.abs(world[:, 1]) < 3.0  # a 6 mm wide column through the disc centre becomes the lower body
+    bad = lab.copy()
+    bad[tuple(ijk[mid].T)] = 24
+    row = measure(scan, bad).iloc[0]
+    assert np.isnan(row.height_middle_mm)
+    # the other two still measured (the hole in the disc tilts the level frame a little: ~9.6 mm)
+    assert 9.0 < row.height_anterior_mm < 10.5 and 9.0 < row.height_posterior_mm < 10.5
+    assert "height_withheld_review_segmentation" in row.qc_flags

@@ -120,3 +120,35 @@ def test_auto_on_real_sct_lumbar_volume(testdata):
         zs = {n: (scan.affine[:3, :3] @ np.argwhere(seg.labels == L.vertebra_number(n)).T.mean(axis=1))[2] for n in (up, lo)}
         zd = (scan.affine[:3, :3] @ np.argwhere(disc).T.mean(axis=1))[2]
         assert zs[lo] < zd < zs[up], lv
+
+
+@pytest.mark.testdata
+@pytest.mark.slow
+@pytest.mark.parametrize("rot, shift", [((3.0, -2.0, 2.0), (2.0, -3.0, 1.5)), ((-2.0, 1.5, -3.0), (-1.5, 2.5, -2.0))])
+def test_auto_real_volume_moved_keeps_levels(testdata, rot, shift):
+    """The same real anatomy, rigidly moved and resampled (a repositioned patient): same levels.
+
+    Before bodies joined to tissue in front of them were re-opened (``_body_components``), these
+    copies lost one or two vertebrae: 4 and 5 levels were found, one "disc" covered a body.
+    """
+    from discmeasure.geometry import resample
+    from discmeasure.phantom import rotation_matrix
+
+    scan = dm.load(testdata / "spine" / "sct_t2_lumbar" / "t2_lumbar.nii.gz")
+    centre = scan.affine[:3, :3] @ ((np.array(scan.shape[:3]) - 1) / 2) + scan.affine[:3, 3]
+    T = np.eye(4)
+    T[:3, :3] = rotation_matrix(*rot)
+    T[:3, 3] = centre - T[:3, :3] @ centre + np.asarray(shift, float)
+    data = resample(np.asarray(scan.data, np.float32), T @ scan.affine, scan.shape[:3], scan.affine, order=3)
+    seg = segment(Scan(np.clip(data, 0, None), scan.affine))
+    assert seg.levels == ["T12-L1", "L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"]
+
+
+def test_missed_bodies_from_spacing():
+    from discmeasure.segmentation.auto import missed_bodies
+
+    # centres 35 mm apart, one body missing between the 2nd and 3rd found ones, two further down
+    assert missed_bodies([0, -35, -105, -140, -175]) == [0, 1, 0, 0]
+    assert missed_bodies([0, -35, -70, -175, -210]) == [0, 0, 2, 0]
+    assert missed_bodies([0, -34, -70, -104, -141]) == [0, 0, 0, 0]  # normal variation
+    assert missed_bodies([0, -35, -105]) == [0, 0]  # too few pairs to tell

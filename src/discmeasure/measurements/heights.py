@@ -51,8 +51,12 @@ def _crossing(profile: np.ndarray, coords: np.ndarray, level: float, from_top: b
     return coords[j] + (a - level) / (a - b) * (coords[j + 1] - coords[j])
 
 
-def endplate_gap(stack: PlaneStack, k: int, ap_pos: float) -> float:
-    """Gap (mm, along the disc axis) between the upper and lower body at AP position ``ap_pos`` on plane k."""
+def endplate_gap(stack: PlaneStack, k: int, ap_pos: float, *, min_gap_mm: float = 0.5) -> float:
+    """Gap (mm, along the disc axis) between the upper and lower body at AP position ``ap_pos`` on plane k.
+
+    NaN where the two bodies come closer than ``min_gap_mm`` or no disc lies between them at
+    that position: the segmentation is wrong there, and 0 mm would be reported as a disc height.
+    """
     ap = stack.ap
     i = (ap_pos - ap[0]) / (ap[1] - ap[0])
     i0 = int(np.clip(np.floor(i), 0, len(ap) - 2))
@@ -63,7 +67,14 @@ def endplate_gap(stack: PlaneStack, k: int, ap_pos: float) -> float:
     # only look at the part of each body on its own side of the disc centre
     s_up = _crossing(np.where(si > -2.0, up, 0.0), si, 0.5, from_top=True)
     s_lo = _crossing(np.where(si < 2.0, lo, 0.0), si, 0.5, from_top=False)
-    return float(s_up - s_lo)
+    gap = float(s_up - s_lo)
+    # the disc must lie between the two endplates there: bodies that touch (a nucleus taken
+    # for marrow, a body grown over the disc) give no height, not a height of 0
+    disc = (1 - f) * stack.masks["disc"][k, i0] + f * stack.masks["disc"][k, i0 + 1]
+    inside = (si >= s_lo) & (si <= s_up)
+    if not gap >= min_gap_mm or not (inside.any() and disc[inside].max() >= 0.5):
+        return np.nan
+    return gap
 
 
 def plane_heights(stack: PlaneStack, k: int) -> dict[str, float]:
@@ -96,6 +107,7 @@ def plane_heights(stack: PlaneStack, k: int) -> dict[str, float]:
     out["height_anterior_mm"] = endplate_gap(stack, k, a_ant - span / 6)
     out["height_middle_mm"] = endplate_gap(stack, k, a_post + span / 2)
     out["height_posterior_mm"] = endplate_gap(stack, k, a_post + span / 6)
+    out["heights_withheld"] = bool(np.isnan([out[f"height_{w}_mm"] for w in ("anterior", "middle", "posterior")]).any())
     if out["ap_length_mm"] > 0:
         out["dhi"] = (out["height_anterior_mm"] + out["height_posterior_mm"]) / out["ap_length_mm"]
     return out

@@ -10,12 +10,14 @@ Pipeline (all on a world-aligned working grid, so any scan orientation works):
    narrow in LR (the dural sac); its anterior border, smoothed along SI, defines the
    vertebral column's region of interest in front of it (this follows lordosis and scoliosis);
 4. **vertebral bodies** are the intermediate-intensity (marrow) components of that region
-   after a morphological opening that cuts them apart at the dark endplates and discs;
-   each is dilated by the cortical shell;
+   after a morphological opening that cuts them apart at the dark endplates and discs
+   (components too big for a body are opened again with larger disks, which cuts off tissue
+   joined in front); each is dilated by the cortical shell;
 5. **discs** are the voxels between consecutive bodies, column by column, extended
    posteriorly (bulges) and laterally over voxels darker than the CSF/fat level;
 6. **levels**: the sacrum is the lowest body with a disc above it; bodies are numbered
-   upward from S1 (L5, L4, ... T12, T11 ...).
+   upward from S1 (L5, L4, ... T12, T11 ...), skipping a body the search missed (a gap of
+   about two vertebral spacings, :func:`missed_bodies`).
 
 References
 ----------
@@ -143,6 +145,96 @@ def _canal_candidate(comp, n, Wf, sp, shape, centre_ap, t_low, t_high):
     return best, best_score
 
 
+def _body_check(m, sl, sp, a_c, min_vol):
+    """Why a component cannot be a vertebral body ("" if it can): size, extent, distance from the canal."""
+    vol = m.sum() * np.prod(sp)
+    si_ext = (sl[2].stop - sl[2].start) * sp[2]
+    ap_ext = (sl[1].stop - sl[1].start) * sp[1]
+    if vol < min_vol or si_ext < 10 or ap_ext < 12:
+        return "small"
+    # a vertebral body lies right in front of the canal: its posterior wall is within a few
+    # mm of the canal's anterior border (bowel, psoas and vessels in front do not touch it)
+    idx = np.argwhere(m) + [s_.start for s_ in sl]
+    if np.min((idx[:, 1] - a_c[idx[:, 2]]) * sp[1]) > 8.0:
+        return "away"
+    if si_ext > 60 or ap_ext > 60:
+        return "large"
+    return ""
+
+
+def _body_components(comp, n, sp, a_c, min_vol, *, radii_mm=(3.0, 4.0, 5.0)):
+    """Vertebral-body components: [(z centre, label, volume mm3, opening radius mm)], and the relabelled map.
+
+    A body whose marrow touches intermediate-signal tissue in front of it (psoas, vessels, a
+    bright anterior osteophyte or disc) through a bridge wider than the 2 mm opening comes out
+    too big to be a body (over 60 mm in AP or SI), and used to be rejected, which
+    lost a level and shifted the numbering. Such components are opened again with larger
+    radii (``radii_mm``); the pieces that pass as bodies replace the component, and their
+    corners are regrown by that radius afterwards.
+    """
+    bodies = []
+    objs = ndimage.find_objects(comp)
+    s_ip = sp[1]
+    for i, sl in enumerate(objs, start=1):
+        if sl is None:
+            continue
+        m = comp[sl] == i
+        why = _body_check(m, sl, sp, a_c, min_vol)
+        if why == "":
+            bodies.append((ndimage.center_of_mass(comp == i)[2], i, m.sum() * np.prod(sp), 2.0))
+            continue
+        if why == "large":
+            for r in radii_mm:
+                sub = _per_slice(lambda s: ndimage.binary_opening(s, _ball2(r / s_ip)), m)
+                sc, sn = ndimage.label(sub)
+                pieces = []
+                for j, psl in enumerate(ndimage.find_objects(sc), start=1):
+                    if psl is None:
+                        continue
+                    pm = sc[psl] == j
+                    gsl = tuple(slice(a.start + b.start, a.start + b.stop) for a, b in zip(sl, psl))
+                    if _body_check(pm, gsl, sp, a_c, min_vol) == "":
+                        pieces.append((j, gsl, pm))
+                if pieces:
+                    region = comp[sl]
+                    region[m] = 0
+                    for j, gsl, pm in pieces:
+                        n += 1
+                        comp[gsl][pm] = n
+                        bodies.append((ndimage.center_of_mass(comp == n)[2], n, pm.sum() * np.prod(sp), r))
+                    break
+    return comp, n, bodies
+
+
+def missed_bodies(centres_mm, *, ratio: float = 1.6) -> list[int]:
+    """Vertebral bodies missed between consecutive found ones, from their centre spacing.
+
+    Parameters
+    ----------
+    centres_mm : sequence of float
+        SI centres of the found bodies (mm), top first.
+    ratio : float
+        A spacing over ``ratio`` times the median spacing of the other pairs means bodies
+        are missing in between.
+
+    Returns
+    -------
+    list of int
+        For each consecutive pair, how many bodies lie between them unseen
+        (``round(spacing / typical) - 1``), 0 where none. Needs 3 or more pairs.
+    """
+    c = np.asarray(centres_mm, float)
+    pitch = np.abs(np.diff(c))
+    out = [0] * len(pitch)
+    if len(pitch) < 3:
+        return out
+    for i, p in enumerate(pitch):
+        typical = float(np.median(np.delete(pitch, i)))
+        if typical > 0 and p > ratio * typical:
+            out[i] = max(1, int(round(p / typical)) - 1)
+    return out
+
+
 def segment_auto(scan, *, inplane_mm: float = 0.8, column_depth_mm: float = 60.0, column_halfwidth_mm: float = 32.0,
                  min_body_mm3: float = 1500.0) -> Segmentation:
     """Automatic segmentation; see the module docstring. Raises SegmentationError when no spine is found."""
@@ -220,37 +312,22 @@ def segment_auto(scan, *, inplane_mm: float = 0.8, column_depth_mm: float = 60.0
     mid_raw = mid.copy()
     mid = _per_slice(lambda s: ndimage.binary_fill_holes(ndimage.binary_opening(s, _ball2(2.0 / s_ip))), mid)
     comp, n = _split_tall(*ndimage.label(mid), sp)
-    bodies = []
-    for i, sl in enumerate(ndimage.find_objects(comp), start=1):
-        if sl is None:
-            continue
-        m = comp[sl] == i
-        vol = m.sum() * np.prod(sp)
-        si_ext = (sl[2].stop - sl[2].start) * sp[2]
-        ap_ext = (sl[1].stop - sl[1].start) * sp[1]
-        if vol < min_body_mm3 * (1 if shape[0] > 1 else 0.02) or not (10 <= si_ext <= 60) or not (12 <= ap_ext <= 60):
-            continue
-        # a vertebral body lies right in front of the canal: its posterior wall is within a few
-        # mm of the canal's anterior border (bowel, psoas and vessels in front do not touch it)
-        idx = np.argwhere(m) + [s_.start for s_ in sl]
-        if np.min((idx[:, 1] - a_c[idx[:, 2]]) * sp[1]) > 8.0:
-            continue
-        zc = ndimage.center_of_mass(comp == i)[2]
-        bodies.append((zc, i, vol))
+    min_vol = min_body_mm3 * (1 if shape[0] > 1 else 0.02)
+    comp, n, bodies = _body_components(comp, n, sp, a_c, min_vol)
     if len(bodies) >= 3:
         # a nucleus with marrow-like signal is a small blob, not a body: keep body-sized components
-        typical = float(np.median([b[2] for b in bodies]))
+        typical = float(np.median([b[2] for b in bodies]))  # (zc, label, volume, opening radius)
         bodies = [b for b in bodies if b[2] >= 0.3 * typical]
-    bodies = [(zc, i) for zc, i, _ in bodies]
+    bodies = [(zc, i, r) for zc, i, _, r in bodies]
     if len(bodies) < 2:
         raise SegmentationError(f"{len(bodies)} vertebral bod{'y' if len(bodies) == 1 else 'ies'} found",
                                 hint="the scan must show at least two vertebrae; try seeded segmentation")
     bodies.sort(reverse=True)  # top (superior, high z) first
     body_masks = []
-    for _, i in bodies:
+    for _, i, r_open in bodies:
         m = comp == i
-        # undo the opening's corner rounding: regrow up to 2 mm inside the intermediate class
-        m = _per_slice(lambda s: ndimage.binary_dilation(s, _ball2(2.0 / s_ip)), m) & mid_raw | m
+        # undo the opening's corner rounding: regrow by the opening radius inside the intermediate class
+        m = _per_slice(lambda s: ndimage.binary_dilation(s, _ball2(r_open / s_ip)), m) & mid_raw | m
         # add the cortical shell back: ~1.2 mm of dark cortex, plus the half voxel that the
         # intermediate-class threshold loses to partial volume at the marrow boundary
         d = _per_slice(lambda s: ndimage.distance_transform_edt(~s, sampling=sp[1:]), m)
@@ -311,6 +388,12 @@ def segment_auto(scan, *, inplane_mm: float = 0.8, column_depth_mm: float = 60.0
         discs.append(cand)
     # ---- levels: sacrum = lowest body with a disc above it
     n_b = len(body_masks)
+    # a body the search missed leaves a gap of about two vertebral pitches between its neighbours:
+    # what lies between them is not a disc, and the numbering must skip the missed vertebra
+    missing = missed_bodies([zc * sp[2] for zc, _, _ in bodies])
+    for i, k in enumerate(missing):
+        if k:
+            discs[i] = None
     has_disc_above = [False] + [d is not None and d.sum() * np.prod(sp) > 200 for d in discs]
     s1 = max(i for i in range(n_b) if has_disc_above[i]) if any(has_disc_above) else n_b - 1
     out = np.zeros(shape, np.int16)
@@ -320,6 +403,8 @@ def segment_auto(scan, *, inplane_mm: float = 0.8, column_depth_mm: float = 60.0
     for i in range(s1, -1, -1):
         number[i] = v
         v = 24 if v == lab.SACRUM else v - 1
+        if i > 0:
+            v -= missing[i - 1]
         if v < 1:
             break
     # the canal label is the CSF: brighter than the epidural fat that rims it
@@ -341,6 +426,8 @@ def segment_auto(scan, *, inplane_mm: float = 0.8, column_depth_mm: float = 60.0
         out[d] = label
         name = lab.disc_level_name(label)
         flags = []
+        if (i > 0 and missing[i - 1]) or (i + 1 < len(missing) and missing[i + 1]):
+            flags.append("neighbouring_vertebra_not_found")
         # lowest disc tilt: a sacral disc is strongly inclined (sacral slope)
         if i + 1 == s1:
             pts = np.argwhere(d) * sp
