@@ -54,6 +54,24 @@ def test_batch_failures_and_kill_resume(tmp_path, sample_scans):
     assert not list(out.rglob(".*.tmp*"))
 
 
+
+@pytest.mark.slow
+def test_batch_one_and_two_workers_identical(tmp_path, sample_scans):
+    """The in-process run and the 2-worker Dask run write the same tables and per-visit files."""
+    m = manifest(tmp_path, sample_scans, bad=False)
+    for w in (1, 2):
+        r = subprocess.run(EXE + ["batch", str(m), "--out", str(tmp_path / f"w{w}"), "--workers", str(w), "--no-pictures"],
+                           capture_output=True, text=True, timeout=900)
+        assert r.returncode == 0, r.stderr[-3000:]
+    one, two = tmp_path / "w1", tmp_path / "w2"
+    files = ["cohort.csv", "changes.csv", "failures.csv"]
+    for s in ("A", "B"):
+        files.append(f"{s}/changes.csv")
+        files += [f"{s}/{tp}/measurements.csv" for tp in ("baseline", "month12")]
+    for f in files:
+        assert (one / f).read_bytes() == (two / f).read_bytes(), f
+    assert len(pd.read_csv(one / "cohort.csv")) > 0 and set(pd.read_csv(one / "changes.csv").subject) == {"A", "B"}
+
 def test_manifest_errors(tmp_path):
     from discmeasure.batch import read_manifest
     from discmeasure.errors import InputError

@@ -27,6 +27,23 @@ __all__ = ["read_manifest", "run_batch", "process_subject"]
 REQUIRED = ("subject", "timepoint", "path")
 MARKER = ".done.json"
 
+# Local Dask workers (``workers > 1``). One subject per worker process at a time, each
+# single-threaded: the workers fill the cores, nested threads would oversubscribe them (per-visit
+# results do not depend on these thread counts). Dask already starts workers with
+# OPENBLAS/OMP/MKL_NUM_THREADS=1; the T2 fit's block threads (DISCMEASURE_THREADS) and ITK's global
+# default (used outside the registration, which is single-threaded anyway) are pinned here.
+LOCAL_WORKER_ENV = {"DISCMEASURE_THREADS": "1", "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS": "1"}
+LOCAL_WORKER_CONFIG = {
+    # Dask starts workers with MALLOC_TRIM_THRESHOLD_=65536, which fixes glibc's mmap threshold:
+    # every large numpy temporary is then mapped and zeroed afresh, which made segmentation ~1.8x
+    # slower in a worker than in a plain process. Our workers live for one batch, so glibc's default
+    # is restored (a value the user set in the environment is still inherited).
+    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+    # Dask's statistical profiler samples the task thread's stack every 10 ms (for the dashboard,
+    # which local clusters here do not start): ~0.2 CPU-s per subject, 2% of the batch's CPU.
+    "distributed.worker.profile.enabled": False,
+}
+
 
 def read_manifest(path: str | os.PathLike):
     """The manifest as a DataFrame; relative paths are taken relative to the manifest's folder."""
@@ -186,17 +203,9 @@ def run_batch(manifest_path, out_dir, *, workers: int = 1, scheduler: str | None
             else:
                 import dask
 
-                # One subject per worker process at a time, each single-threaded (T2 fit blocks here;
-                # Dask already starts workers with OPENBLAS/OMP_NUM_THREADS=1): the workers fill the
-                # cores, nested threads would oversubscribe them (per-visit results do not depend on
-                # these thread counts). Dask also starts workers with MALLOC_TRIM_THRESHOLD_=65536,
-                # which fixes glibc's mmap threshold: every large numpy temporary is then mapped and
-                # zeroed afresh, which made segmentation ~1.8x slower in a worker than in a plain
-                # process. Our workers live for one batch, so glibc's default is restored (a value the
-                # user set in the environment is still inherited).
-                with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+                with dask.config.set(LOCAL_WORKER_CONFIG):
                     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                           dashboard_address=None, env={"DISCMEASURE_THREADS": "1"})
+                                           dashboard_address=None, env=dict(LOCAL_WORKER_ENV))
                 client = Client(cluster)
             try:
                 futs = [client.submit(process_subject, s, v, str(out), pictures, pure=False) for s, v in tasks]
