@@ -11,15 +11,21 @@ import numpy as np
 from ..errors import FitError
 from . import flags as F
 from ._parallel import run_blocks
-from .fitters import fit_epg, fit_loglinear, fit_mono
+from .fitters import fit_epg, fit_loglinear, fit_mono, mono_residuals
 from .noise import estimate_sigma
 
 __all__ = ["T2Fit", "fit_t2"]
 
 METHODS = ("epg", "mono", "loglinear")
 
-#: voxels per block (results do not depend on it: every voxel is fitted on its own)
-_BLOCK = {"loglinear": 16384, "mono": 8192, "resid": 16384, "resid_epg": 2048}
+#: voxels per block (results do not depend on it: every voxel is fitted on its own); mono and
+#: resid: for 8 echoes, scaled by 8 / echoes above that (a block's work arrays stay ~2 MiB)
+_BLOCK = {"loglinear": 16384, "mono": 32768, "resid": 32768, "resid_epg": 2048}
+
+
+def _block(name: str, n_echoes: int) -> int:
+    b = _BLOCK[name]
+    return b if name in ("loglinear", "resid_epg") else max(1, b * 8 // max(8, n_echoes))
 
 
 @dataclass
@@ -159,11 +165,21 @@ def fit_t2(data, echo_times_ms=None, *, method: str = "epg", mask=None, drop_fir
     if method not in METHODS:
         raise FitError(f"unknown method {method!r}", hint=f"use one of {', '.join(METHODS)}")
     arr, te, affine, meta, lead, mask = _prepare(data, echo_times_ms, mask)
-    sig_all = arr.reshape(-1, te.size).astype(np.float64)
+    sig_all = arr.reshape(-1, te.size)
+    if sig_all.dtype not in (np.float32, np.float64):
+        sig_all = sig_all.astype(np.float64)
+    # float32 data stay float32 here (exactly representable in float64): the fitters convert
+    # block by block, which saves a serial pass over the whole series
     n = sig_all.shape[0]
     flags = np.zeros(n, np.uint16)
-    finite = np.all(np.isfinite(sig_all), axis=1)
-    positive = sig_all[:, 0] > 0
+    finite = np.empty(n, bool)
+    positive = np.empty(n, bool)
+
+    def check_block(sl):
+        finite[sl] = np.all(np.isfinite(sig_all[sl]), axis=1)
+        positive[sl] = sig_all[sl, 0] > 0
+
+    run_blocks(check_block, n, 65536)
     flags[~(finite & positive)] |= F.NONFINITE
     sel = finite & positive
     if mask is not None:
@@ -187,26 +203,26 @@ def fit_t2(data, echo_times_ms=None, *, method: str = "epg", mask=None, drop_fir
     sig = sig_all if sel.all() else sig_all[sel]  # no copy when every voxel is fitted
     if not use.all():
         sig = sig[:, use]
-    w = np.ones_like(sig)
+    w = None  # all echoes used
     if sigma > 0 and noise_floor:
-        w = (sig >= noise_floor * sigma).astype(float)
+        w = (sig >= np.float64(noise_floor * sigma)).astype(float)  # compared in float64
         # keep the monotone head: once below the floor, later echoes are excluded too
         w = np.cumprod(w, axis=1)
-    nuse = w.sum(1)
-    few = nuse < 3
+    few = np.zeros(len(sig), bool) if w is None else w.sum(1) < 3
     t2 = np.full(n, np.nan)
     s0 = np.full(n, np.nan)
     b1 = np.full(n, np.nan)
     c = np.zeros(n)
-    idx = np.flatnonzero(sel)
-    fl = np.zeros(len(idx), np.uint16)
+    idx = slice(None) if len(sig) == n else np.flatnonzero(sel)  # fitted voxels (all: a plain copy)
+    fl = np.zeros(len(sig), np.uint16)
     fl[few] |= F.FEW_ECHOES
     ok = ~few
     params = {"method": method, "echo_times_ms": te.tolist(), "echoes_used": np.flatnonzero(use).tolist(),
               "drop_first_echo": bool(drop_first_echo and method != "epg"), "offset": bool(offset),
               "noise_sigma": sigma or None, "noise_floor": noise_floor if sigma > 0 else None}
     nfit = int(ok.sum())
-    sig_ok, w_ok = (sig, w) if ok.all() else (sig[ok], w[ok])
+    sig_ok, w_ok = (sig, w) if ok.all() else (sig[ok], None if w is None else w[ok])
+    blk = (lambda a, sl: None if a is None else a[sl])  # noqa: E731
     a0 = np.full(nfit, np.nan)
     tt = np.full(nfit, np.nan)
     cc = np.zeros(nfit)
@@ -215,14 +231,14 @@ def fit_t2(data, echo_times_ms=None, *, method: str = "epg", mask=None, drop_fir
     if method in ("loglinear", "mono"):
         def fit_block(sl):
             if method == "loglinear":
-                a, t, good_ = fit_loglinear(sig_ok[sl], te_used, w_ok[sl])
+                a, t, good_ = fit_loglinear(sig_ok[sl].astype(np.float64), te_used, blk(w_ok, sl))
                 f2[sl] = np.where(good_, 0, F.NOT_CONVERGED).astype(np.uint16)
             else:
-                a, t, c_, f2[sl] = fit_mono(sig_ok[sl], te_used, w=w_ok[sl], offset=offset)
+                a, t, c_, f2[sl] = fit_mono(sig_ok[sl], te_used, w=blk(w_ok, sl), offset=offset)
                 cc[sl] = c_
             a0[sl], tt[sl] = a, t
 
-        run_blocks(fit_block, nfit, _BLOCK[method])
+        run_blocks(fit_block, nfit, _block(method, te_used.size))
     else:
         esp = echo_spacing_ms or meta.get("echo_spacing_ms")
         if not esp:
@@ -237,12 +253,16 @@ def fit_t2(data, echo_times_ms=None, *, method: str = "epg", mask=None, drop_fir
             raise FitError(f"echo times {te.tolist()} are not multiples of the echo spacing {esp} ms",
                            hint="pass the right echo_spacing_ms=")
         n_train = int(te_idx.max() + 1)
-        a0[:], tt[:], bb[:], f2[:] = fit_epg(sig_ok, te_idx, n_echoes=n_train, echo_spacing_ms=float(esp),
-                                             refocusing_angle_deg=float(refoc), t1_ms=t1_ms, w=w_ok)
+        a0[:], tt[:], bb[:], f2[:] = fit_epg(sig_ok.astype(np.float64, copy=False), te_idx, n_echoes=n_train,
+                                             echo_spacing_ms=float(esp), refocusing_angle_deg=float(refoc),
+                                             t1_ms=t1_ms, w=w_ok)
         params.update(echo_spacing_ms=float(esp), refocusing_angle_deg=float(refoc), t1_ms=float(t1_ms))
-    good = idx[ok]
+    good = idx if nfit == len(sig) else np.flatnonzero(sel)[ok]
     s0[good], t2[good], c[good], b1[good] = a0, tt, cc, bb
-    fl[ok] |= f2
+    if nfit == len(sig):
+        fl |= f2
+    else:
+        fl[ok] |= f2
     flags[idx] |= fl
     # residual, r2 and quality bits on the echoes used
     rmse = np.full(n, np.nan)
@@ -254,29 +274,33 @@ def fit_t2(data, echo_times_ms=None, *, method: str = "epg", mask=None, drop_fir
         te_end = te if method == "epg" else te_used
 
         def resid_block(sl):
-            sg, ww = sig_ok[sl], w_ok[sl]
+            sg, ww = sig_ok[sl], blk(w_ok, sl)
             if method == "epg":
                 from ..epg import cpmg_signal
 
+                sg = sg.astype(np.float64)
+                ww = np.ones_like(sg) if ww is None else ww
                 pred = a0[sl][:, None] * cpmg_signal(tt[sl], bb[sl], n_echoes=n_train, echo_spacing_ms=float(esp),
                                                      refocusing_angle_deg=float(refoc), t1_ms=t1_ms)[:, te_idx]
+                res = (sg - pred) * ww
+                nn = np.maximum(ww.sum(1), 1)
+                sse = (res**2).sum(1)
+                mean = (sg * ww).sum(1) / nn
+                sst = (((sg - mean[:, None]) * ww) ** 2).sum(1)
             else:
-                pred = a0[sl][:, None] * np.exp(-np.outer(1.0 / tt[sl], te_used)) + cc[sl][:, None]
-            res = (sg - pred) * ww
-            nn = np.maximum(ww.sum(1), 1)
-            rm[sl] = np.sqrt((res**2).sum(1) / nn)
-            mean = (sg * ww).sum(1) / nn
-            sst = (((sg - mean[:, None]) * ww) ** 2).sum(1)
+                sse, sst, nn = mono_residuals(sg, te_used, a0[sl], tt[sl], cc[sl] if offset else None, ww)
+                nn = np.maximum(nn, 1)
+            rm[sl] = np.sqrt(sse / nn)
             with np.errstate(divide="ignore", invalid="ignore"):
-                rr[sl] = 1 - (res**2).sum(1) / sst
+                rr[sl] = 1 - sse / sst
             te_last = te_end[nn.astype(int) - 1]
             q = np.where(te_last < 1.5 * tt[sl], F.SHORT_TRAIN, 0).astype(np.uint16)
             q |= np.where(~(rr[sl] >= 0.9), F.POOR_FIT, 0).astype(np.uint16)
             if sigma > 0:
-                q |= np.where(sg[:, 0] < 5 * sigma, F.LOW_SNR, 0).astype(np.uint16)
+                q |= np.where(sg[:, 0] < np.float64(5 * sigma), F.LOW_SNR, 0).astype(np.uint16)
             qf[sl] = q
 
-        run_blocks(resid_block, nfit, _BLOCK["resid_epg" if method == "epg" else "resid"])
+        run_blocks(resid_block, nfit, _block("resid_epg" if method == "epg" else "resid", te_end.size))
         rmse[good], r2v[good] = rm, rr
         flags[good] |= qf
     shape = lead

@@ -3,10 +3,10 @@
 - :func:`fit_loglinear`: weighted linear least squares of log S on TE, weights S^2
   (the first-order correction of the log transform's noise amplification;
   Walker-Samuel et al. 2006, doi:10.1088/0031-9155/51/22/013 compare such fits).
-- :func:`fit_mono`: non-linear least squares of S0 exp(-TE/T2) (+ C) by
-  Levenberg-Marquardt (Marquardt 1963, doi:10.1137/0111030), all voxels at once;
-  per-echo weights 0/1 implement noise-floor truncation (Raya et al. 2010,
-  doi:10.1002/mrm.22178).
+- :func:`fit_mono`: non-linear least squares of S0 exp(-TE/T2) (+ C) by variable
+  projection (Golub & Pereyra 1973, doi:10.1137/0710036): S0 and C in closed form,
+  a safeguarded 1-D Newton search on 1/T2, all voxels at once; per-echo weights 0/1
+  implement noise-floor truncation (Raya et al. 2010, doi:10.1002/mrm.22178).
 - :func:`fit_epg`: stimulated-echo-corrected fit of T2, B1 and S0: dictionary of
   normalised CPMG EPG echo trains over (T2, B1), best match by inner product
   with S0 in closed form, then a quadratic interpolation of the match surface
@@ -22,7 +22,7 @@ import numpy as np
 
 from . import flags as F
 
-__all__ = ["fit_loglinear", "fit_mono", "fit_epg"]
+__all__ = ["fit_loglinear", "fit_mono", "fit_epg", "mono_residuals"]
 
 T2_MIN, T2_MAX = 1.0, 2000.0
 
@@ -47,120 +47,312 @@ def fit_loglinear(sig: np.ndarray, te: np.ndarray, w: np.ndarray | None = None):
     return s0, np.where(ok, t2, np.nan), ok
 
 
-def _rowmax(x: np.ndarray) -> np.ndarray:
-    """x.max(1) for the few columns of a parameter array, column by column (max is exact)."""
-    out = x[:, 0].copy()
-    for j in range(1, x.shape[1]):
-        np.maximum(out, x[:, j], out=out)
+_WORK = threading.local()
+
+
+def _work(name: str, rows: int, n: int, dtype=float) -> np.ndarray:
+    """A (rows, n) scratch array kept by the calling thread for its next blocks.
+
+    Fresh memory costs a page fault per 4 KiB when first written (glibc returns large freed
+    blocks to the system): on blocks of a few thousand voxels that cost more than the fit itself.
+    Arrays above 4 MiB are not kept.
+    """
+    if rows * n * np.dtype(dtype).itemsize > 4 << 20:
+        return np.empty((rows, n), dtype)
+    key = (name, rows, np.dtype(dtype).str)
+    a = _WORK.__dict__.get(key)
+    if a is None or a.shape[1] < n:
+        a = _WORK.__dict__[key] = np.empty((rows, n), dtype)
+    return a[:, :n]
+
+
+def _rowsum(x: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Sum of the rows of a (m, k) array, added in row order.
+
+    Every column is summed the same way whatever k is, so a voxel's fit does not depend on the
+    block it is fitted in: ``np.add.reduce(axis=0)`` adds row after row when k >= 2 (tested), but
+    a single column is summed pairwise, hence the explicit loop then.
+    """
+    if x.shape[1] >= 2:
+        return np.add.reduce(x, axis=0, out=out)
+    np.copyto(out, x[0])
+    for j in range(1, x.shape[0]):
+        np.add(out, x[j], out=out)
     return out
 
 
-def _seq_sum_of_products(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """sum_j x[:, j] * y[:, j], accumulated in order j = 0, 1, ... (as einsum does, bit for bit)."""
-    acc = x[:, 0] * y[:, 0]
-    for j in range(1, x.shape[1]):
-        acc += x[:, j] * y[:, j]
-    return acc
+def _moments(p: np.ndarray, tau: np.ndarray, tmp: np.ndarray, m0, m1, m2) -> None:
+    """sum_j p_j, sum_j tau_j p_j and sum_j tau_j^2 p_j over the rows j of p (m, k)."""
+    _rowsum(p, m0)
+    np.multiply(p, tau, out=tmp)
+    _rowsum(tmp, m1)
+    np.multiply(tmp, tau, out=tmp)
+    _rowsum(tmp, m2)
 
 
-def _normal_equations(Jw: list, J: list, r: np.ndarray):
-    """J^T W J (n, k, k) and J^T W r (n, k) from per-parameter (n, m) Jacobian columns.
+class _Decay:
+    """exp(-R tau_j) for the rows j of a (m, k) array, R per voxel (column).
 
-    Equal bit for bit to ``einsum("nmk,nml->nkl", Jw, J)`` and ``einsum("nmk,nm->nk", Jw, r)``
-    (same products, summed over echoes in the same order; tested), several times faster for the
-    few parameters and echoes of a T2 fit than einsum's generic loops.
+    With few distinct echo spacings (CPMG trains: one), by the recurrence
+    e_j = e_(j-1) exp(-R (tau_j - tau_(j-1))) (a running product along the echoes): one exp per
+    voxel and distinct spacing instead of one per echo (exp is the costliest step of the fit).
+    The recurrence's rounding error grows like j ulp (~1e-15 for 32 echoes).
     """
-    k = len(J)
-    JtJ = np.empty((r.shape[0], k, k))
-    Jtr = np.empty((r.shape[0], k))
-    for a in range(k):
-        for b in range(k):
-            JtJ[:, a, b] = _seq_sum_of_products(Jw[a], J[b])
-        Jtr[:, a] = _seq_sum_of_products(Jw[a], r)
-    return JtJ, Jtr
+
+    def __init__(self, tau: np.ndarray):
+        self.tau = tau
+        self.steps, self.which = np.unique(np.diff(tau), return_inverse=True)
+        self.recur = len(tau) > 2 and len(self.steps) + 1 <= len(tau) // 2
+
+    def __call__(self, R: np.ndarray, out: np.ndarray) -> np.ndarray:
+        if not self.recur:
+            np.multiply(-self.tau[:, None], R, out=out)
+            return np.exp(out, out=out)
+        q = [np.exp(R * -st) for st in self.steps]
+        if self.tau[0] == 0:
+            out[0] = 1.0
+        else:
+            np.exp(R * -self.tau[0], out=out[0])
+        for j in range(1, out.shape[0]):
+            np.multiply(out[j - 1], q[self.which[j - 1]], out=out[j])
+        return out
 
 
 def fit_mono(sig: np.ndarray, te: np.ndarray, *, w: np.ndarray | None = None, offset: bool = False,
              max_iter: int = 50, tol: float = 1e-7):
-    """Levenberg-Marquardt fit of S0 exp(-R2 TE) (+ C). Returns (s0, t2, c, flags)."""
+    """Least-squares fit of S0 exp(-TE/T2) (+ C) by variable projection and a safeguarded Newton search.
+
+    Parameters
+    ----------
+    sig : (n, m) ndarray
+        Echo amplitudes, one voxel per row.
+    te : (m,) ndarray
+        Echo times (ms).
+    w : (n, m) ndarray, optional
+        Per-echo weights (0/1 for the noise-floor truncation of :func:`discmeasure.fit_t2`; Raya
+        et al. 2010, doi:10.1002/mrm.22178). Default: all 1.
+    offset : bool
+        Fit a constant C as well (S0 exp(-TE/T2) + C).
+    max_iter : int
+        Evaluations of the reduced cost per voxel before giving up (``NOT_CONVERGED``).
+    tol : float
+        Convergence: the next step of R2 = 1/T2 is below ``tol`` x R2.
+
+    Returns
+    -------
+    s0, t2, c, flags : ndarrays (n,)
+        Amplitude at TE = 0, T2 (ms, bounded to [1, 2000]), offset (zeros without ``offset``),
+        quality bits ``NOT_CONVERGED`` (no convergence in ``max_iter`` evaluations, or no
+        decaying fit: amplitude <= 0) and ``AT_BOUND`` (T2 at 1 or 2000 ms).
+
+    Notes
+    -----
+    Variable projection (Golub & Pereyra 1973, doi:10.1137/0710036): for a fixed R2 the model is
+    linear in S0 (and C), whose weighted least-squares values are closed-form, so the problem
+    reduces to minimising the 1-D cost phi(R2) = ||y - P(R2) y||_w^2 (P the weighted projection
+    onto the model's linear span). phi, its first and second derivatives come from six weighted
+    moments sum w y tau^k e and sum w tau^k e^2 (k = 0, 1, 2; e = exp(-R2 tau)) per voxel, plus
+    sum w tau^k e when C is eliminated (centred data). Echo times are counted from the first echo
+    (tau = TE - TE_1): the amplitude fitted is S0 exp(-R2 TE_1), mapped back to S0 at the end.
+
+    The search on R2 in [1/2000, 1] ms^-1 is a safeguarded Newton iteration (Newton steps kept
+    inside a bracket of the minimum given by the sign of phi', bisection (geometric) otherwise,
+    as in ``rtsafe`` of Press et al., Numerical Recipes, 3rd ed. 2007, sect. 9.4), started from the
+    weighted log-linear fit (:func:`fit_loglinear`'s estimator). Newton converges quadratically:
+    from the log-linear start most voxels need two or three evaluations. The last Newton step is
+    applied to R2, and to the linear parameters to first order, when the search stops.
+
+    All voxels are fitted at once, transposed to (m, n) so that every operation runs over
+    contiguous voxel vectors; sums over echoes are added in echo order, so every voxel's result
+    is independent of the other voxels in the call (and of block sizes and threads).
+    """
+    sig = np.asarray(sig)
     n, m = sig.shape
-    w = np.ones_like(sig) if w is None else w.astype(float)
-    # all weights 1 (no noise-floor truncation): skip the products by 1.0 (exact, same results)
-    unit = bool((w == 1.0).all())
-    s0, t2, ok = fit_loglinear(sig, te, None if unit else w)
-    r2 = np.where(ok, 1.0 / np.clip(t2, T2_MIN, T2_MAX), 1.0 / 50.0)
-    smax = sig.max(1)
-    s0 = np.where(ok & np.isfinite(s0), s0, smax)
-    c = np.zeros(n)
+    te = np.asarray(te, dtype=float)
+    rmin, rmax = 1.0 / T2_MAX, 1.0 / T2_MIN
+    tc = te[0]
+    tau = te - tc
+    tcol = tau[:, None]
+    decay = _Decay(tau)
+    Y = _work("Y", m, n)  # (m, n): echoes along rows
+    np.copyto(Y, sig.T)
+    W = None
+    if w is not None:
+        w = np.asarray(w, dtype=float)
+        if not (w == 1.0).all():  # all-ones weights: skip the products (same result)
+            W = _work("W", m, n)
+            np.copyto(W, w.T)
+    E, P, T = _work("E", m, n), _work("P", m, n), _work("T", m, n)
+    V = _work("V", 9, n)
+
+    # start: log-linear fit with weights w y^2 (log of float32 values: a start needs no more)
+    y32 = _work("y32", m, n, np.float32)
+    np.maximum(Y, 1e-12, out=y32, casting="same_kind")
+    np.log(y32, out=y32)
+    np.copyto(T, y32)  # ln y
+    np.multiply(Y, Y, out=P)
+    if W is not None:
+        P *= W
+    q0, q1, q2, l0, l1 = V[:5]
+    np.multiply(T, P, out=T)
+    _moments(P, tcol, E, q0, q1, q2)
+    _rowsum(T, l0)
+    np.multiply(T, tcol, out=T)
+    _rowsum(T, l1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        det = q0 * q2 - q1 * q1
+        slope = (q0 * l1 - q1 * l0) / det
+    R = np.where(np.isfinite(slope) & (slope < 0) & (det > 0), np.clip(-slope, rmin, rmax), 1.0 / 50.0)
+
+    # data moments that do not change: sum w (y - ybar) tau^k e with the offset (C eliminated)
     if offset:
-        c = np.clip(sig.min(1) * 0.5, 0, None)
-        s0 = np.clip(s0 - c, 1e-9, None)
-    p = np.stack([s0, r2] + ([c] if offset else []), axis=1)
-    k = p.shape[1]
-    lam = np.full(n, 1e-3)
+        Sw = np.full(n, float(m)) if W is None else _rowsum(W, np.empty(n))
+        ybar = _rowsum(Y if W is None else Y * W, np.empty(n)) / Sw
+        Yd = Y - ybar
+        if W is not None:
+            Yd *= W
+    else:
+        Yd = Y if W is None else Y * W
 
-    def model(p):
-        e = np.outer(p[:, 1], te)
-        np.negative(e, out=e)
-        np.exp(e, out=e)
-        f = p[:, [0]] * e
-        if offset:
-            f += p[:, [2]]
-        return f, e
+    out_r = np.empty(n)
+    out_a = np.empty(n)
+    out_c = np.zeros(n)
+    conv = np.zeros(n, bool)
+    ids = np.arange(n)
+    lo = np.full(n, rmin)
+    hi = np.full(n, rmax)
+    dxold = np.full(n, rmax - rmin)
+    done = np.zeros(n, bool)
+    A = np.empty(n)  # amplitude at the reported R
+    C = np.zeros(n)
+    Wk, Ydk = W, Yd
+    Swk, ybark = (Sw, ybar) if offset else (None, None)
+    k = n
+    max_iter = max(int(max_iter), 1)
 
-    f, e = model(p)
-    cost = ((sig - f) ** 2 if unit else w * (sig - f) ** 2).sum(1)
-    converged = np.zeros(n, bool)
-    scale = np.maximum(smax, 1e-12)
-    for _ in range(max_iter):
-        idx = np.flatnonzero(~converged)
-        if not len(idx):
-            break
-        if len(idx) == n:  # all active (first iterations): no gathers
-            pa, ea, fa, sg, wg, la, ca = p, e, f, sig, w, lam, cost
-        else:
-            pa, ea, fa, sg, wg, la, ca = p[idx], e[idx], f[idx], sig[idx], w[idx], lam[idx], cost[idx]
-        J = [ea, -pa[:, [0]] * te * ea]
-        if offset:
-            J.append(np.ones_like(ea))
-        r = sg - fa
-        Jw = J if unit else [j * wg for j in J]
-        JtJ, Jtr = _normal_equations(Jw, J, r)
-        diag = np.einsum("nkk->nk", JtJ)
-        A = JtJ + la[:, None, None] * ((diag + 1e-12)[:, :, None] * np.eye(k))
-        try:
-            step = np.linalg.solve(A, Jtr[:, :, None])[:, :, 0]
-        except np.linalg.LinAlgError:
-            step = np.zeros_like(pa)
-            for i in range(len(pa)):
-                try:
-                    step[i] = np.linalg.lstsq(A[i], Jtr[i], rcond=None)[0]
-                except np.linalg.LinAlgError:
-                    pass
-        pn = pa + step
-        pn[:, 1] = np.clip(pn[:, 1], 1.0 / T2_MAX, 1.0 / T2_MIN)
-        pn[:, 0] = np.clip(pn[:, 0], 0, None)
-        fn, en = model(pn)
-        cn = ((sg - fn) ** 2 if unit else wg * (sg - fn) ** 2).sum(1)
-        better = cn < ca
-        ib = idx[better]
-        cb, cnb = ca[better], cn[better]
-        rel = np.abs(cb - cnb) / np.maximum(cb, 1e-30)
-        small = _rowmax(np.abs(step[better])) / np.maximum(_rowmax(np.abs(pa[better])), 1e-30)
-        lb = np.maximum(la[better] / 3.0, 1e-9)
-        p[ib] = pn[better]
-        f[ib], e[ib] = fn[better], en[better]
-        cost[ib] = cnb
-        lam[ib] = lb
-        worse = idx[~better]
-        lam[worse] *= 4.0
-        converged[ib] = (rel < tol) | (small < tol) | (cnb <= 1e-20 * scale[ib] ** 2)
-        converged[worse] |= lam[worse] > 1e8  # no further progress possible
-    fl = np.where(converged, 0, F.NOT_CONVERGED).astype(np.uint16)
-    t2 = 1.0 / p[:, 1]
+    def report(sel):
+        out_r[ids[sel]], out_a[ids[sel]], out_c[ids[sel]], conv[ids[sel]] = R[sel], A[sel], C[sel], done[sel]
+
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
+        for it in range(max_iter):
+            Ek, Pk, Tk = E[:, :k], P[:, :k], T[:, :k]
+            a0, a1, a2, b0, b1, b2, d0, d1, d2 = (v[:k] for v in V)
+            decay(R, Ek)
+            np.multiply(Ydk, Ek, out=Pk)
+            _moments(Pk, tcol, Tk, a0, a1, a2)  # a, -a', a''
+            if offset:
+                if Wk is None:
+                    _moments(Ek, tcol, Tk, d0, d1, d2)
+                    np.multiply(Ek, Ek, out=Pk)
+                else:
+                    np.multiply(Ek, Wk, out=Pk)
+                    _moments(Pk, tcol, Tk, d0, d1, d2)
+                    Pk *= Ek
+            else:
+                np.multiply(Ek, Ek, out=Pk)
+                if Wk is not None:
+                    Pk *= Wk
+            _moments(Pk, tcol, Tk, b0, b1, b2)  # b, -b'/2, b''/4
+            # phi = const - a^2 / b; with C: b = sum w (e - ebar)^2 = b0 - d0^2 / Sw
+            if offset:
+                bb = b0 - d0 * d0 / Swk
+                db = 2.0 * (d0 * d1 / Swk - b1)
+                ddb = 4.0 * b2 - 2.0 * (d1 * d1 + d0 * d2) / Swk
+            else:
+                bb, db, ddb = b0, -2.0 * b1, 4.0 * b2
+            amp = a0 / bb
+            u = -a1 - amp * db  # a' - amp b' = b amp'
+            grad = amp * (amp * db + 2.0 * a1)  # phi' = -2 amp a' + amp^2 b'
+            hess = amp * (amp * ddb - 2.0 * a2) - 2.0 * u * u / bb  # phi''
+            # bracket of the minimum from the sign of phi'; Newton if inside, else bisection
+            np.copyto(hi, R, where=grad > 0)
+            np.copyto(lo, R, where=grad < 0)
+            rn = R - grad / hess
+            curv = hess > 0
+            newton = curv & (rn >= lo) & (rn <= hi) & (np.abs(rn - R) <= 0.5 * np.abs(dxold))
+            nxt = np.where(newton, rn, np.sqrt(lo * hi))
+            np.copyto(nxt, rmax, where=curv & (rn > hi) & (hi == rmax))  # minimum at/near a bound
+            np.copyto(nxt, rmin, where=curv & (rn < lo) & (lo == rmin))
+            step = nxt - R
+            act = ~done
+            stop = act & (np.abs(step) <= tol * R)
+            # voxels that stop take the last (tiny) step: R exactly, the amplitude (and C) to
+            # first order; the others report their latest point if this is the last evaluation
+            ds = np.where(stop, step, 0.0)
+            an = amp + u / bb * ds
+            np.copyto(A, an, where=act)
+            if offset:  # C = ybar - amp d0 / Sw, d0' = -d1
+                np.copyto(C, ybark - (an * d0 - amp * d1 * ds) / Swk, where=act)
+            np.copyto(R, R + ds, where=stop)
+            done |= stop
+            if it == max_iter - 1:
+                break
+            adv = ~done
+            np.copyto(dxold, step, where=adv)
+            np.copyto(R, nxt, where=adv)
+            na = int(np.count_nonzero(adv))
+            if na == 0:
+                break
+            if na <= 0.75 * k:  # report the converged voxels and drop them
+                report(done)
+                keep = np.flatnonzero(adv)
+                ids, R, lo, hi, dxold, A, C = (x[keep] for x in (ids, R, lo, hi, dxold, A, C))
+                Ydk = Ydk[:, keep]
+                if Wk is not None:
+                    Wk = Wk[:, keep]
+                if offset:
+                    Swk, ybark = Swk[keep], ybark[keep]
+                k = na
+                done = np.zeros(k, bool)
+        report(slice(None))
+        s0 = out_a * np.exp(out_r * tc)
+    t2 = 1.0 / out_r
+    bad = ~(s0 > 0)  # no decaying fit (or non-finite)
+    fl = np.where(conv & ~bad, 0, F.NOT_CONVERGED).astype(np.uint16)
     at_b = (t2 >= T2_MAX * 0.999) | (t2 <= T2_MIN * 1.001)
     fl |= np.where(at_b, F.AT_BOUND, 0).astype(np.uint16)
-    return p[:, 0], t2, (p[:, 2] if offset else np.zeros(n)), fl
+    return s0, t2, out_c, fl
+
+
+def mono_residuals(sig: np.ndarray, te: np.ndarray, s0: np.ndarray, t2: np.ndarray, c: np.ndarray | None = None,
+                   w: np.ndarray | None = None):
+    """Residual sums of S0 exp(-TE/T2) + C fits: (sum (w r)^2, sum (w (y - ybar))^2, sum w) per voxel.
+
+    ``ybar`` is the w-weighted mean signal. Computed on (m, n) transposed blocks with the decay
+    recurrence of :func:`fit_mono` and echo-ordered sums (independent of the other voxels).
+    """
+    sig = np.asarray(sig)
+    k, m = sig.shape
+    Y = _work("rY", m, k)
+    np.copyto(Y, sig.T)
+    te = np.asarray(te, dtype=float)
+    R = 1.0 / np.asarray(t2, dtype=float)
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        E = _Decay(te - te[0])(R, _work("rE", m, k))
+        np.multiply(E, np.asarray(s0, dtype=float) * np.exp(-R * te[0]), out=E)
+    if c is not None:
+        E += c
+    np.subtract(Y, E, out=E)  # residuals
+    W = None
+    if w is not None:
+        W = _work("rW", m, k)
+        np.copyto(W, np.asarray(w).T)
+    nn = np.full(k, float(m)) if W is None else _rowsum(W, np.empty(k))
+    if W is not None:
+        E *= W
+    E *= E
+    sse = _rowsum(E, np.empty(k))
+    nz = np.maximum(nn, 1.0)
+    if W is not None:
+        np.multiply(Y, W, out=E)
+        mean = _rowsum(E, np.empty(k)) / nz
+        np.subtract(Y, mean, out=E)
+        E *= W
+    else:
+        mean = _rowsum(Y, np.empty(k)) / nz
+        np.subtract(Y, mean, out=E)
+    E *= E
+    return sse, _rowsum(E, np.empty(k)), nn
 
 
 _DICT_CACHE: dict = {}
