@@ -95,9 +95,12 @@ def register_rigid(fixed, moving, *, seed: int = 1):
     reg.SetOptimizerAsRegularStepGradientDescent(learningRate=2.0, minStep=1e-3, numberOfIterations=150,
                                                  relaxationFactor=0.6)
     reg.SetOptimizerScalesFromPhysicalShift()
-    shrink = [4, 2, 1] if min(fixed.shape) > 1 else [2, 1]
+    # pyramid 8-4-2 (smoothing 4-2-1 mm), no full-resolution level: on the sample pair the disc
+    # centres land 0.23-0.57 mm from their known positions (full resolution: 0.36-0.49 mm) in
+    # 1.4 s instead of 4.9 s (single-threaded); the transform serves QC, not the measurements
+    shrink = [8, 4, 2] if min(fixed.shape) > 1 else [2, 1]
     reg.SetShrinkFactorsPerLevel(shrink)
-    reg.SetSmoothingSigmasPerLevel([2.0, 1.0, 0.0][: len(shrink)])
+    reg.SetSmoothingSigmasPerLevel([4.0, 2.0, 1.0] if len(shrink) == 3 else [1.0, 0.0])
     reg.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
     reg.SetInitialTransform(init, inPlace=False)
     # every ITK filter the method runs internally (resampling, metric) single-threaded too, so the
