@@ -267,7 +267,7 @@ def main():
     rest = {w: runs[w][0][0][4] - sums[w].get("total_s", 0.0) for w in runs}
     w_alone, c_alone, w_both, c_both = cont
     k_cont = statistics.mean(w_both) / statistics.mean(w_alone)
-    L += ["", f"The rest of the CPU time (registration of each pair, single-threaded: ~4 s; writing the visits' files; "
+    L += ["", f"The rest of the CPU time (registration of each pair, single-threaded; writing the visits' files; "
           f"start-up; for 2 workers also Dask's scheduler, nannies and worker start-up): {rest[1]:.1f} s with 1 worker, "
           f"{rest[2]:.1f} s with 2.",
           "", f"Contention between two processes on the two cores: one subject (2 visits + comparison, single-threaded, "
@@ -276,7 +276,7 @@ def main():
           f"{', '.join(f'{x:.1f} s' for x in w_both)} ({', '.join(f'{x:.1f}' for x in c_both)} CPU-s) as two processes "
           f"at once: contention factor {k_cont:.2f} (1 = none), so two processes can give at most ~{2 / k_cont:.2f}x.",
           "", f"cohort.csv and changes.csv identical with 1 and 2 workers: {same_b}. Fixed cost of the 2-worker run: "
-          f"{t_dask:.1f} s to start 2 Dask worker processes, import discmeasure in them and stop them again "
+          f"{t_dask:.1f} s to start 2 Dask worker processes (forked after importing discmeasure), run a task that imports it and stop them again "
           f"(timed separately), paid once per batch. On 2 cores the speed-up is bounded by the CPU time the "
           f"1-worker run leaves unused: it keeps {bc[1] / bt[1]:.2f} cores busy (the registration is single-threaded "
           f"for reproducibility; only the T2 fit and DICOM decoding use threads), so 2 workers can at best gain a "
@@ -297,16 +297,12 @@ def _import_worker(x):
 
 
 def dask_overhead() -> float:
-    from dask.distributed import Client, LocalCluster
+    from dask.distributed import Client
 
-    import dask
-
-    from discmeasure.batch import LOCAL_WORKER_CONFIG, LOCAL_WORKER_ENV
+    from discmeasure.batch import local_cluster
 
     t = time.perf_counter()
-    with dask.config.set(LOCAL_WORKER_CONFIG):  # as run_batch starts them
-        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                               env=dict(LOCAL_WORKER_ENV))
+    cluster = local_cluster(2)  # as run_batch starts them
     client = Client(cluster)
     client.gather(client.map(_import_worker, [1, 2]))
     client.close()
