@@ -169,41 +169,49 @@ def _body_components(comp, n, sp, a_c, min_vol, *, radii_mm=(3.0, 4.0, 5.0)):
     bright anterior osteophyte or disc) through a bridge wider than the 2 mm opening comes out
     too big to be a body (over 60 mm in AP or SI), and used to be rejected, which
     lost a level and shifted the numbering. Such components are opened again with larger
-    radii (``radii_mm``); the pieces that pass as bodies replace the component, and their
-    corners are regrown by that radius afterwards.
+    radii (``radii_mm``); the pieces that pass as bodies and look like the bodies found directly
+    (at least two of those; volume 0.5-2 x their median, AP extent at most 1.3 x theirs)
+    replace the component, and their corners are regrown by that radius afterwards. Without
+    such a reference nothing is rescued: pieces of muscle cut apart by a large opening would
+    pass as bodies too.
     """
-    bodies = []
-    objs = ndimage.find_objects(comp)
+    bodies, large = [], []
     s_ip = sp[1]
-    for i, sl in enumerate(objs, start=1):
+    for i, sl in enumerate(ndimage.find_objects(comp), start=1):
         if sl is None:
             continue
         m = comp[sl] == i
         why = _body_check(m, sl, sp, a_c, min_vol)
         if why == "":
-            bodies.append((ndimage.center_of_mass(comp == i)[2], i, m.sum() * np.prod(sp), 2.0))
-            continue
-        if why == "large":
+            ap_ext = (sl[1].stop - sl[1].start) * sp[1]
+            bodies.append((ndimage.center_of_mass(comp == i)[2], i, m.sum() * np.prod(sp), 2.0, ap_ext))
+        elif why == "large":
+            large.append((i, sl, m))
+    if len(bodies) >= 2 and large:
+        vol_typ = float(np.median([b[2] for b in bodies]))
+        ap_typ = float(np.median([b[4] for b in bodies]))
+        for i, sl, m in large:
             for r in radii_mm:
-                sub = _per_slice(lambda s: ndimage.binary_opening(s, _ball2(r / s_ip)), m)
-                sc, sn = ndimage.label(sub)
+                sc, _ = ndimage.label(_per_slice(lambda s: ndimage.binary_opening(s, _ball2(r / s_ip)), m))
                 pieces = []
                 for j, psl in enumerate(ndimage.find_objects(sc), start=1):
                     if psl is None:
                         continue
                     pm = sc[psl] == j
                     gsl = tuple(slice(a.start + b.start, a.start + b.stop) for a, b in zip(sl, psl))
-                    if _body_check(pm, gsl, sp, a_c, min_vol) == "":
-                        pieces.append((j, gsl, pm))
+                    vol = pm.sum() * np.prod(sp)
+                    ap_ext = (psl[1].stop - psl[1].start) * sp[1]
+                    if (_body_check(pm, gsl, sp, a_c, min_vol) == "" and 0.5 * vol_typ <= vol <= 2.0 * vol_typ
+                            and ap_ext <= 1.3 * ap_typ):
+                        pieces.append((gsl, pm, vol))
                 if pieces:
-                    region = comp[sl]
-                    region[m] = 0
-                    for j, gsl, pm in pieces:
+                    comp[sl][m] = 0
+                    for gsl, pm, vol in pieces:
                         n += 1
                         comp[gsl][pm] = n
-                        bodies.append((ndimage.center_of_mass(comp == n)[2], n, pm.sum() * np.prod(sp), r))
+                        bodies.append((ndimage.center_of_mass(comp == n)[2], n, vol, r, 0.0))
                     break
-    return comp, n, bodies
+    return comp, n, [b[:4] for b in bodies]
 
 
 def missed_bodies(centres_mm, *, ratio: float = 1.6) -> list[int]:
