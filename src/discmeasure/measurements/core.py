@@ -168,8 +168,9 @@ def measure(scan, segmentation, *, t2=None, band_mm: float = 5.0, plane_step_mm:
         k_mid = int(np.argmin(np.abs(stack.lr)))
         hts = plane_heights(stack, k_mid)
         span = hts.pop("endplate_span_ap_mm", None)
-        if hts.pop("heights_withheld", False):
-            flags.append("height_withheld_review_segmentation")  # bodies touch, no disc between
+        if span is not None and np.isnan([hts[f"height_{w}_mm"] for w in ("anterior", "middle", "posterior")]).any():
+            # measured where the bodies bound the disc, yet no gap: the bodies touch there
+            flags.append("height_withheld_review_segmentation")
         row.update(hts)
         disc_rois(lbl, aff, frame, height_mm=row["height_middle_mm"], ap_span=span, out=roi_map, index=index)
         # NP signal-intensity ratio to CSF at the same level
@@ -225,6 +226,5 @@ def rois(scan, segmentation) -> np.ndarray:
         offs = np.array([0.0])
         stack = sample_planes(lbl, aff, frame, lr_offsets=offs, step=0.5)
         hts = plane_heights(stack, 0)
-        hts.pop("heights_withheld", None)
         disc_rois(lbl, aff, frame, height_mm=hts["height_middle_mm"], ap_span=hts.get("endplate_span_ap_mm"), out=out)
     return out

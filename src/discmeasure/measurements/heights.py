@@ -107,7 +107,6 @@ def plane_heights(stack: PlaneStack, k: int) -> dict[str, float]:
     out["height_anterior_mm"] = endplate_gap(stack, k, a_ant - span / 6)
     out["height_middle_mm"] = endplate_gap(stack, k, a_post + span / 2)
     out["height_posterior_mm"] = endplate_gap(stack, k, a_post + span / 6)
-    out["heights_withheld"] = bool(np.isnan([out[f"height_{w}_mm"] for w in ("anterior", "middle", "posterior")]).any())
     if out["ap_length_mm"] > 0:
         out["dhi"] = (out["height_anterior_mm"] + out["height_posterior_mm"]) / out["ap_length_mm"]
     return out
