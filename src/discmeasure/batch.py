@@ -46,8 +46,8 @@ LOCAL_WORKER_CONFIG = {
 }
 
 
-def _preload() -> None:
-    """Import what a subject's processing needs (forked workers then share it copy-on-write).
+def preload_modules() -> None:
+    """Import what a visit's processing needs, before forking workers (they share it copy-on-write).
 
     Everything a subject imports lazily, except SimpleITK (imported in the worker, so that its
     thread setting from :data:`LOCAL_WORKER_ENV` applies): left to the workers, these imports
@@ -81,7 +81,7 @@ def local_cluster(workers: int):
 
     config = dict(LOCAL_WORKER_CONFIG)
     if "fork" in mp.get_all_start_methods():
-        _preload()
+        preload_modules()
         config["distributed.worker.multiprocessing-method"] = "fork"
     with dask.config.set(config):
         return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,

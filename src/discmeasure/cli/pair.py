@@ -46,15 +46,6 @@ def _visit_job(path: str, subject: str, timepoint: str, t2_method: str, out_dir:
     return res
 
 
-def _preload() -> None:
-    """Import what the workers need before forking them: imported once, shared copy-on-write."""
-    import matplotlib.backends.backend_agg  # noqa: F401  (QC pictures: Figure objects rendered by Agg)
-    import matplotlib.figure  # noqa: F401
-
-    from .. import comparison, measurements, pipeline, segmentation, t2  # noqa: F401
-    from ..report import outputs, qc  # noqa: F401
-
-
 def _usable_cpus() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -70,6 +61,7 @@ def parallel_possible() -> bool:
 def _run_pair_parallel(pre: Path, post: Path, out: Path, *, subject, t2_method, pictures, cb):
     from concurrent.futures import ProcessPoolExecutor
 
+    from ..batch import preload_modules
     from ..comparison import compare, register_rigid
     from ..pipeline import default_subject, load_anatomy
     from ..report.outputs import pair_files, staged_dir
@@ -77,7 +69,7 @@ def _run_pair_parallel(pre: Path, post: Path, out: Path, *, subject, t2_method, 
     _register_reducers()
     scan_pre = load_anatomy(pre)  # needed anyway for the registration; also fixes the subject id
     subject = subject or default_subject(scan_pre)
-    _preload()
+    preload_modules()  # imported once, shared copy-on-write by the forked workers
     with staged_dir(out) as d, ProcessPoolExecutor(2, mp_context=mp.get_context("fork")) as ex:
         futs = [ex.submit(_visit_job, str(path), subject, tp, t2_method, str(d / tp), pictures)
                 for path, tp in ((pre, "pre"), (post, "post"))]

@@ -175,7 +175,7 @@ def _body_components(comp, n, sp, a_c, min_vol, *, radii_mm=(3.0, 4.0, 5.0)):
     such a reference nothing is rescued: pieces of muscle cut apart by a large opening would
     pass as bodies too.
     """
-    bodies, large = [], []
+    bodies, aps, large = [], [], []
     s_ip = sp[1]
     for i, sl in enumerate(ndimage.find_objects(comp), start=1):
         if sl is None:
@@ -183,13 +183,13 @@ def _body_components(comp, n, sp, a_c, min_vol, *, radii_mm=(3.0, 4.0, 5.0)):
         m = comp[sl] == i
         why = _body_check(m, sl, sp, a_c, min_vol)
         if why == "":
-            ap_ext = (sl[1].stop - sl[1].start) * sp[1]
-            bodies.append((ndimage.center_of_mass(comp == i)[2], i, m.sum() * np.prod(sp), 2.0, ap_ext))
+            bodies.append((ndimage.center_of_mass(comp == i)[2], i, m.sum() * np.prod(sp), 2.0))
+            aps.append((sl[1].stop - sl[1].start) * sp[1])
         elif why == "large":
             large.append((i, sl, m))
     if len(bodies) >= 2 and large:
         vol_typ = float(np.median([b[2] for b in bodies]))
-        ap_typ = float(np.median([b[4] for b in bodies]))
+        ap_typ = float(np.median(aps))
         for i, sl, m in large:
             for r in radii_mm:
                 sc, _ = ndimage.label(_per_slice(lambda s: ndimage.binary_opening(s, _ball2(r / s_ip)), m))
@@ -209,9 +209,9 @@ def _body_components(comp, n, sp, a_c, min_vol, *, radii_mm=(3.0, 4.0, 5.0)):
                     for gsl, pm, vol in pieces:
                         n += 1
                         comp[gsl][pm] = n
-                        bodies.append((ndimage.center_of_mass(comp == n)[2], n, vol, r, 0.0))
+                        bodies.append((ndimage.center_of_mass(comp == n)[2], n, vol, r))
                     break
-    return comp, n, [b[:4] for b in bodies]
+    return comp, n, bodies
 
 
 def missed_bodies(centres_mm, *, ratio: float = 1.6) -> list[int]:
@@ -331,6 +331,9 @@ def segment_auto(scan, *, inplane_mm: float = 0.8, column_depth_mm: float = 60.0
         raise SegmentationError(f"{len(bodies)} vertebral bod{'y' if len(bodies) == 1 else 'ies'} found",
                                 hint="the scan must show at least two vertebrae; try seeded segmentation")
     bodies.sort(reverse=True)  # top (superior, high z) first
+    # a body the search missed leaves a gap of about two vertebral pitches between its neighbours:
+    # what lies between them is not a disc, and the numbering must skip the missed vertebra
+    missing = missed_bodies([zc * sp[2] for zc, _, _ in bodies])
     body_masks = []
     for _, i, r_open in bodies:
         m = comp == i
@@ -348,7 +351,10 @@ def segment_auto(scan, *, inplane_mm: float = 0.8, column_depth_mm: float = 60.0
     # ---- discs between consecutive bodies
     canal_level = float(np.median(Wf[canal]))
     discs = []
-    for u, l in zip(body_masks[:-1], body_masks[1:]):
+    for u, l, gap in zip(body_masks[:-1], body_masks[1:], missing):
+        if gap:
+            discs.append(None)
+            continue
         zu = np.where(u.any(axis=2), np.argmax(u, axis=2), -1)  # lowest z of upper body per (x, y)
         zl = np.where(l.any(axis=2), shape[2] - 1 - np.argmax(l[:, :, ::-1], axis=2), -1)  # highest z of lower
         both = (zu >= 0) & (zl >= 0) & (zu > zl)
@@ -396,12 +402,6 @@ def segment_auto(scan, *, inplane_mm: float = 0.8, column_depth_mm: float = 60.0
         discs.append(cand)
     # ---- levels: sacrum = lowest body with a disc above it
     n_b = len(body_masks)
-    # a body the search missed leaves a gap of about two vertebral pitches between its neighbours:
-    # what lies between them is not a disc, and the numbering must skip the missed vertebra
-    missing = missed_bodies([zc * sp[2] for zc, _, _ in bodies])
-    for i, k in enumerate(missing):
-        if k:
-            discs[i] = None
     has_disc_above = [False] + [d is not None and d.sum() * np.prod(sp) > 200 for d in discs]
     s1 = max(i for i in range(n_b) if has_disc_above[i]) if any(has_disc_above) else n_b - 1
     out = np.zeros(shape, np.int16)
