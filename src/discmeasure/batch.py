@@ -43,19 +43,28 @@ LOCAL_WORKER_CONFIG = {
     # Dask's statistical profiler samples the task thread's stack every 10 ms (for the dashboard,
     # which local clusters here do not start): ~0.2 CPU-s per subject, 2% of the batch's CPU.
     "distributed.worker.profile.enabled": False,
+    # Housekeeping of an idle 2-worker cluster (scheduler + 2 nannies in this process, 2 workers)
+    # cost 0.60 CPU-s per 10 s, mostly the event-loop "tick" every 20 ms in each process (it only
+    # feeds "event loop unresponsive" warnings); with these 0.14 CPU-s. The nannies' memory
+    # monitor still checks the worker's memory every second.
+    "distributed.admin.tick.interval": "1s",
+    "distributed.worker.memory.monitor-interval": "1s",
+    "distributed.admin.system-monitor.interval": "2s",
 }
 
 
-def preload_modules() -> None:
+def preload_modules(pictures: bool = True) -> None:
     """Import what a visit's processing needs, before forking workers (they share it copy-on-write).
 
     Everything a subject imports lazily, except SimpleITK (imported in the worker, so that its
     thread setting from :data:`LOCAL_WORKER_ENV` applies): left to the workers, these imports
     cost each worker ~0.7 s on its first subject (~630 modules: nibabel, pydicom's pixel
-    handlers, scikit-image's lazily loaded functions, pandas' CSV writer).
+    handlers, scikit-image's lazily loaded functions, pandas' CSV writer). matplotlib (~0.5 s)
+    only when QC ``pictures`` will be drawn.
     """
-    import matplotlib.backends.backend_agg  # noqa: F401  (QC pictures)
-    import matplotlib.figure  # noqa: F401
+    if pictures:
+        import matplotlib.backends.backend_agg  # noqa: F401  (QC pictures)
+        import matplotlib.figure  # noqa: F401
     import nibabel  # noqa: F401
     import pandas.io.formats.csvs  # noqa: F401
     import pydicom.pixels  # noqa: F401
@@ -68,7 +77,7 @@ def preload_modules() -> None:
     from .segmentation import auto  # noqa: F401
 
 
-def local_cluster(workers: int):
+def local_cluster(workers: int, pictures: bool = True):
     """The Dask LocalCluster ``run_batch`` starts: ``workers`` single-threaded worker processes.
 
     Forked from this process where the platform allows (with the analysis modules imported
@@ -81,7 +90,7 @@ def local_cluster(workers: int):
 
     config = dict(LOCAL_WORKER_CONFIG)
     if "fork" in mp.get_all_start_methods():
-        preload_modules()
+        preload_modules(pictures)
         config["distributed.worker.multiprocessing-method"] = "fork"
     with dask.config.set(config):
         return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
@@ -257,7 +266,7 @@ def run_batch(manifest_path, out_dir, *, workers: int = 1, scheduler: str | None
             if scheduler:
                 client = Client(scheduler)
             else:
-                cluster = local_cluster(workers)
+                cluster = local_cluster(workers, pictures)
                 client = Client(cluster)
             try:
                 futs = [client.submit(process_subject, s, v, str(out), pictures, pure=False) for s, v in tasks]
