@@ -144,6 +144,70 @@ def test_auto_real_volume_moved_keeps_levels(testdata, rot, shift):
     assert seg.levels == ["T12-L1", "L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"]
 
 
+@pytest.mark.slow
+def test_bright_marrow_under_an_endplate_stays_body(ph):
+    """A bright (fatty) marrow focus under an endplate is body, not a "bite" filled with disc.
+
+    Bright-class signal (above the global intermediate/bright threshold) opening onto the dark
+    endplate was neither intermediate class nor a hole: the disc label filled it and the height
+    there grew by the focus's depth (14.4 mm instead of 8.8 mm here; on sct_t2_lumbar the anterior
+    L4-L5 height was 5 mm or 13 mm depending on a 2-3 degree move). The body's own hole-filled
+    voxels were also cut out again where brighter than the intermediate class.
+    """
+    from scipy import ndimage
+
+    shape, aff = phantom.make_grid(spacing=(0.8, 0.8, 4.0), n_slices=9, fov_mm=(200, 220))
+    img, truth = phantom.render_t2w(ph, shape, aff, snr=40, supersample=1)
+    sp = np.linalg.norm(aff[:3, :3], axis=0)
+    # the focus: L4 marrow 2.5-6 mm below the L3-L4 disc, middle third of the body's AP extent
+    dist = ndimage.distance_transform_edt(truth != 122, sampling=sp)
+    ijk = np.argwhere(truth == 23)
+    ap = (ijk @ aff[:3, :3].T + aff[:3, 3])[:, 1]
+    lo, hi = np.percentile(ap, [35, 65])
+    d = dist[tuple(ijk.T)]
+    pocket = np.zeros(shape, bool)
+    pocket[tuple(ijk[(d >= 2.5) & (d <= 6.0) & (ap >= lo) & (ap <= hi)].T)] = True
+    data = np.asarray(img.data, float).copy()
+    data[pocket] = np.percentile(data[truth == 122], 90)  # as bright as the nucleus
+    assert np.median(data[pocket]) > 1.8 * np.median(data[(truth == 23) & ~pocket])
+    seg = segment(Scan(data, aff))
+    assert np.mean(seg.labels[pocket] == 23) > 0.95  # was 0 (disc 306 voxels, background 198)
+    ref = dm.measure(img, segment(img)).set_index("level").loc["L3-L4"]
+    got = dm.measure(Scan(data, aff), seg).set_index("level").loc["L3-L4"]
+    # same heights as without the focus, to one in-plane voxel (0.8 mm); middle was 14.4 vs 8.8
+    for col in ("height_anterior_mm", "height_middle_mm", "height_posterior_mm"):
+        assert got[col] == pytest.approx(ref[col], abs=0.9), col
+
+
+@pytest.mark.testdata
+@pytest.mark.slow
+def test_auto_real_volume_moved_anterior_heights_repeat(testdata):
+    """sct_t2_lumbar and its two moved copies (benchmarks/validate_retest.py): no marrow "bites".
+
+    Before bright marrow pockets counted as body, the anterior L4-L5 height was 5.2 mm on the
+    volume and 13.1 mm on both moved copies (|delta| 7.96 / 7.95 mm), L1-L2 12.0 vs 8.2 mm
+    (3.76 mm). Now 1.6-1.9 and 0.6-0.8 mm. The 0.5 mm goal is not met (docs/validation.md):
+    this guards against the bites only.
+    """
+    from discmeasure.geometry import resample
+    from discmeasure.phantom import rotation_matrix
+
+    scan = dm.load(testdata / "spine" / "sct_t2_lumbar" / "t2_lumbar.nii.gz")
+    cols = ["height_anterior_mm"]
+    m0 = dm.measure(scan, segment(scan)).set_index("level")
+    centre = scan.affine[:3, :3] @ ((np.array(scan.shape[:3]) - 1) / 2) + scan.affine[:3, 3]
+    for rot, shift in [((3.0, -2.0, 2.0), (2.0, -3.0, 1.5)), ((-2.0, 1.5, -3.0), (-1.5, 2.5, -2.0))]:
+        T = np.eye(4)
+        T[:3, :3] = rotation_matrix(*rot)
+        T[:3, 3] = centre - T[:3, :3] @ centre + np.asarray(shift, float)
+        data = resample(np.asarray(scan.data, np.float32), T @ scan.affine, scan.shape[:3], scan.affine, order=3)
+        moved = Scan(np.clip(data, 0, None), scan.affine)
+        m1 = dm.measure(moved, segment(moved)).set_index("level")
+        for lv in ("L1-L2", "L4-L5"):
+            delta = abs(m1.loc[lv, cols[0]] - m0.loc[lv, cols[0]])
+            assert delta < 2.5, (rot, lv, m0.loc[lv, cols[0]], m1.loc[lv, cols[0]])
+
+
 def test_missed_bodies_from_spacing():
     from discmeasure.segmentation.auto import missed_bodies
 

@@ -107,6 +107,34 @@ def _split_tall(comp, n, sp, max_ratio=1.6):
     return comp, n
 
 
+def _marrow_pockets(m, bright, min_share=0.5):
+    """``m`` plus the bright pockets (per slice) whose rim lies mostly (>= ``min_share``) in ``m``.
+
+    Marrow with fatty foci is brighter on T2-weighted images than the intermediate class (its
+    upper threshold is a global one, set between muscle/marrow and fat/CSF). Such a focus under
+    an endplate opens onto the dark endplate, so hole filling misses it and the body's outline
+    gets a "bite" there; whether a few voxels pass the threshold changes with a small move of the
+    patient (sct_t2_lumbar L5: anterior L4-L5 height 5 mm or 13 mm). A pocket mostly surrounded
+    by the body is marrow; the nucleus, CSF, fat and vessels are bordered by dark or other tissue.
+    """
+    out = m.copy()
+    four = ndimage.generate_binary_structure(2, 1)
+    for x in range(m.shape[0]):
+        if not m[x].any():
+            continue
+        cand = bright[x] & ~m[x]
+        cc, _ = ndimage.label(cand, four)
+        ids = np.unique(cc[ndimage.binary_dilation(m[x], four) & cand])
+        objs = ndimage.find_objects(cc)
+        for j in ids[ids > 0]:
+            sl = tuple(slice(max(s_.start - 1, 0), s_.stop + 1) for s_ in objs[j - 1])
+            pm = cc[sl] == j
+            rim = ndimage.binary_dilation(pm, four) & ~pm
+            if m[x][sl][rim].mean() >= min_share:
+                out[x][sl] |= pm
+    return out
+
+
 def _canal_candidate(comp, n, Wf, sp, shape, centre_ap, t_low, t_high):
     """Best canal component of a labelled bright mask: (label, score) or (None, -1).
 
@@ -335,14 +363,18 @@ def segment_auto(scan, *, inplane_mm: float = 0.8, column_depth_mm: float = 60.0
     # what lies between them is not a disc, and the numbering must skip the missed vertebra
     missing = missed_bodies([zc * sp[2] for zc, _, _ in bodies])
     body_masks = []
+    bright_col = roi & (Wf >= t_high) & (rel_ap > 1.0)
     for _, i, r_open in bodies:
         m = comp == i
         # undo the opening's corner rounding: regrow by the opening radius inside the intermediate class
         m = _per_slice(lambda s: ndimage.binary_dilation(s, _ball2(r_open / s_ip)), m) & mid_raw | m
+        # bright (fatty) marrow: pockets of bright-class signal whose rim is mostly this body
+        m = _marrow_pockets(m, bright_col)
         # add the cortical shell back: ~1.2 mm of dark cortex, plus the half voxel that the
-        # intermediate-class threshold loses to partial volume at the marrow boundary
+        # intermediate-class threshold loses to partial volume at the marrow boundary; the shell
+        # grows over non-bright voxels only, the body itself (holes, pockets) stays whole
         d = _per_slice(lambda s: ndimage.distance_transform_edt(~s, sampling=sp[1:]), m)
-        m = (d <= 1.2 + 0.5 * s_ip) & roi & (Wf < t_high)
+        m = (d <= 1.2 + 0.5 * s_ip) & roi & (Wf < t_high) | m
         body_masks.append(m)
     body_any = np.zeros(shape, bool)
     for m in body_masks:
