@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _record import machine_line, record_section, start_load  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+ROUNDS = 2  # 1-2-2-1 blocks of batch runs: the shared host's speed varies by ~10 % from run to run
 EXE = [sys.executable, "-m", "discmeasure"]
 PRE, POST = ROOT / "sample_scans" / "pre", ROOT / "sample_scans" / "post"
 
@@ -230,7 +231,8 @@ def main():
         rows = ["subject,timepoint,path"] + [f"S{i},pre,{PRE}\nS{i},post,{POST}" for i in range(n_sub)]
         man.write_text("\n".join(rows) + "\n")
         runs: dict[int, list] = {1: [], 2: []}
-        for i, w in enumerate((1, 2, 2, 1)):  # ABBA: a drift of the machine's speed cancels in the sums
+        order = (1, 2, 2, 1) * ROUNDS  # ABBA blocks: a drift of the machine's speed cancels in the sums
+        for i, w in enumerate(order):
             for k in range(2):  # repeated once if other processes disturbed it (> 3% of its CPU)
                 o = tmp / f"b{w}-{i}-{k}"
                 r = run_with_others(EXE + ["batch", str(man), "--out", str(o), "--workers", str(w), "--no-pictures"])
@@ -239,25 +241,29 @@ def main():
             runs[w].append((r, o))
         outs = {w: runs[w][0][1] for w in runs}
         sums = {w: stage_sums(outs[w]) for w in runs}
-        same_b = all((runs[1][i][1] / f).read_text() == (runs[2][j][1] / f).read_text()
-                     for i in range(2) for j in range(2) for f in ("cohort.csv", "changes.csv"))
+        same_b = all((a[1] / f).read_text() == (b[1] / f).read_text()
+                     for a in runs[1] for b in runs[2] for f in ("cohort.csv", "changes.csv"))
         t_dask = dask_overhead()
         cont = contention(tmp)
         print("contention", cont, flush=True)
-    bt = {w: sum(r[0] for r, _ in runs[w]) / 2 for w in runs}  # mean wall of the two runs
-    bc = {w: sum(r[4] for r, _ in runs[w]) / 2 for w in runs}
+    bt = {w: statistics.mean(r[0] for r, _ in runs[w]) for w in runs}  # mean wall of the runs
+    bc = {w: statistics.mean(r[4] for r, _ in runs[w]) for w in runs}
     speed = bt[1] / bt[2]
+    # speed-up of each ABBA block (its two 1-worker runs against its two 2-worker runs): the spread
+    blocks = [(runs[1][2 * b][0][0] + runs[1][2 * b + 1][0][0]) / (runs[2][2 * b][0][0] + runs[2][2 * b + 1][0][0])
+              for b in range(ROUNDS)]
     oth = lambda w: ", ".join("n/a" if r[5] is None else f"{r[5]:.1f} s" for r, _ in runs[w])  # noqa: E731
     L += ["", f"### `discmeasure batch`, {n_sub} subjects x 2 visits (sample pair), --no-pictures", "",
-          "Run in the order 1, 2, 2, 1 workers (a slow drift of the machine's speed cancels in the means).", "",
-          "| workers | wall (2 runs) | mean wall | mean CPU time, all processes | cores kept busy (CPU / wall) | "
+          f"Run in the order {', '.join(map(str, order))} workers (a slow drift of the machine's speed cancels in the "
+          f"means). Speed-up of each 1-2-2-1 block on its own: {', '.join(f'{b:.2f}x' for b in blocks)}.", "",
+          f"| workers | wall ({len(order) // 2} runs) | mean wall | mean CPU time, all processes | cores kept busy (CPU / wall) | "
           "other processes' CPU during the runs | speed-up (mean walls) | goal | |",
           "|---|---|---|---|---|---|---|---|---|",
           f"| 1 (in-process) | {', '.join(f'{r[0]:.1f} s' for r, _ in runs[1])} | {bt[1]:.1f} s | {bc[1]:.1f} s | "
           f"{bc[1] / bt[1]:.2f} | {oth(1)} | | | |",
           f"| 2 (Dask LocalCluster, 2 processes) | {', '.join(f'{r[0]:.1f} s' for r, _ in runs[2])} | {bt[2]:.1f} s | "
           f"{bc[2]:.1f} s | {bc[2] / bt[2]:.2f} | {oth(2)} | {speed:.2f}x | >= 1.8x | {ok(speed >= 1.8)} |", ""]
-    L += ["Analysis stages summed over the 12 visits (provenance timings of the first run of each; in the 2-worker run "
+    L += [f"Analysis stages summed over the {2 * n_sub} visits (provenance timings of the first run of each; in the 2-worker run "
           "each worker has a core of its own, so these are CPU seconds too):", "",
           "| stage | 1 worker (in-process) | 2 workers (in the worker processes) | worker / in-process |", "|---|---|---|---|"]
     for k, name in (("load_s", "load (incl. input hashing)"), ("segment_s", "segmentation"), ("t2_s", "T2 fit"),
