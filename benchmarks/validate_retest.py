@@ -89,8 +89,11 @@ def main(argv=None):
     if per_level:
         arr = np.array([p[2:7] for p in per_level])
         share = float(np.mean(arr <= 0.5)) * 100
-        lines += ["", f"{share:.0f} % of the level x metric differences are <= 0.5 mm (goal: all); "
-                      f"median |Δbulge| {np.nanmedian(arr[:, 0]):.2f} mm, max {np.nanmax(arr[:, 0]):.2f} mm (a level measured in one copy only, NaN, counts as a miss)."]
+        n_b = int(np.isfinite(arr[:, 0]).sum())
+        lines += ["", f"{share:.0f} % of the level x metric differences are <= 0.5 mm (goal: all; a level measured "
+                      f"in one copy only, NaN, counts as a miss); median |Δbulge| {np.nanmedian(arr[:, 0]):.2f} mm, "
+                      f"max {np.nanmax(arr[:, 0]):.2f} mm over the {n_b} of {len(arr)} level pairs with a bulge in both; "
+                      f"{int(np.isnan(arr).sum())} of {arr.size} level x metric differences are NaN."]
     lines += ["", machine_line()]
     text = "\n".join(lines)
     print(text)
