@@ -11,7 +11,7 @@
    peak memory. Memory: the largest RSS of one process (GNU time's "maximum resident set size")
    and the peak of the summed RSS of the whole process tree (sampled every 20 ms with psutil);
    the goal is checked on the sum.
-3. `discmeasure batch` on a manifest of N_SUBJECTS (default 6) copies of the sample pair (2 visits
+3. `discmeasure batch` on a manifest of N_SUBJECTS (default 6), and of N_LARGE (24), copies of the sample pair (2 visits
    each, --no-pictures) with --workers 1 (in-process) and --workers 2 (Dask LocalCluster); the
    cohort and change tables must be identical. The CPU time other processes used on the machine
    during each run is read from /proc/stat (machine busy time minus the run's own CPU); a run during
@@ -39,6 +39,7 @@ from _record import machine_line, record_section, start_load  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 ROUNDS = 2  # 1-2-2-1 blocks of batch runs: the shared host's speed varies by ~10 % from run to run
+N_LARGE = 24  # subjects of the registry-sized batch (one 1-2-2-1 block)
 EXE = [sys.executable, "-m", "discmeasure"]
 PRE, POST = ROOT / "sample_scans" / "pre", ROOT / "sample_scans" / "post"
 
@@ -143,6 +144,51 @@ def contention(tmp: Path):
     return [a[0] for a in alone], [a[4] for a in alone], [b[0] for b in both], [b[4] for b in both]
 
 
+
+def batch_runs(tmp: Path, n_sub: int, rounds: int):
+    """({workers: [(run_with_others result, output folder)]}, order) of `batch` on n_sub copies of the sample pair.
+
+    Runs in 1-2-2-1 blocks (a drift of the machine's speed cancels in the means); a run during which
+    other processes used > 3 % of its CPU is repeated once.
+    """
+    man = tmp / f"m{n_sub}.csv"
+    rows = ["subject,timepoint,path"] + [f"S{i},pre,{PRE}\nS{i},post,{POST}" for i in range(n_sub)]
+    man.write_text("\n".join(rows) + "\n")
+    runs: dict[int, list] = {1: [], 2: []}
+    order = (1, 2, 2, 1) * rounds
+    for i, w in enumerate(order):
+        for k in range(2):
+            o = tmp / f"b{n_sub}-{w}-{i}-{k}"
+            r = run_with_others(EXE + ["batch", str(man), "--out", str(o), "--workers", str(w), "--no-pictures"])
+            if r[5] is None or r[5] <= 0.03 * r[4] or k == 1:
+                break
+        runs[w].append((r, o))
+    return runs, order
+
+
+
+def batch_table(runs, order, n_sub, ok):
+    """(markdown lines, mean walls, mean CPU times) of one batch size's runs."""
+    bt = {w: statistics.mean(r[0] for r, _ in runs[w]) for w in runs}  # mean wall of the runs
+    bc = {w: statistics.mean(r[4] for r, _ in runs[w]) for w in runs}
+    speed = bt[1] / bt[2]
+    # speed-up of each 1-2-2-1 block (its two 1-worker runs against its two 2-worker runs): the spread
+    blocks = [(runs[1][2 * b][0][0] + runs[1][2 * b + 1][0][0]) / (runs[2][2 * b][0][0] + runs[2][2 * b + 1][0][0])
+              for b in range(len(order) // 4)]
+    oth = lambda w: ", ".join("n/a" if r[5] is None else f"{r[5]:.1f} s" for r, _ in runs[w])  # noqa: E731
+    L = ["", f"### `discmeasure batch`, {n_sub} subjects x 2 visits (sample pair), --no-pictures", "",
+         f"Run in the order {', '.join(map(str, order))} workers (a slow drift of the machine's speed cancels in the "
+         f"means). Speed-up of each 1-2-2-1 block on its own: {', '.join(f'{b:.2f}x' for b in blocks)}.", "",
+         f"| workers | wall ({len(order) // 2} runs) | mean wall | mean CPU time, all processes | cores kept busy (CPU / wall) | "
+         "other processes' CPU during the runs | speed-up (mean walls) | goal | |",
+         "|---|---|---|---|---|---|---|---|---|",
+         f"| 1 (in-process) | {', '.join(f'{r[0]:.1f} s' for r, _ in runs[1])} | {bt[1]:.1f} s | {bc[1]:.1f} s | "
+         f"{bc[1] / bt[1]:.2f} | {oth(1)} | | | |",
+         f"| 2 (Dask LocalCluster, 2 processes) | {', '.join(f'{r[0]:.1f} s' for r, _ in runs[2])} | {bt[2]:.1f} s | "
+         f"{bc[2]:.1f} s | {bc[2] / bt[2]:.2f} | {oth(2)} | {speed:.2f}x | >= 1.8x | {ok(speed >= 1.8)} |", ""]
+    return L, bt, bc
+
+
 def stages():
     """Per-stage seconds of the pair pipeline, run serially in this process."""
     from discmeasure.comparison import compare, register_rigid
@@ -227,18 +273,7 @@ def main():
     # 3. batch
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        man = tmp / "m.csv"
-        rows = ["subject,timepoint,path"] + [f"S{i},pre,{PRE}\nS{i},post,{POST}" for i in range(n_sub)]
-        man.write_text("\n".join(rows) + "\n")
-        runs: dict[int, list] = {1: [], 2: []}
-        order = (1, 2, 2, 1) * ROUNDS  # ABBA blocks: a drift of the machine's speed cancels in the sums
-        for i, w in enumerate(order):
-            for k in range(2):  # repeated once if other processes disturbed it (> 3% of its CPU)
-                o = tmp / f"b{w}-{i}-{k}"
-                r = run_with_others(EXE + ["batch", str(man), "--out", str(o), "--workers", str(w), "--no-pictures"])
-                if r[5] is None or r[5] <= 0.03 * r[4] or k == 1:
-                    break
-            runs[w].append((r, o))
+        runs, order = batch_runs(tmp, n_sub, ROUNDS)
         outs = {w: runs[w][0][1] for w in runs}
         sums = {w: stage_sums(outs[w]) for w in runs}
         same_b = all((a[1] / f).read_text() == (b[1] / f).read_text()
@@ -246,23 +281,10 @@ def main():
         t_dask = dask_overhead()
         cont = contention(tmp)
         print("contention", cont, flush=True)
-    bt = {w: statistics.mean(r[0] for r, _ in runs[w]) for w in runs}  # mean wall of the runs
-    bc = {w: statistics.mean(r[4] for r, _ in runs[w]) for w in runs}
-    speed = bt[1] / bt[2]
-    # speed-up of each ABBA block (its two 1-worker runs against its two 2-worker runs): the spread
-    blocks = [(runs[1][2 * b][0][0] + runs[1][2 * b + 1][0][0]) / (runs[2][2 * b][0][0] + runs[2][2 * b + 1][0][0])
-              for b in range(ROUNDS)]
-    oth = lambda w: ", ".join("n/a" if r[5] is None else f"{r[5]:.1f} s" for r, _ in runs[w])  # noqa: E731
-    L += ["", f"### `discmeasure batch`, {n_sub} subjects x 2 visits (sample pair), --no-pictures", "",
-          f"Run in the order {', '.join(map(str, order))} workers (a slow drift of the machine's speed cancels in the "
-          f"means). Speed-up of each 1-2-2-1 block on its own: {', '.join(f'{b:.2f}x' for b in blocks)}.", "",
-          f"| workers | wall ({len(order) // 2} runs) | mean wall | mean CPU time, all processes | cores kept busy (CPU / wall) | "
-          "other processes' CPU during the runs | speed-up (mean walls) | goal | |",
-          "|---|---|---|---|---|---|---|---|---|",
-          f"| 1 (in-process) | {', '.join(f'{r[0]:.1f} s' for r, _ in runs[1])} | {bt[1]:.1f} s | {bc[1]:.1f} s | "
-          f"{bc[1] / bt[1]:.2f} | {oth(1)} | | | |",
-          f"| 2 (Dask LocalCluster, 2 processes) | {', '.join(f'{r[0]:.1f} s' for r, _ in runs[2])} | {bt[2]:.1f} s | "
-          f"{bc[2]:.1f} s | {bc[2] / bt[2]:.2f} | {oth(2)} | {speed:.2f}x | >= 1.8x | {ok(speed >= 1.8)} |", ""]
+    with tempfile.TemporaryDirectory() as tmp:
+        big, big_order = batch_runs(Path(tmp), N_LARGE, 1)
+    table, bt, bc = batch_table(runs, order, n_sub, ok)
+    L += table
     L += [f"Analysis stages summed over the {2 * n_sub} visits (provenance timings of the first run of each; in the 2-worker run "
           "each worker has a core of its own, so these are CPU seconds too):", "",
           "| stage | 1 worker (in-process) | 2 workers (in the worker processes) | worker / in-process |", "|---|---|---|---|"]
@@ -287,7 +309,12 @@ def main():
           f"1-worker run leaves unused: it keeps {bc[1] / bt[1]:.2f} cores busy (the registration is single-threaded "
           f"for reproducibility; only the T2 fit and DICOM decoding use threads), so 2 workers can at best gain a "
           f"factor of about {2 * bt[1] / bc[1]:.2f} (2 / cores busy), less the Dask overhead and the contention above.",
-          "", machine_line(load=True)]
+          ""]
+    big_table = batch_table(big, big_order, N_LARGE, ok)[0]
+    L += big_table[:3] + [
+        f"A registry-sized batch: the same with {N_LARGE} subjects, one 1-2-2-1 block. What both runs do once per "
+        f"batch (the command's start-up and imports, the cohort tables), and for 2 workers Dask's "
+        f"start-up, weighs less here than with {n_sub} subjects.", ""] + big_table[3:] + [machine_line(load=True)]
     text = "\n".join(L)
     print(text)
     record_section("docs/benchmarks.md", "bench_pipeline", "## The `pair` command and `batch` (issue 7)\n\n" + text,
