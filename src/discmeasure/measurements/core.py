@@ -69,9 +69,20 @@ def _band_offsets(index, frame, band_mm, step_mm):
     return offs
 
 
-def _t2_roi_stats(t2fit, roi_map, roi_affine, code):
-    """Median and IQR of the fit's T2 in ROI ``code`` (labels resampled onto the fit grid)."""
+def _t2_roi_stats(t2fit, roi_map, roi_affine, code, box=None):
+    """Median and IQR of the fit's T2 in ROI ``code`` (labels resampled onto the fit grid).
+
+    ``box``: index slices of ``roi_map`` that hold every voxel of the ROI (the disc's bounding
+    box); only that part is resampled (same result, without whole-volume passes per ROI).
+    """
     from ..t2 import t2_stats
+
+    if box is not None:
+        lo = [max(b.start - 1, 0) for b in box]
+        roi_map = roi_map[tuple(slice(a, b.stop + 1) for a, b in zip(lo, box))]
+        shift = np.eye(4)
+        shift[:3, 3] = lo
+        roi_affine = np.asarray(roi_affine, float) @ shift
 
     t2_shape = np.shape(t2fit.t2_ms)
     if len(t2_shape) == 2:
@@ -185,14 +196,14 @@ def measure(scan, segmentation, *, t2=None, band_mm: float = 5.0, plane_step_mm:
         if t2 is not None:
             try:
                 for col, roi in (("t2_np", NP), ("t2_af_anterior", AF_ANTERIOR), ("t2_af_posterior", AF_POSTERIOR)):
-                    med, iqr, n = _t2_roi_stats(t2, roi_map, aff, roi_code(d, roi))
+                    med, iqr, n = _t2_roi_stats(t2, roi_map, aff, roi_code(d, roi), index.box(d))
                     row[f"{col}_ms"] = med
                     if roi == NP:
                         row["t2_np_iqr_ms"] = iqr
                         row["t2_np_voxels"] = n
                         if n < 5:
                             flags.append("few_t2_np_voxels")
-                med, iqr, n = _t2_roi_stats(t2, lbl, aff, d)
+                med, iqr, n = _t2_roi_stats(t2, lbl, aff, d, index.box(d))
                 row["t2_disc_ms"], row["t2_disc_iqr_ms"] = med, iqr
             except MeasurementError as exc:
                 flags.append(f"t2: {exc.reason}")

@@ -85,22 +85,35 @@ def sample_planes(
     m = inv[:3, :3]
     c0 = m @ frame.origin + inv[:3, 3]
     a_lr, a_ap, a_si = m @ frame.u_lr, m @ frame.u_ap, m @ frame.u_si
-    vox_axes = [c0[i] + lr[:, None, None] * a_lr[i] + ap[None, :, None] * a_ap[i] + si[None, None, :] * a_si[i]
-                for i in range(3)]
     masks = {}
     index = index if index is not None else LabelIndex(labels, affine)
     for name, value in structures.items():
+        masks[name] = out = np.zeros(shape, np.float32)
         box = index.box(value)
         if box is None:
-            masks[name] = np.zeros(shape, np.float32)
             continue
         lo = np.maximum(np.array([b.start for b in box]) - 2, 0)
         hi = np.minimum(np.array([b.stop for b in box]) + 2, labels.shape)
+        # Linear weights are zero more than a voxel outside the crop: only the samples inside the
+        # frame-aligned bounding box of the crop (grown by 1.5 voxels) are interpolated, the rest
+        # stay 0 (a body's crop covers about half of the planes' area, the disc's less).
+        corners = np.array([[x, y, z] for x in (lo[0] - 1.5, hi[0] + 0.5) for y in (lo[1] - 1.5, hi[1] + 0.5)
+                            for z in (lo[2] - 1.5, hi[2] + 0.5)])
+        w = corners @ np.asarray(affine)[:3, :3].T + np.asarray(affine)[:3, 3] - frame.origin
+        sel = []
+        for axis, u in ((lr, frame.u_lr), (ap, frame.u_ap), (si, frame.u_si)):
+            t = w @ u
+            sel.append(slice(int(np.searchsorted(axis, t.min(), "left")), int(np.searchsorted(axis, t.max(), "right"))))
+        if any(sl.stop <= sl.start for sl in sel):
+            continue
+        k, i, j = sel
+        if np.any(np.diff(lr) <= 0):  # offsets not increasing: no search along them
+            k = slice(0, len(lr))
         sub = (labels[tuple(slice(a, b) for a, b in zip(lo, hi))] == value).astype(np.float32)
-        coords = np.stack([(v - o).ravel() for v, o in zip(vox_axes, lo)])
-        # a one-slice axis: nearest along it (linear interpolation needs two samples)
-        out = ndimage.map_coordinates(sub, coords, order=1, mode="constant", cval=0.0, prefilter=False)
-        masks[name] = out.reshape(shape).astype(np.float32)
+        coords = np.stack([(c0[d] + lr[k, None, None] * a_lr[d] + ap[None, i, None] * a_ap[d]
+                            + si[None, None, j] * a_si[d] - lo[d]).ravel() for d in range(3)])
+        vals = ndimage.map_coordinates(sub, coords, order=1, mode="constant", cval=0.0, prefilter=False)
+        out[k, i, j] = vals.reshape(k.stop - k.start, i.stop - i.start, j.stop - j.start)
     return PlaneStack(frame, lr, ap, si, masks, step)
 
 
