@@ -67,6 +67,23 @@ def _per_slice(fn, vol, *args):
     return np.stack([fn(vol[i], *args) for i in range(vol.shape[0])], axis=0)
 
 
+def _inplane_box(m, margin):
+    """Index box of ``m`` (all slices; in-plane bounding box of its voxels grown by ``margin``)."""
+    rows = np.flatnonzero(m.any(axis=(0, 2)))
+    cols = np.flatnonzero(m.any(axis=(0, 1)))
+    if not len(rows):
+        return (slice(None),) * 3
+    return (slice(None), slice(max(rows[0] - margin, 0), rows[-1] + margin + 1),
+            slice(max(cols[0] - margin, 0), cols[-1] + margin + 1))
+
+
+def _distance_to(s, sampling):
+    """Distance (mm) of every pixel to the nearest pixel of mask ``s``; infinite when ``s`` is empty."""
+    if not s.any():
+        return np.full(s.shape, np.inf)
+    return ndimage.distance_transform_edt(~s, sampling=sampling)
+
+
 def _split_tall(comp, n, sp, max_ratio=1.6):
     """Split components much taller (SI) than the typical body at their narrowest cross-section.
 
@@ -364,17 +381,21 @@ def segment_auto(scan, *, inplane_mm: float = 0.8, column_depth_mm: float = 60.0
     missing = missed_bodies([zc * sp[2] for zc, _, _ in bodies])
     body_masks = []
     bright_col = roi & (Wf >= t_high) & (rel_ap > 1.0)
+    shell = 1.2 + 0.5 * s_ip
     for _, i, r_open in bodies:
         m = comp == i
-        # undo the opening's corner rounding: regrow by the opening radius inside the intermediate class
-        m = _per_slice(lambda s: ndimage.binary_dilation(s, _ball2(r_open / s_ip)), m) & mid_raw | m
+        # undo the opening's corner rounding: regrow by the opening radius inside the intermediate
+        # class (per slice, within the body's box grown by the radius: the same result as whole slices)
+        box = _inplane_box(m, int(np.ceil(r_open / s_ip)) + 2)
+        m[box] |= _per_slice(lambda s: ndimage.binary_dilation(s, _ball2(r_open / s_ip)), m[box]) & mid_raw[box]
         # bright (fatty) marrow: pockets of bright-class signal whose rim is mostly this body
         m = _marrow_pockets(m, bright_col)
         # add the cortical shell back: ~1.2 mm of dark cortex, plus the half voxel that the
         # intermediate-class threshold loses to partial volume at the marrow boundary; the shell
         # grows over non-bright voxels only, the body itself (holes, pockets) stays whole
-        d = _per_slice(lambda s: ndimage.distance_transform_edt(~s, sampling=sp[1:]), m)
-        m = (d <= 1.2 + 0.5 * s_ip) & roi & (Wf < t_high) | m
+        box = _inplane_box(m, int(np.ceil(shell / min(sp[1:]))) + 2)
+        d = _per_slice(_distance_to, m[box], sp[1:])
+        m[box] |= (d <= shell) & roi[box] & (Wf[box] < t_high)
         body_masks.append(m)
     body_any = np.zeros(shape, bool)
     for m in body_masks:
