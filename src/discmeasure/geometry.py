@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["resample", "resample_mask", "resample_to_scan", "grid_affine", "bounding_grid"]
+__all__ = ["resample", "resample_mask", "resample_to_scan", "grid_affine", "bounding_grid", "bounding_box",
+           "crop_affine"]
 
 
 def resample(
@@ -93,7 +94,7 @@ def resample_mask(mask: np.ndarray, src_affine: np.ndarray, dst_shape, dst_affin
     m = np.asarray(mask, bool)
     dst_shape = tuple(int(n) for n in dst_shape)
     out = np.zeros(dst_shape, bool)
-    box = _bbox(m)
+    box = bounding_box(m)
     if box is None:
         return out
     # Only voxels within one source voxel of the mask can get a weight: resample the mask's bounding
@@ -102,7 +103,7 @@ def resample_mask(mask: np.ndarray, src_affine: np.ndarray, dst_shape, dst_affin
     lo = np.maximum(box[0] - 1, 0)
     hi = np.minimum(box[1] + 1, m.shape[:3])
     sub = m[tuple(slice(a, b) for a, b in zip(lo, hi))]
-    src_sub = np.asarray(src_affine, float) @ _shift(lo)
+    src_sub = crop_affine(src_affine, lo)
     corners = np.array([[i, j, k] for i in (0, hi[0] - lo[0] - 1) for j in (0, hi[1] - lo[1] - 1)
                         for k in (0, hi[2] - lo[2] - 1)], float)
     to_dst = np.linalg.inv(np.asarray(dst_affine, float)) @ src_sub
@@ -111,16 +112,23 @@ def resample_mask(mask: np.ndarray, src_affine: np.ndarray, dst_shape, dst_affin
     d_hi = np.minimum(np.ceil(c.max(axis=0)).astype(int) + 2, dst_shape)
     if np.any(d_hi <= d_lo):
         return out
-    w = resample(sub.astype(np.float32), src_sub, tuple(d_hi - d_lo), np.asarray(dst_affine, float) @ _shift(d_lo),
+    w = resample(sub.astype(np.float32), src_sub, tuple(d_hi - d_lo), crop_affine(dst_affine, d_lo),
                  order=1)
     out[tuple(slice(a, b) for a, b in zip(d_lo, d_hi))] = w >= 0.5 - 1e-6
     return out
 
 
-def _bbox(mask: np.ndarray):
-    """(lo, hi) index bounds of the True voxels of a 3-D mask, or None when it is empty."""
+def bounding_box(mask: np.ndarray):
+    """Index bounds of the True voxels of a mask.
+
+    Returns
+    -------
+    (lo, hi) : pair of int ndarrays, or None
+        ``mask[lo[0]:hi[0], lo[1]:hi[1], ...]`` holds every True voxel (``hi`` exclusive);
+        None when the mask is empty.
+    """
     lo, hi = [], []
-    for ax in range(3):
+    for ax in range(mask.ndim):
         nz = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != ax)))
         if not len(nz):
             return None
@@ -129,11 +137,11 @@ def _bbox(mask: np.ndarray):
     return np.array(lo), np.array(hi)
 
 
-def _shift(offset) -> np.ndarray:
-    """4x4 translation by a voxel offset (the affine of a sub-array starting at ``offset``)."""
+def crop_affine(affine: np.ndarray, offset) -> np.ndarray:
+    """Voxel -> world transform of a sub-array starting at voxel index ``offset`` of ``affine``'s grid."""
     t = np.eye(4)
     t[:3, 3] = offset
-    return t
+    return np.asarray(affine, float) @ t
 
 
 def resample_to_scan(data: np.ndarray, src_affine: np.ndarray, target, *, order: int = 1, cval: float = 0.0) -> np.ndarray:

@@ -69,7 +69,7 @@ def _run_pair_parallel(pre: Path, post: Path, out: Path, *, subject, t2_method, 
     _register_reducers()
     scan_pre = load_anatomy(pre)  # needed anyway for the registration; also fixes the subject id
     subject = subject or default_subject(scan_pre)
-    preload_modules()  # imported once, shared copy-on-write by the forked workers
+    preload_modules(pictures)  # imported once, shared copy-on-write by the forked workers
     with staged_dir(out) as d, ProcessPoolExecutor(2, mp_context=mp.get_context("fork")) as ex:
         futs = [ex.submit(_visit_job, str(path), subject, tp, t2_method, str(d / tp), pictures)
                 for path, tp in ((pre, "pre"), (post, "post"))]

@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import labels as lab
 from ..errors import InputError, MeasurementError
-from ..geometry import resample, resample_mask
+from ..geometry import crop_affine, resample, resample_mask
 from .bulge import band_bulge
 from .frame import LabelIndex, level_frame
 from .heights import plane_heights
@@ -80,9 +80,7 @@ def _t2_roi_stats(t2fit, roi_map, roi_affine, code, box=None):
     if box is not None:
         lo = [max(b.start - 1, 0) for b in box]
         roi_map = roi_map[tuple(slice(a, b.stop + 1) for a, b in zip(lo, box))]
-        shift = np.eye(4)
-        shift[:3, 3] = lo
-        roi_affine = np.asarray(roi_affine, float) @ shift
+        roi_affine = crop_affine(roi_affine, lo)
 
     t2_shape = np.shape(t2fit.t2_ms)
     if len(t2_shape) == 2:

@@ -87,6 +87,7 @@ def sample_planes(
     a_lr, a_ap, a_si = m @ frame.u_lr, m @ frame.u_ap, m @ frame.u_si
     masks = {}
     index = index if index is not None else LabelIndex(labels, affine)
+    lr_increasing = bool(np.all(np.diff(lr) > 0))
     for name, value in structures.items():
         masks[name] = out = np.zeros(shape, np.float32)
         box = index.box(value)
@@ -107,7 +108,7 @@ def sample_planes(
         if any(sl.stop <= sl.start for sl in sel):
             continue
         k, i, j = sel
-        if np.any(np.diff(lr) <= 0):  # offsets not increasing: no search along them
+        if not lr_increasing:  # no search along unsorted offsets
             k = slice(0, len(lr))
         sub = (labels[tuple(slice(a, b) for a, b in zip(lo, hi))] == value).astype(np.float32)
         coords = np.stack([(c0[d] + lr[k, None, None] * a_lr[d] + ap[None, i, None] * a_ap[d]

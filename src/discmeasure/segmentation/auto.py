@@ -37,7 +37,7 @@ from scipy import ndimage
 
 from .. import labels as lab
 from ..errors import SegmentationError
-from ..geometry import bounding_grid, resample
+from ..geometry import bounding_box, bounding_grid, resample
 from .core import Segmentation, levels_of
 
 __all__ = ["segment_auto"]
@@ -69,12 +69,10 @@ def _per_slice(fn, vol, *args):
 
 def _inplane_box(m, margin):
     """Index box of ``m`` (all slices; in-plane bounding box of its voxels grown by ``margin``)."""
-    rows = np.flatnonzero(m.any(axis=(0, 2)))
-    cols = np.flatnonzero(m.any(axis=(0, 1)))
-    if not len(rows):
+    box = bounding_box(m)
+    if box is None:
         return (slice(None),) * 3
-    return (slice(None), slice(max(rows[0] - margin, 0), rows[-1] + margin + 1),
-            slice(max(cols[0] - margin, 0), cols[-1] + margin + 1))
+    return (slice(None),) + tuple(slice(max(a - margin, 0), b + margin) for a, b in zip(box[0][1:], box[1][1:]))
 
 
 def _distance_to(s, sampling):
