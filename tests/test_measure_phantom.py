@@ -2,7 +2,8 @@
 
 The numbers behind the tolerances are in docs/validation.md (benchmarks/validate_measure.py).
 The issue's goal is 0.3 mm; what is asserted here is what the method achieves today, so a
-regression fails: truth labels <= 0.5 mm, automatic segmentation <= 0.6 mm on the sample scans.
+regression fails: truth labels <= 0.3 mm with the image-edge refinement (0.45 mm from the label
+outlines alone, which the test also checks), automatic segmentation <= 0.45 mm on the sample scans.
 """
 
 from __future__ import annotations
@@ -31,16 +32,21 @@ def sample_measurements(sample_scans):
 
 
 @pytest.mark.slow
-def test_truth_labels_bulge_within_half_mm():
+def test_truth_labels_bulge_within_0_3_mm():
     ph = phantom.default_phantom()
     tr = phantom.truth(ph)["levels"]
     shape, aff = phantom.make_grid(fov_mm=(170.0, 220.0), center_mm=(0.0, 0.0, 10.0), spacing=(0.7, 0.7, 4.0),
                                    n_slices=11)
     img, lab = phantom.render_t2w(ph, shape, aff, snr=35, supersample=3, seed=5)
-    df = dm.measure(img, dm.segment(img, method="labels", labels=lab, convention="discmeasure"))
-    err = np.array([r.bulge_mm - tr[r.level]["bulge_mm"] for _, r in df.iterrows()])
-    assert len(err) == 5
-    assert np.max(np.abs(err)) <= 0.5, err
+    seg = dm.segment(img, method="labels", labels=lab, convention="discmeasure")
+    errs = {}
+    for refine in (True, False):
+        df = dm.measure(img, seg, refine_edges=refine)
+        errs[refine] = np.array([r.bulge_mm - tr[r.level]["bulge_mm"] for _, r in df.iterrows()])
+        assert len(errs[refine]) == 5
+    assert np.max(np.abs(errs[True])) <= 0.3, errs[True]
+    # the label outlines alone are half a voxel off here and there: the refinement is what helps
+    assert np.max(np.abs(errs[False])) > 0.4, errs[False]
 
 
 @pytest.mark.slow
@@ -48,7 +54,7 @@ def test_auto_bulge_on_sample_scans(sample_measurements, truth_pair):
     for visit, df in sample_measurements.items():
         t = truth_pair["visits"][visit]["levels"]
         err = np.array([df.loc[lv, "bulge_mm"] - t[lv]["bulge_mm"] for lv in t])
-        assert np.max(np.abs(err)) <= 0.6, (visit, err)
+        assert np.max(np.abs(err)) <= 0.45, (visit, err)
         # no systematic offset (the corner definition removed a +0.6 mm bias)
         assert abs(np.mean(err)) <= 0.25, (visit, err)
 

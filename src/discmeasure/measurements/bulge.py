@@ -33,7 +33,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
 
+from .edges import refine_edge
 from .planes import PlaneStack, contours
 
 __all__ = ["PlaneBulge", "corner", "wall_corner", "plausible_baseline", "plane_bulge", "band_bulge"]
@@ -72,7 +74,7 @@ def _fit_line(u: np.ndarray, v: np.ndarray) -> tuple[float, float] | None:
 
 
 def wall_corner(outline: np.ndarray, vertical: int, *, near_mm: float = 3.0, far_mm: float = 9.0,
-                max_shift_mm: float = 3.0) -> np.ndarray:
+                max_shift_mm: float = 3.0, refine=None) -> np.ndarray:
     """Posterior corner of a vertebral body outline: posterior wall x endplate line intersection.
 
     Parameters
@@ -89,6 +91,10 @@ def wall_corner(outline: np.ndarray, vertical: int, *, near_mm: float = 3.0, far
         The fitted corner must lie within this distance of the support point, and not inside
         the body (more than 0.5 mm against the outward diagonal); otherwise the support point
         is returned.
+    refine : callable, optional
+        ``refine(points, direction) -> (points, moved)``, e.g. :func:`~.edges.refine_edge` on the
+        plane's image: the posterior wall's points are moved onto the image edge (direction
+        -ap) before the wall line is fitted.
 
     Returns
     -------
@@ -117,7 +123,12 @@ def wall_corner(outline: np.ndarray, vertical: int, *, near_mm: float = 3.0, far
         u_si, inv = np.unique(rows, return_inverse=True)
         post = np.full(len(u_si), np.inf)
         np.minimum.at(post, inv, ap[w])
-        wall = _fit_line(u_si * 0.25, post)
+        rows_si = u_si * 0.25
+        if refine is not None:
+            moved_pts, moved = refine(np.column_stack([post, rows_si]), (-1.0, 0.0))
+            if _consistent_shift(moved_pts[:, 0] - post, moved):
+                post, rows_si = moved_pts[moved, 0], rows_si[moved]
+        wall = _fit_line(rows_si, post)
     # endplate: columns anterior of the corner, the outline point nearest the disc
     d_ap = ap - seed[0]
     e = (d_ap >= near_mm) & (d_ap <= far_mm) & (d_si <= near_mm) & (d_si >= -near_mm)
@@ -145,6 +156,22 @@ def wall_corner(outline: np.ndarray, vertical: int, *, near_mm: float = 3.0, far
     if d @ (np.array([-1.0, float(vertical)]) / np.sqrt(2.0)) < -0.5 or np.linalg.norm(d) > max_shift_mm:
         return seed
     return pt
+
+
+def _consistent_shift(shift: np.ndarray, moved: np.ndarray, *, min_share: float = 0.75,
+                      max_spread_mm: float = 0.35, min_points: int = 4) -> bool:
+    """Whether an image-edge refinement of a run of outline points can be trusted.
+
+    The label outline and the image edge must run parallel: most points (``min_share``) found
+    an edge, and their shifts agree within ``max_spread_mm`` (robust SD; a label map's own
+    jitter against a straight edge is within half a voxel). A label outline that crosses the
+    edge, or edges found only here and there (a dark ligament between the structure and the
+    bright fluid on a real scan), leave the label outline as it is.
+    """
+    if moved.sum() < min_points or moved.mean() < min_share:
+        return False
+    s = shift[moved]
+    return bool(1.4826 * np.median(np.abs(s - np.median(s))) <= max_spread_mm)
 
 
 def _largest(cs: list[np.ndarray]) -> np.ndarray | None:
@@ -182,8 +209,24 @@ def plausible_baseline(c_pi: np.ndarray, c_ps: np.ndarray, *, max_tilt_deg: floa
     return bool(abs(base[0]) <= np.tan(np.radians(max_tilt_deg)) * abs(base[1]))
 
 
-def plane_bulge(stack: PlaneStack, k: int, *, max_extension_mm: float = 3.0) -> PlaneBulge | None:
-    """Bulge on plane ``k`` of ``stack``; None where the disc or a body is absent on that plane."""
+def _outward_normals(mask: np.ndarray, ap: np.ndarray, si: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    """Unit outward normals (ap, si) of a soft mask's iso-line at ``pts`` (minus its gradient)."""
+    g_ap, g_si = np.gradient(mask.astype(float), ap[1] - ap[0], si[1] - si[0])
+    idx = [(pts[:, 0] - ap[0]) / (ap[1] - ap[0]), (pts[:, 1] - si[0]) / (si[1] - si[0])]
+    g = -np.column_stack([ndimage.map_coordinates(g_ap, idx, order=1, mode="nearest"),
+                          ndimage.map_coordinates(g_si, idx, order=1, mode="nearest")])
+    return g / np.maximum(np.linalg.norm(g, axis=1, keepdims=True), 1e-12)
+
+
+def plane_bulge(stack: PlaneStack, k: int, *, max_extension_mm: float = 3.0,
+                refine_edges: bool = True) -> PlaneBulge | None:
+    """Bulge on plane ``k`` of ``stack``; None where the disc or a body is absent on that plane.
+
+    With ``refine_edges`` and an image on the stack (``stack.image``), the posterior walls of
+    the bodies (for the corners) and the disc's posterior boundary are placed on the image's
+    dark-to-bright edge next to the label outline (:func:`~.edges.refine_edge`), not on the
+    label's voxel faces.
+    """
     ap, si = stack.ap, stack.si
     disc_cs = contours(stack.masks["disc"][k], ap, si)
     if not disc_cs:
@@ -193,8 +236,15 @@ def plane_bulge(stack: PlaneStack, k: int, *, max_extension_mm: float = 3.0) -> 
     lo = _near_disc(contours(stack.masks["lower"][k], ap, si), disc_pts)
     if up is None or lo is None:
         return None
-    c_pi = wall_corner(up, -1)  # posterior (-ap) and inferior (-si)
-    c_ps = wall_corner(lo, +1)  # posterior (-ap) and superior (+si)
+    refine = None
+    if refine_edges and stack.image is not None:
+        img = stack.image[k]
+
+        def refine(p, direction):
+            return refine_edge(img, ap, si, p, direction)
+
+    c_pi = wall_corner(up, -1, refine=refine)  # posterior (-ap) and inferior (-si)
+    c_ps = wall_corner(lo, +1, refine=refine)  # posterior (-ap) and superior (+si)
     base = c_ps - c_pi
     length = np.linalg.norm(base)
     if length < 1e-6:
@@ -209,9 +259,19 @@ def plane_bulge(stack: PlaneStack, k: int, *, max_extension_mm: float = 3.0) -> 
     keep = (along >= -max_extension_mm) & (along <= length + max_extension_mm)
     if not keep.any():
         return None
+    cand = disc_pts[keep]
     dist = rel[keep] @ n
+    if refine is not None:
+        # posterior-facing boundary points near the maximum: onto the image edge along n
+        facing = (_outward_normals(stack.masks["disc"][k], ap, si, cand) @ n > 0.7) & (dist >= dist.max() - 1.5)
+        if facing.any():
+            moved_pts, moved = refine(cand[facing], n)
+            if _consistent_shift((moved_pts - cand[facing]) @ n, moved):
+                cand = cand.copy()
+                cand[np.flatnonzero(facing)[moved]] = moved_pts[moved]
+                dist = (cand - c_pi) @ n
     i = int(np.argmax(dist))
-    return PlaneBulge(float(stack.lr[k]), float(dist[i]), c_pi, c_ps, disc_pts[keep][i], plausible_baseline(c_pi, c_ps))
+    return PlaneBulge(float(stack.lr[k]), float(dist[i]), c_pi, c_ps, cand[i], plausible_baseline(c_pi, c_ps))
 
 
 def band_bulge(stack: PlaneStack) -> tuple[PlaneBulge | None, PlaneBulge | None, list[PlaneBulge]]:

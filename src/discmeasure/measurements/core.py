@@ -99,7 +99,7 @@ def _t2_roi_stats(t2fit, roi_map, roi_affine, code, box=None):
 
 
 def measure(scan, segmentation, *, t2=None, band_mm: float = 5.0, plane_step_mm: float = 1.0,
-            sample_step_mm: float = 0.25):
+            sample_step_mm: float = 0.25, refine_edges: bool = True):
     """Measure every disc level of a segmented T2-weighted scan.
 
     Parameters
@@ -115,6 +115,10 @@ def measure(scan, segmentation, *, t2=None, band_mm: float = 5.0, plane_step_mm:
         maximum bulge (default 5 mm).
     plane_step_mm, sample_step_mm : float
         Spacing of the sagittal planes and of the in-plane samples.
+    refine_edges : bool
+        Place the disc's posterior boundary and the bodies' posterior walls (hence the corners
+        C_PI, C_PS) on the image's edge next to the label outline, to sub-voxel precision
+        (:mod:`~discmeasure.measurements.edges`); False uses the label outlines alone.
 
     Returns
     -------
@@ -147,7 +151,8 @@ def measure(scan, segmentation, *, t2=None, band_mm: float = 5.0, plane_step_mm:
         if not frame.has_canal:
             flags.append("no_canal_label")
         offs = _band_offsets(index, frame, band_mm, plane_step_mm)
-        stack = sample_planes(lbl, aff, frame, lr_offsets=offs, step=sample_step_mm, index=index)
+        stack = sample_planes(lbl, aff, frame, lr_offsets=offs, step=sample_step_mm, index=index,
+                              image=image if refine_edges else None)
         best, mid, per_plane = band_bulge(stack)
         n_bad = sum(not b.plausible for b in per_plane)
         if n_bad:

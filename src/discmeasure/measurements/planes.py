@@ -35,6 +35,7 @@ class PlaneStack:
     si: np.ndarray
     masks: dict[str, np.ndarray]
     step: float
+    image: np.ndarray | None = None  # the scan's intensities on the planes (trilinear), if given
 
     def world(self, k: int | float, ap, si) -> np.ndarray:
         """World points of plane coordinates (plane index ``k`` or an lr offset in mm if float)."""
@@ -53,6 +54,7 @@ def sample_planes(
     step: float = 0.25,
     structures: dict[str, int] | None = None,
     index=None,
+    image: np.ndarray | None = None,
 ) -> PlaneStack:
     """Resample soft masks of the level's structures onto sagittal planes.
 
@@ -72,6 +74,10 @@ def sample_planes(
         Name -> label; default disc, upper and lower vertebral bodies.
     index : LabelIndex, optional
         Bounding boxes of the labels (:class:`~discmeasure.measurements.frame.LabelIndex`).
+    image : ndarray, optional
+        The scan's intensities on the label map's grid. When given, they are interpolated
+        (trilinear) onto the planes within the structures' box (``PlaneStack.image``, 0 outside),
+        for the image-based edge refinement of :mod:`~discmeasure.measurements.edges`.
     """
     if structures is None:
         structures = {"disc": frame.label, "upper": frame.upper, "lower": frame.lower}
@@ -88,9 +94,23 @@ def sample_planes(
     masks = {}
     index = index if index is not None else LabelIndex(labels, affine)
     lr_increasing = bool(np.all(np.diff(lr) > 0))
-    for name, value in structures.items():
-        masks[name] = out = np.zeros(shape, np.float32)
-        box = index.box(value)
+    boxes = {name: index.box(value) for name, value in structures.items()}
+    items = [(name, value, boxes[name]) for name, value in structures.items()]
+    if image is not None:
+        # the image over the union of the structures' boxes (grown by 2 mm worth of voxels)
+        present = [b for b in boxes.values() if b is not None]
+        if present:
+            grow = int(np.ceil(2.0 / min(np.linalg.norm(np.asarray(affine)[:3, :3], axis=0))))
+            union = tuple(slice(max(min(b[d].start for b in present) - grow, 0),
+                                min(max(b[d].stop for b in present) + grow, labels.shape[d])) for d in range(3))
+            items.append(("__image__", None, union))
+    img_out = None
+    for name, value, box in items:
+        out = np.zeros(shape, np.float32)
+        if name == "__image__":
+            img_out = out
+        else:
+            masks[name] = out
         if box is None:
             continue
         lo = np.maximum(np.array([b.start for b in box]) - 2, 0)
@@ -110,12 +130,14 @@ def sample_planes(
         k, i, j = sel
         if not lr_increasing:  # no search along unsorted offsets
             k = slice(0, len(lr))
-        sub = (labels[tuple(slice(a, b) for a, b in zip(lo, hi))] == value).astype(np.float32)
+        crop = tuple(slice(a, b) for a, b in zip(lo, hi))
+        sub = np.asarray(image[crop], np.float32) if value is None else (labels[crop] == value).astype(np.float32)
         coords = np.stack([(c0[d] + lr[k, None, None] * a_lr[d] + ap[None, i, None] * a_ap[d]
                             + si[None, None, j] * a_si[d] - lo[d]).ravel() for d in range(3)])
-        vals = ndimage.map_coordinates(sub, coords, order=1, mode="constant", cval=0.0, prefilter=False)
+        mode = "nearest" if value is None else "constant"  # the image does not fall to 0 at its crop's edge
+        vals = ndimage.map_coordinates(sub, coords, order=1, mode=mode, cval=0.0, prefilter=False)
         out[k, i, j] = vals.reshape(k.stop - k.start, i.stop - i.start, j.stop - j.start)
-    return PlaneStack(frame, lr, ap, si, masks, step)
+    return PlaneStack(frame, lr, ap, si, masks, step, img_out)
 
 
 def contours(plane: np.ndarray, ap: np.ndarray, si: np.ndarray, level: float = 0.5) -> list[np.ndarray]:
