@@ -345,19 +345,25 @@ def _stacked(a, b):
     return overlap >= 0.5 * min(a["ap"][1] - a["ap"][0], b["ap"][1] - b["ap"][0])
 
 
+def _fill(b):
+    """Share of a blob's bounding box (AP x SI) that it fills."""
+    return b["area"] / max((b["ap"][1] - b["ap"][0]) * (b["si"][1] - b["si"][0]), 1e-6)
+
+
 def _longest_chain(blobs):
     """Longest top-to-bottom sequence of blobs each :func:`_stacked` on the previous one.
 
     Dynamic programming over the blobs sorted by height (longest path in a directed acyclic
     graph; Cormen et al., Introduction to Algorithms, 3rd ed., MIT Press 2009, ch. 24.2); ties go
-    to the larger total area. Returns the blobs of the chain, top first.
+    to the more compact blobs (a body cut off its pedicles and the tissue in front rather than the
+    same body with them). Returns the blobs of the chain, top first.
     """
     c = sorted(blobs, key=lambda d: -d["c"][1])
-    best = [(1, b["area"], -1) for b in c]
+    best = [(1, _fill(b), -1) for b in c]
     for j in range(len(c)):
         for i in range(j):
             if best[i][0] + 1 >= best[j][0] and _stacked(c[i], c[j]):
-                cand = (best[i][0] + 1, best[i][1] + c[j]["area"], i)
+                cand = (best[i][0] + 1, best[i][1] + _fill(c[j]), i)
                 if cand[:2] > best[j][:2]:
                     best[j] = cand
     if not c:
@@ -400,30 +406,39 @@ def _column_from_chain(Wf, fg, sp, t_low, t_high, x_centre, *, min_bodies=3, hal
             best, best_x = chain, x
     if len(best) < min_bodies:
         return None
-    zs, wall = [], []
-    for b in best:
+    return _column_along_walls(best, best_x, Wf.shape[2], sp)
+
+
+def _column_along_walls(chain, x, nz, sp):
+    """Column line (``(a_c, x_c, z_lo, z_hi)`` as from :func:`_column_from_canal`) along the posterior walls of stacked bodies.
+
+    Each body's posterior wall is the median, over its rows, of its most posterior voxel (robust
+    to the rounded corners of an opening); the line runs through those walls at the bodies' SI
+    centres, linearly in between, and straight in SI beyond the chain (a global polynomial, or the
+    end pairs' slope, swings far in front of the sacrum, which turns backwards), 2 mm behind the
+    walls. ``chain``: blobs (dicts with ``mask``
+    and ``sl``, sagittal (AP x SI) sections, indices of the working grid) top first; ``x``: their
+    left-right index.
+    """
+    zc, wall = [], []
+    for b in chain:
         m, sl = b["mask"], b["sl"]
-        for k in range(m.shape[1]):
-            col = np.flatnonzero(m[:, k])
-            if col.size:
-                zs.append(sl[1].start + k)
-                wall.append(sl[0].start + col.min())
-    zs, wall = np.asarray(zs, float), np.asarray(wall, float)
-    kk = np.arange(Wf.shape[2], dtype=float)
-    p = np.polyfit(zs, wall, min(2, len(best) - 1))
-    lo, hi = zs.min(), zs.max()
-    a_c = np.polyval(p, np.clip(kk, lo, hi))
-    slope = np.polyval(np.polyder(p), np.clip(kk, lo, hi))
-    a_c += slope * (kk - np.clip(kk, lo, hi))  # linear beyond the chain
-    a_c -= 2.0 / sp[1]
-    x_c = np.full(Wf.shape[2], float(best_x))
-    return a_c, x_c, lo - 40.0 / sp[2], hi + 40.0 / sp[2]
+        rows = [k for k in range(m.shape[1]) if m[:, k].any()]
+        wall.append(sl[0].start + float(np.median([np.flatnonzero(m[:, k]).min() for k in rows])))
+        zc.append(sl[1].start + float(np.mean(rows)))
+    order = np.argsort(zc)
+    zc, wall = np.asarray(zc)[order], np.asarray(wall)[order]
+    kk = np.arange(nz, dtype=float)
+    a_c = np.interp(kk, zc, wall) - 2.0 / sp[1]
+    half = 0.5 * max(b["sl"][1].stop - b["sl"][1].start for b in chain)
+    return a_c, np.full(nz, float(x)), zc[0] - half - 40.0 / sp[2], zc[-1] + half + 40.0 / sp[2]
 
 
 def _stacked_bodies(comp, bodies, sp):
     """The bodies that stack into one column: :func:`_longest_chain` of their largest sagittal sections.
 
-    ``bodies`` as from :func:`_find_bodies`; returns the sublist in the chain (top first).
+    ``bodies`` as from :func:`_find_bodies`; returns the chain's sections (top first; dicts as
+    from :func:`_body_blobs` plus ``body``, the entry of ``bodies``, and ``x``, the slice index).
     """
     blobs = []
     for b in bodies:
@@ -432,10 +447,10 @@ def _stacked_bodies(comp, bodies, sp):
         sl = ndimage.find_objects(m[x].astype(np.int8))[0]
         mm = m[x][sl]
         yc, zc = ndimage.center_of_mass(mm)
-        blobs.append(dict(body=b, area=mm.sum() * sp[1] * sp[2], ap=(sl[0].start * sp[1], sl[0].stop * sp[1]),
+        blobs.append(dict(body=b, x=x, sl=sl, mask=mm, area=mm.sum() * sp[1] * sp[2], ap=(sl[0].start * sp[1], sl[0].stop * sp[1]),
                           si=(sl[1].start * sp[2], sl[1].stop * sp[2]),
                           c=((yc + sl[0].start) * sp[1], (zc + sl[1].start) * sp[2])))
-    return [d["body"] for d in _longest_chain(blobs)]
+    return _longest_chain(blobs)
 
 
 def _find_bodies(Wf, fg, valid, sp, shape, column, t_low, t_high, min_body_mm3, depth_mm, halfwidth_mm):
@@ -541,8 +556,8 @@ def segment_auto(scan, *, inplane_mm: float = 0.8, column_depth_mm: float = 60.0
         stacked = _stacked_bodies(alt[0], alt[1], sp)
         if found is None or len(stacked) > len(_stacked_bodies(found[0], found[1], sp)):
             # without the canal, what lies off the chain (bowel, psoas, pelvis in front of the
-            # sacrum near the extrapolated column line) is not taken for a body
-            found, canal = (alt[0], stacked) + alt[2:], np.zeros(shape, bool)
+            # sacrum near the column line) is not taken for a body
+            found, canal = (alt[0], [d["body"] for d in stacked]) + alt[2:], np.zeros(shape, bool)
     if found is None:
         raise SegmentationError("no spinal canal found (no long, thin bright structure) and no chain of "
                                 "vertebral bodies", hint="give a sagittal T2-weighted lumbar series, or use seeded segmentation")
