@@ -224,8 +224,9 @@ def test_auto_on_real_2d_slices_without_bright_csf(testdata):
 
     Before the column could be found from a chain of stacked vertebral bodies, three of the six
     were refused ("0/1 vertebral bodies found") and the mean disc Dice was 0.17 (0.557, 0, 0,
-    0.000, 0.471, 0). Now every slice is segmented with at least five disc levels; the mean disc
-    Dice is asserted at the level reached (0.62) minus a small margin. The goal of issue 5 (0.90)
+    0.000, 0.471, 0). Now every slice is segmented with at least five disc levels; the Dice values
+    are asserted at the level reached (disc mean 0.647, min 0.556; vertebra mean 0.765, min 0.651)
+    minus a small margin. The goal of issue 5 (0.90)
     is not reached: the annotation counts the dark endplate line as disc, the discmeasure
     convention (like the phantom truth) counts the cortex as body (docs/validation.md).
     """
@@ -242,6 +243,6 @@ def test_auto_on_real_2d_slices_without_bright_csf(testdata):
         assert len(seg.levels) >= 5, (i, seg.levels)
         dds.append(dice((lab > 100) & (lab < 130), m == 1))
         vds.append(dice((lab >= 1) & (lab <= 26), m == 2))
-        assert dds[-1] > 0.45 and vds[-1] > 0.5, (i, dds[-1], vds[-1])
-    assert np.mean(dds) > 0.60, dds
-    assert np.mean(vds) > 0.70, vds
+        assert dds[-1] > 0.53 and vds[-1] > 0.62, (i, dds[-1], vds[-1])
+    assert np.mean(dds) > 0.63, dds
+    assert np.mean(vds) > 0.75, vds

@@ -384,8 +384,9 @@ def _column_from_chain(Wf, fg, sp, t_low, t_high, x_centre, *, min_bodies=3, hal
     chain of compact intermediate-signal blocks of similar size separated by thin dark bands
     (:func:`_body_blobs`, :func:`_longest_chain`), sought in every sagittal slice of the working
     grid within ``halfwidth_mm`` of ``x_centre`` (every ``step_mm``: the mid-sagittal slices show
-    the bodies at full size). The posterior walls of the chain's blocks, fitted along SI, stand in
-    for the canal's anterior border (2 mm behind them), extended linearly beyond the chain.
+    the bodies at full size; searched at about 1 mm in-plane, every other voxel of a finer grid,
+    which is plenty for 25-50 mm blocks). The line along the posterior walls of the chain's blocks
+    (:func:`_column_along_walls`) stands in for the canal's anterior border.
 
     Returns
     -------
@@ -393,23 +394,25 @@ def _column_from_chain(Wf, fg, sp, t_low, t_high, x_centre, *, min_bodies=3, hal
         ``(a_c, x_c, z_lo, z_hi)`` as from :func:`_column_from_canal`, or None when no slice holds
         a chain of ``min_bodies`` blocks.
     """
-    sp2 = (sp[1], sp[2])
-    mid = fg & (Wf > t_low) & (Wf < t_high)
+    k = max(1, int(round(1.0 / sp[1])))  # in-plane stride to about 1 mm
+    sp2 = (sp[1] * k, sp[2] * k)
     best, best_x = [], 0
     half, step = int(halfwidth_mm / sp[0]), max(1, int(round(step_mm / sp[0])))
     xs = np.arange(x_centre - half, x_centre + half + 1, step)
     for x in xs[(xs >= 0) & (xs < Wf.shape[0])]:
-        if mid[x].sum() * sp[1] * sp[2] < 3 * 150.0:
+        w = Wf[x, ::k, ::k]
+        mid = fg[x, ::k, ::k] & (w > t_low) & (w < t_high)
+        if mid.sum() * sp2[0] * sp2[1] < 3 * 150.0:
             continue
-        chain = _longest_chain(_body_blobs(mid[x], sp2))
+        chain = _longest_chain(_body_blobs(mid, sp2))
         if (len(chain), sum(b["area"] for b in chain)) > (len(best), sum(b["area"] for b in best)):
             best, best_x = chain, x
     if len(best) < min_bodies:
         return None
-    return _column_along_walls(best, best_x, Wf.shape[2], sp)
+    return _column_along_walls(best, best_x, Wf.shape[2], sp, stride=k)
 
 
-def _column_along_walls(chain, x, nz, sp):
+def _column_along_walls(chain, x, nz, sp, *, stride=1):
     """Column line (``(a_c, x_c, z_lo, z_hi)`` as from :func:`_column_from_canal`) along the posterior walls of stacked bodies.
 
     Each body's posterior wall is the median, over its rows, of its most posterior voxel (robust
@@ -417,40 +420,102 @@ def _column_along_walls(chain, x, nz, sp):
     centres, linearly in between, and straight in SI beyond the chain (a global polynomial, or the
     end pairs' slope, swings far in front of the sacrum, which turns backwards), 2 mm behind the
     walls. ``chain``: blobs (dicts with ``mask``
-    and ``sl``, sagittal (AP x SI) sections, indices of the working grid) top first; ``x``: their
-    left-right index.
+    and ``sl``, sagittal (AP x SI) sections, indices of the working grid subsampled by ``stride``)
+    top first; ``x``: their left-right index.
     """
     zc, wall = [], []
     for b in chain:
         m, sl = b["mask"], b["sl"]
         rows = [k for k in range(m.shape[1]) if m[:, k].any()]
-        wall.append(sl[0].start + float(np.median([np.flatnonzero(m[:, k]).min() for k in rows])))
-        zc.append(sl[1].start + float(np.mean(rows)))
+        wall.append(stride * (sl[0].start + float(np.median([np.flatnonzero(m[:, k]).min() for k in rows]))))
+        zc.append(stride * (sl[1].start + float(np.mean(rows))))
     order = np.argsort(zc)
     zc, wall = np.asarray(zc)[order], np.asarray(wall)[order]
     kk = np.arange(nz, dtype=float)
     a_c = np.interp(kk, zc, wall) - 2.0 / sp[1]
-    half = 0.5 * max(b["sl"][1].stop - b["sl"][1].start for b in chain)
+    half = 0.5 * stride * max(b["sl"][1].stop - b["sl"][1].start for b in chain)
     return a_c, np.full(nz, float(x)), zc[0] - half - 40.0 / sp[2], zc[-1] + half + 40.0 / sp[2]
+
+
+def _section(m, sp):
+    """Largest sagittal section of a 3-D mask as a blob dict (as from :func:`_body_blobs`, plus ``x``, its slice)."""
+    x = int(np.argmax(m.sum(axis=(1, 2))))
+    sl = ndimage.find_objects(m[x].astype(np.int8))[0]
+    mm = m[x][sl]
+    yc, zc = ndimage.center_of_mass(mm)
+    return dict(x=x, sl=sl, mask=mm, area=mm.sum() * sp[1] * sp[2], ap=(sl[0].start * sp[1], sl[0].stop * sp[1]),
+                si=(sl[1].start * sp[2], sl[1].stop * sp[2]), c=((yc + sl[0].start) * sp[1], (zc + sl[1].start) * sp[2]))
 
 
 def _stacked_bodies(comp, bodies, sp):
     """The bodies that stack into one column: :func:`_longest_chain` of their largest sagittal sections.
 
     ``bodies`` as from :func:`_find_bodies`; returns the chain's sections (top first; dicts as
-    from :func:`_body_blobs` plus ``body``, the entry of ``bodies``, and ``x``, the slice index).
+    from :func:`_section` plus ``body``, the entry of ``bodies``).
     """
-    blobs = []
-    for b in bodies:
-        m = comp == b[1]
-        x = int(np.argmax(m.sum(axis=(1, 2))))
-        sl = ndimage.find_objects(m[x].astype(np.int8))[0]
-        mm = m[x][sl]
-        yc, zc = ndimage.center_of_mass(mm)
-        blobs.append(dict(body=b, x=x, sl=sl, mask=mm, area=mm.sum() * sp[1] * sp[2], ap=(sl[0].start * sp[1], sl[0].stop * sp[1]),
-                          si=(sl[1].start * sp[2], sl[1].stop * sp[2]),
-                          c=((yc + sl[0].start) * sp[1], (zc + sl[1].start) * sp[2])))
-    return _longest_chain(blobs)
+    return _longest_chain([dict(_section(comp == b[1], sp), body=b) for b in bodies])
+
+
+def _extend_chain(Wf, found, stacked, sp, t_high, min_vol):
+    """One more body at each end of a chain, found with a threshold set by the end body's own contrast.
+
+    The receive coil's sensitivity falls off towards the ends of the field of view, so the sacrum
+    (or the highest body) can be darker than the column's marrow threshold and is lost to the dark
+    class. Beyond each end body, within 1.5 times the chain's pitch, the intermediate class is
+    re-thresholded halfway between that body's marrow (median) and the disc next to it (median
+    signal of the darkest row between it and its neighbour, over its AP span) -- a local two-class threshold
+    (Gonzalez & Woods, Digital Image Processing, 4th ed., 2018, ch. 10.3) -- opened, hole-filled,
+    and the largest component that passes as a body (:func:`_body_check`) and stacks on the end
+    body (:func:`_stacked`) is added. Returns ``found`` and ``stacked`` updated.
+    """
+    comp, bodies, mid_raw, roi, rel_ap, t_low = found
+    if len(stacked) < 3:
+        return found, stacked
+    s_ip = sp[1]
+    pitch = float(np.median(-np.diff([b["c"][1] for b in stacked])))
+    a_c = -rel_ap[0, 0, :] / s_ip  # the column's posterior line (rel_ap = (y - a_c) x AP spacing)
+    nz = Wf.shape[2]
+    for end, nb, below in ((stacked[-1], stacked[-2], True), (stacked[0], stacked[1], False)):
+        x, sl = end["x"], end["sl"]
+        marrow = float(np.median(Wf[comp == end["body"][1]]))
+        y0, y1 = sl[0].start, sl[0].stop
+        if below:
+            g0, g1 = int(round(end["si"][1] / sp[2])), int(round(nb["si"][0] / sp[2]))
+            w0, w1 = max(int(round((end["si"][0] - 1.5 * pitch) / sp[2])), 0), sl[1].start
+        else:
+            g0, g1 = int(round(nb["si"][1] / sp[2])), int(round(end["si"][0] / sp[2]))
+            w0, w1 = sl[1].stop, min(int(round((end["si"][1] + 1.5 * pitch) / sp[2])), nz)
+        gap = Wf[x, y0:y1, g0:g1]
+        if gap.size == 0 or w1 - w0 < 3:
+            continue
+        t = 0.5 * (marrow + float(np.min(np.median(gap, axis=0))))  # the disc's darkest row
+        win = np.zeros(Wf.shape, bool)
+        win[:, :, w0:w1] = True
+        # the sacrum tilts backwards (lumbosacral angle): below the chain, up to 8 mm behind its line
+        cand_raw = win & roi & (rel_ap > (-8.0 if below else 1.0)) & (Wf > t) & (Wf < t_high) & ~np.isin(comp, [b[1] for b in bodies])
+        cand = _per_slice(lambda s: ndimage.binary_fill_holes(ndimage.binary_opening(s, _ball2(2.0 / s_ip))), cand_raw)
+        cc, nc = ndimage.label(cand)
+        best = None
+        for j, csl in enumerate(ndimage.find_objects(cc), start=1):
+            if csl is None:
+                continue
+            m = cc == j
+            if _body_check(m[csl], csl, sp, a_c, min_vol) != "":
+                continue
+            sec = _section(m, sp)
+            ok = _stacked(end, sec) if below else _stacked(sec, end)
+            if ok and (best is None or sec["area"] > best[1]["area"]):
+                best = (m, sec)
+        if best is None:
+            continue
+        n = int(comp.max()) + 1
+        comp[best[0]] = n
+        mid_raw = mid_raw | (cand_raw & ndimage.binary_dilation(best[0], iterations=3))
+        body = (ndimage.center_of_mass(best[0])[2], n, 2.0)
+        bodies = bodies + [body]
+        sec = dict(best[1], body=body)
+        stacked = stacked + [sec] if below else [sec] + stacked
+    return (comp, bodies, mid_raw, roi, rel_ap, t_low), stacked
 
 
 def _find_bodies(Wf, fg, valid, sp, shape, column, t_low, t_high, min_body_mm3, depth_mm, halfwidth_mm):
@@ -547,16 +612,19 @@ def segment_auto(scan, *, inplane_mm: float = 0.8, column_depth_mm: float = 60.0
     if column is not None:
         found = _find_bodies(Wf, fg, valid, sp, shape, column, t_low, t_high, min_body_mm3,
                              column_depth_mm, column_halfwidth_mm)
-    # the column hypothesis whose bodies stack into the longer chain wins (the canal's on a tie)
+    # the column hypothesis whose bodies stack into the longer chain wins (the canal's on a tie);
+    # a chain of blocks shorter than the canal's chain of bodies is not followed up
     x_mid = int(round(np.median(column[1]))) if column is not None else int(np.argmax(fg.sum(axis=(1, 2))))
-    chain_column = _column_from_chain(Wf, fg, sp, t_low, t_high, x_mid)
+    n_canal = len(_stacked_bodies(found[0], found[1], sp)) if found is not None else 0
+    chain_column = _column_from_chain(Wf, fg, sp, t_low, t_high, x_mid, min_bodies=max(3, n_canal))
     if chain_column is not None:
         alt = _find_bodies(Wf, fg, valid, sp, shape, chain_column, t_low, t_high, min_body_mm3,
                            column_depth_mm, column_halfwidth_mm)
         stacked = _stacked_bodies(alt[0], alt[1], sp)
-        if found is None or len(stacked) > len(_stacked_bodies(found[0], found[1], sp)):
+        if len(stacked) > n_canal:
             # without the canal, what lies off the chain (bowel, psoas, pelvis in front of the
             # sacrum near the column line) is not taken for a body
+            alt, stacked = _extend_chain(Wf, alt, stacked, sp, t_high, min_body_mm3 * (1 if shape[0] > 1 else 0.02))
             found, canal = (alt[0], [d["body"] for d in stacked]) + alt[2:], np.zeros(shape, bool)
     if found is None:
         raise SegmentationError("no spinal canal found (no long, thin bright structure) and no chain of "
@@ -575,9 +643,11 @@ def segment_auto(scan, *, inplane_mm: float = 0.8, column_depth_mm: float = 60.0
     for _, i, r_open in bodies:
         m = comp == i
         # undo the opening's corner rounding: regrow by the opening radius inside the intermediate
-        # class (per slice, within the body's box grown by the radius: the same result as whole slices)
+        # class (per slice, within the body's box grown by the radius: the same result as whole slices),
+        # but not into another component the opening cut off (a nucleus with marrow-like signal)
         box = _inplane_box(m, int(np.ceil(r_open / s_ip)) + 2)
-        m[box] |= _per_slice(lambda s: ndimage.binary_dilation(s, _ball2(r_open / s_ip)), m[box]) & mid_raw[box]
+        free = mid_raw[box] & ((comp[box] == 0) | (comp[box] == i))
+        m[box] |= _per_slice(lambda s: ndimage.binary_dilation(s, _ball2(r_open / s_ip)), m[box]) & free
         # bright (fatty) marrow: pockets of bright-class signal whose rim is mostly this body
         m = _marrow_pockets(m, bright_col)
         # add the cortical shell back: ~1.2 mm of dark cortex, plus the half voxel that the
