@@ -8,7 +8,10 @@ Pipeline (all on a world-aligned working grid, so any scan orientation works):
    thresholds (Liao, Chen & Chung 2001) inside the body outline;
 3. the **canal** is the bright connected component that is long in SI, thin in AP and
    narrow in LR (the dural sac); its anterior border, smoothed along SI, defines the
-   vertebral column's region of interest in front of it (this follows lordosis and scoliosis);
+   vertebral column's region of interest in front of it (this follows lordosis and scoliosis).
+   Where the CSF is grey, the column is found as the longest chain of stacked body-like blocks
+   (:func:`_column_from_chain`); both hypotheses go through step 4 and the one whose bodies
+   stack into the longer chain wins (the canal's on a tie);
 4. **vertebral bodies** are the intermediate-intensity (marrow) components of that region
    after a morphological opening that cuts them apart at the dark endplates and discs
    (components too big for a body are opened again with larger disks, which cuts off tissue
