@@ -216,3 +216,33 @@ def test_missed_bodies_from_spacing():
     assert missed_bodies([0, -35, -70, -175, -210]) == [0, 0, 2, 0]
     assert missed_bodies([0, -34, -70, -104, -141]) == [0, 0, 0, 0]  # normal variation
     assert missed_bodies([0, -35, -105]) == [0, 0]  # too few pairs to tell
+
+
+@pytest.mark.testdata
+def test_auto_on_real_2d_slices_without_bright_csf(testdata):
+    """Real mid-sagittal slices (vesal_lumbar_2d, MIT): four of the six fully annotated ones have grey CSF.
+
+    Before the column could be found from a chain of stacked vertebral bodies, three of the six
+    were refused ("0/1 vertebral bodies found") and the mean disc Dice was 0.17 (0.557, 0, 0,
+    0.000, 0.471, 0). Now every slice is segmented with at least five disc levels; the Dice values
+    are asserted at the level reached (disc mean 0.647, min 0.556; vertebra mean 0.765, min 0.651)
+    minus a small margin. The goal of issue 5 (0.90)
+    is not reached: the annotation counts the dark endplate line as disc, the discmeasure
+    convention (like the phantom truth) counts the cortex as body (docs/validation.md).
+    """
+    from PIL import Image
+
+    d = testdata / "spine" / "vesal_lumbar_2d"
+    aff = np.array([[0, 0, 1.0, 0], [-1.0, 0, 0, 0], [0, -1.0, 0, 0], [0, 0, 0, 1]])  # 1 mm, i posterior, j inferior
+    dds, vds = [], []
+    for i in (2, 3, 6, 7, 8, 9):
+        im = np.asarray(Image.open(d / "images" / f"{i}.png").convert("L"), float)
+        m = np.load(d / "masks" / f"{i}.npy")
+        seg = segment(Scan(im.T[:, :, None], aff))
+        lab = seg.labels[:, :, 0].T
+        assert len(seg.levels) >= 5, (i, seg.levels)
+        dds.append(dice((lab > 100) & (lab < 130), m == 1))
+        vds.append(dice((lab >= 1) & (lab <= 26), m == 2))
+        assert dds[-1] > 0.53 and vds[-1] > 0.62, (i, dds[-1], vds[-1])
+    assert np.mean(dds) > 0.63, dds
+    assert np.mean(vds) > 0.75, vds

@@ -8,7 +8,10 @@ Pipeline (all on a world-aligned working grid, so any scan orientation works):
    thresholds (Liao, Chen & Chung 2001) inside the body outline;
 3. the **canal** is the bright connected component that is long in SI, thin in AP and
    narrow in LR (the dural sac); its anterior border, smoothed along SI, defines the
-   vertebral column's region of interest in front of it (this follows lordosis and scoliosis);
+   vertebral column's region of interest in front of it (this follows lordosis and scoliosis).
+   Where the CSF is grey, the column is found as the longest chain of stacked body-like blocks
+   (:func:`_column_from_chain`); both hypotheses go through step 4 and the one whose bodies
+   stack into the longer chain wins (the canal's on a tie);
 4. **vertebral bodies** are the intermediate-intensity (marrow) components of that region
    after a morphological opening that cuts them apart at the dark endplates and discs
    (components too big for a body are opened again with larger disks, which cuts off tissue
@@ -82,16 +85,17 @@ def _distance_to(s, sampling):
     return ndimage.distance_transform_edt(~s, sampling=sampling)
 
 
-def _split_tall(comp, n, sp, max_ratio=1.6):
+def _split_tall(comp, n, sp, max_ratio=1.6, min_big_mm3=1000.0):
     """Split components much taller (SI) than the typical body at their narrowest cross-section.
 
     Two bodies joined through a disc whose nucleus has marrow-like signal (moderate
-    degeneration) form one tall component with a waist at the disc.
+    degeneration) form one tall component with a waist at the disc. Components count when larger
+    than ``min_big_mm3`` (scaled like the body size limit on a single slice).
     """
     for _ in range(3):
         objs = ndimage.find_objects(comp)
         ext = {i + 1: (sl[2].stop - sl[2].start) * sp[2] for i, sl in enumerate(objs) if sl is not None}
-        big = {i: e for i, e in ext.items() if e >= 10 and (comp == i).sum() * np.prod(sp) > 1000}
+        big = {i: e for i, e in ext.items() if e >= 10 and (comp == i).sum() * np.prod(sp) > min_big_mm3}
         if len(big) < 2:
             return comp, n
         typical = float(np.median(list(big.values())))
@@ -257,6 +261,302 @@ def _body_components(comp, n, sp, a_c, min_vol, *, radii_mm=(3.0, 4.0, 5.0)):
     return comp, n, bodies
 
 
+def _column_from_canal(Wf, fg, vals, sp, shape, t_low, t_high):
+    """The canal (bright, long in SI, thin in AP, narrow in LR) and the column it defines.
+
+    The CSF is often connected to other bright tissue (epidural and subcutaneous fat, bright
+    nuclei) at the global class threshold, so candidates are sought at a few increasing thresholds
+    and the best-scoring one is kept (grey CSF, as on some 2-D T2 slices, needs a threshold below
+    the bright class too). Returns ``(canal mask, column)`` with ``column = (a_c, x_c, z_lo, z_hi)``:
+    the canal's anterior border and left-right centre per SI row (voxel indices, smoothed by
+    low-order polynomials along SI) and the SI row range of the column; ``(None, None)`` when no
+    component qualifies.
+    """
+    s_ip = sp[1]
+    centre_ap = shape[1] / 2
+    best, best_score, comp = None, -1.0, None
+    t_mid = 0.5 * (t_low + t_high)
+    thresholds = [t_mid, t_high] + [float(np.percentile(vals, q)) for q in (90.0, 95.0, 97.5)]
+    for thr in sorted({t for t in thresholds if t >= t_mid}):
+        bright = fg & (Wf > thr)
+        bright = _per_slice(lambda s: ndimage.binary_opening(s, _ball2(0.6 / s_ip)), bright)
+        comp_t, n = ndimage.label(bright)
+        i, score = _canal_candidate(comp_t, n, Wf, sp, shape, centre_ap, t_low, t_high)
+        if i is not None and score > best_score:
+            best, best_score, comp = i, score, comp_t
+    if best is None:
+        return None, None
+    canal = comp == best
+    # anterior border and left-right centre of the canal per SI row, smoothed
+    zs, ant, lrc = [], [], []
+    for k in range(shape[2]):
+        sl = canal[:, :, k]
+        if sl.any():
+            xs, ys = np.nonzero(sl)
+            zs.append(k)
+            ant.append(ys.max())
+            lrc.append(xs.mean())
+    zs, ant, lrc = map(np.asarray, (zs, ant, lrc))
+    deg = min(4, max(1, len(zs) // 40))
+    kk = np.arange(shape[2])
+    a_c = np.polyval(np.polyfit(zs, ant, deg), kk)
+    x_c = np.polyval(np.polyfit(zs, lrc, min(2, deg)), kk)
+    return canal, (a_c, x_c, zs.min() - 15 / sp[2], zs.max() + 40 / sp[2])
+
+
+def _body_blobs(s, sp2, radii_mm=(2.0, 3.0, 4.0, 5.0, 6.0)):
+    """Body-like blobs of one sagittal slice's intermediate-class mask ``s`` (AP x SI).
+
+    The mask is opened with disks of a few radii (a larger opening cuts a body off the pedicles
+    or the psoas that a smaller one leaves attached) and holes are filled; the components that are
+    body-sized (150-2500 mm2, 12-60 mm in AP, 12-50 mm in SI) and compact (at least 60 % of their
+    bounding box) are returned, from every radius, as dicts with their mask, area (mm2) and
+    extents and centre (mm).
+    """
+    out = []
+    for r in radii_mm:
+        cc, _ = ndimage.label(ndimage.binary_fill_holes(ndimage.binary_opening(s, _ball2(r / sp2[0]))))
+        for i, sl in enumerate(ndimage.find_objects(cc), start=1):
+            if sl is None:
+                continue
+            m = cc[sl] == i
+            area = m.sum() * sp2[0] * sp2[1]
+            ap = (sl[0].stop - sl[0].start) * sp2[0]
+            si = (sl[1].stop - sl[1].start) * sp2[1]
+            if not (150.0 <= area <= 2500.0 and 12.0 <= ap <= 60.0 and 12.0 <= si <= 50.0) or area < 0.6 * ap * si:
+                continue
+            yc, zc = ndimage.center_of_mass(m)
+            out.append(dict(sl=sl, mask=m, area=area,
+                            ap=(sl[0].start * sp2[0], sl[0].stop * sp2[0]), si=(sl[1].start * sp2[1], sl[1].stop * sp2[1]),
+                            c=((yc + sl[0].start) * sp2[0], (zc + sl[1].start) * sp2[1])))
+    return out
+
+
+def _stacked(a, b):
+    """Whether blob ``b`` can be the vertebral body right below blob ``a`` (one disc between them).
+
+    Centres 15-55 mm apart in SI, AP offset at most half of that plus 5 mm (lordosis), areas within
+    a factor 2, the gap between them -2 to 15 mm (a disc) and AP extents overlapping by at least
+    half of the narrower one.
+    """
+    dz = a["c"][1] - b["c"][1]
+    if not 15.0 <= dz <= 55.0 or abs(a["c"][0] - b["c"][0]) > 0.5 * dz + 5.0:
+        return False
+    if not 0.5 <= a["area"] / b["area"] <= 2.0 or not -2.0 <= a["si"][0] - b["si"][1] <= 15.0:
+        return False
+    overlap = min(a["ap"][1], b["ap"][1]) - max(a["ap"][0], b["ap"][0])
+    return overlap >= 0.5 * min(a["ap"][1] - a["ap"][0], b["ap"][1] - b["ap"][0])
+
+
+def _fill(b):
+    """Share of a blob's bounding box (AP x SI) that it fills."""
+    return b["area"] / max((b["ap"][1] - b["ap"][0]) * (b["si"][1] - b["si"][0]), 1e-6)
+
+
+def _longest_chain(blobs):
+    """Longest top-to-bottom sequence of blobs each :func:`_stacked` on the previous one.
+
+    Dynamic programming over the blobs sorted by height (longest path in a directed acyclic
+    graph; Cormen et al., Introduction to Algorithms, 3rd ed., MIT Press 2009, ch. 24.2); ties go
+    to the more compact blobs (a body cut off its pedicles and the tissue in front rather than the
+    same body with them). Returns the blobs of the chain, top first.
+    """
+    c = sorted(blobs, key=lambda d: -d["c"][1])
+    best = [(1, _fill(b), -1) for b in c]
+    for j in range(len(c)):
+        for i in range(j):
+            if best[i][0] + 1 >= best[j][0] and _stacked(c[i], c[j]):
+                cand = (best[i][0] + 1, best[i][1] + _fill(c[j]), i)
+                if cand[:2] > best[j][:2]:
+                    best[j] = cand
+    if not c:
+        return []
+    j = max(range(len(c)), key=lambda k: best[k][:2])
+    chain = []
+    while j >= 0:
+        chain.append(c[j])
+        j = best[j][2]
+    return chain[::-1]
+
+
+def _column_from_chain(Wf, fg, sp, t_low, t_high, x_centre, *, min_bodies=3, halfwidth_mm=10.0, step_mm=2.5):
+    """The vertebral column as the longest chain of stacked body-like blobs, for scans whose CSF is not bright.
+
+    On some T2-weighted slices the CSF is grey (partial volume, flow, a T1-like contrast), so no
+    bright canal exists; the column is then recognised by its own repetitive pattern: a vertical
+    chain of compact intermediate-signal blocks of similar size separated by thin dark bands
+    (:func:`_body_blobs`, :func:`_longest_chain`), sought in every sagittal slice of the working
+    grid within ``halfwidth_mm`` of ``x_centre`` (every ``step_mm``: the mid-sagittal slices show
+    the bodies at full size; searched at about 1 mm in-plane, every other voxel of a finer grid,
+    which is plenty for 25-50 mm blocks). The line along the posterior walls of the chain's blocks
+    (:func:`_column_along_walls`) stands in for the canal's anterior border.
+
+    Returns
+    -------
+    tuple or None
+        ``(a_c, x_c, z_lo, z_hi)`` as from :func:`_column_from_canal`, or None when no slice holds
+        a chain of ``min_bodies`` blocks.
+    """
+    k = max(1, int(round(1.0 / sp[1])))  # in-plane stride to about 1 mm
+    sp2 = (sp[1] * k, sp[2] * k)
+    best, best_x = [], 0
+    half, step = int(halfwidth_mm / sp[0]), max(1, int(round(step_mm / sp[0])))
+    xs = np.arange(x_centre - half, x_centre + half + 1, step)
+    for x in xs[(xs >= 0) & (xs < Wf.shape[0])]:
+        w = Wf[x, ::k, ::k]
+        mid = fg[x, ::k, ::k] & (w > t_low) & (w < t_high)
+        if mid.sum() * sp2[0] * sp2[1] < 3 * 150.0:
+            continue
+        chain = _longest_chain(_body_blobs(mid, sp2))
+        if (len(chain), sum(b["area"] for b in chain)) > (len(best), sum(b["area"] for b in best)):
+            best, best_x = chain, x
+    if len(best) < min_bodies:
+        return None
+    return _column_along_walls(best, best_x, Wf.shape[2], sp, stride=k)
+
+
+def _column_along_walls(chain, x, nz, sp, *, stride=1):
+    """Column line (``(a_c, x_c, z_lo, z_hi)`` as from :func:`_column_from_canal`) along the posterior walls of stacked bodies.
+
+    Each body's posterior wall is the median, over its rows, of its most posterior voxel (robust
+    to the rounded corners of an opening); the line runs through those walls at the bodies' SI
+    centres, linearly in between, and straight in SI beyond the chain (a global polynomial, or the
+    end pairs' slope, swings far in front of the sacrum, which turns backwards), 2 mm behind the
+    walls. ``chain``: blobs (dicts with ``mask``
+    and ``sl``, sagittal (AP x SI) sections, indices of the working grid subsampled by ``stride``)
+    top first; ``x``: their left-right index.
+    """
+    zc, wall = [], []
+    for b in chain:
+        m, sl = b["mask"], b["sl"]
+        rows = [k for k in range(m.shape[1]) if m[:, k].any()]
+        wall.append(stride * (sl[0].start + float(np.median([np.flatnonzero(m[:, k]).min() for k in rows]))))
+        zc.append(stride * (sl[1].start + float(np.mean(rows))))
+    order = np.argsort(zc)
+    zc, wall = np.asarray(zc)[order], np.asarray(wall)[order]
+    kk = np.arange(nz, dtype=float)
+    a_c = np.interp(kk, zc, wall) - 2.0 / sp[1]
+    half = 0.5 * stride * max(b["sl"][1].stop - b["sl"][1].start for b in chain)
+    return a_c, np.full(nz, float(x)), zc[0] - half - 40.0 / sp[2], zc[-1] + half + 40.0 / sp[2]
+
+
+def _section(m, sp):
+    """Largest sagittal section of a 3-D mask as a blob dict (as from :func:`_body_blobs`, plus ``x``, its slice)."""
+    x = int(np.argmax(m.sum(axis=(1, 2))))
+    sl = ndimage.find_objects(m[x].astype(np.int8))[0]
+    mm = m[x][sl]
+    yc, zc = ndimage.center_of_mass(mm)
+    return dict(x=x, sl=sl, mask=mm, area=mm.sum() * sp[1] * sp[2], ap=(sl[0].start * sp[1], sl[0].stop * sp[1]),
+                si=(sl[1].start * sp[2], sl[1].stop * sp[2]), c=((yc + sl[0].start) * sp[1], (zc + sl[1].start) * sp[2]))
+
+
+def _stacked_bodies(comp, bodies, sp):
+    """The bodies that stack into one column: :func:`_longest_chain` of their largest sagittal sections.
+
+    ``bodies`` as from :func:`_find_bodies`; returns the chain's sections (top first; dicts as
+    from :func:`_section` plus ``body``, the entry of ``bodies``).
+    """
+    return _longest_chain([dict(_section(comp == b[1], sp), body=b) for b in bodies])
+
+
+def _extend_chain(Wf, found, stacked, sp, t_high, min_vol):
+    """One more body at each end of a chain, found with a threshold set by the end body's own contrast.
+
+    The receive coil's sensitivity falls off towards the ends of the field of view, so the sacrum
+    (or the highest body) can be darker than the column's marrow threshold and is lost to the dark
+    class. Beyond each end body, within 1.5 times the chain's pitch, the intermediate class is
+    re-thresholded halfway between that body's marrow (median) and the disc next to it (median
+    signal of the darkest row between it and its neighbour, over its AP span) -- a local two-class threshold
+    (Gonzalez & Woods, Digital Image Processing, 4th ed., 2018, ch. 10.3) -- opened, hole-filled,
+    and the largest component that passes as a body (:func:`_body_check`) and stacks on the end
+    body (:func:`_stacked`) is added. Returns ``found`` and ``stacked`` updated.
+    """
+    comp, bodies, mid_raw, roi, rel_ap, t_low = found
+    if len(stacked) < 3:
+        return found, stacked
+    s_ip = sp[1]
+    pitch = float(np.median(-np.diff([b["c"][1] for b in stacked])))
+    a_c = -rel_ap[0, 0, :] / s_ip  # the column's posterior line (rel_ap = (y - a_c) x AP spacing)
+    nz = Wf.shape[2]
+    for end, nb, below in ((stacked[-1], stacked[-2], True), (stacked[0], stacked[1], False)):
+        x, sl = end["x"], end["sl"]
+        marrow = float(np.median(Wf[comp == end["body"][1]]))
+        y0, y1 = sl[0].start, sl[0].stop
+        if below:
+            g0, g1 = int(round(end["si"][1] / sp[2])), int(round(nb["si"][0] / sp[2]))
+            w0, w1 = max(int(round((end["si"][0] - 1.5 * pitch) / sp[2])), 0), sl[1].start
+        else:
+            g0, g1 = int(round(nb["si"][1] / sp[2])), int(round(end["si"][0] / sp[2]))
+            w0, w1 = sl[1].stop, min(int(round((end["si"][1] + 1.5 * pitch) / sp[2])), nz)
+        gap = Wf[x, y0:y1, g0:g1]
+        if gap.size == 0 or w1 - w0 < 3:
+            continue
+        t = 0.5 * (marrow + float(np.min(np.median(gap, axis=0))))  # the disc's darkest row
+        win = np.zeros(Wf.shape, bool)
+        win[:, :, w0:w1] = True
+        # the sacrum tilts backwards (lumbosacral angle): below the chain, up to 8 mm behind its line
+        cand_raw = win & roi & (rel_ap > (-8.0 if below else 1.0)) & (Wf > t) & (Wf < t_high) & ~np.isin(comp, [b[1] for b in bodies])
+        cand = _per_slice(lambda s: ndimage.binary_fill_holes(ndimage.binary_opening(s, _ball2(2.0 / s_ip))), cand_raw)
+        cc, nc = ndimage.label(cand)
+        best = None
+        for j, csl in enumerate(ndimage.find_objects(cc), start=1):
+            if csl is None:
+                continue
+            m = cc == j
+            if _body_check(m[csl], csl, sp, a_c, min_vol) != "":
+                continue
+            sec = _section(m, sp)
+            ok = _stacked(end, sec) if below else _stacked(sec, end)
+            if ok and (best is None or sec["area"] > best[1]["area"]):
+                best = (m, sec)
+        if best is None:
+            continue
+        n = int(comp.max()) + 1
+        comp[best[0]] = n
+        mid_raw = mid_raw | (cand_raw & ndimage.binary_dilation(best[0], iterations=3))
+        body = (ndimage.center_of_mass(best[0])[2], n, 2.0)
+        bodies = bodies + [body]
+        sec = dict(best[1], body=body)
+        stacked = stacked + [sec] if below else [sec] + stacked
+    return (comp, bodies, mid_raw, roi, rel_ap, t_low), stacked
+
+
+def _find_bodies(Wf, fg, valid, sp, shape, column, t_low, t_high, min_body_mm3, depth_mm, halfwidth_mm):
+    """Vertebral bodies in the column region in front of ``column``'s posterior line (pipeline step 4).
+
+    Returns ``(comp, bodies, mid_raw, roi, rel_ap, t_low)``: the labelled intermediate-class
+    components, the bodies ``[(z centre, label, opening radius mm)]``, the unopened
+    intermediate-class mask, the column region, the AP distance (mm) in front of the posterior line,
+    and the intermediate-class lower threshold re-estimated inside the column.
+    """
+    from skimage.filters import threshold_otsu
+
+    s_ip = sp[1]
+    a_c, x_c, z_lo, z_hi = column
+    X, Y, Z = np.ogrid[:shape[0], :shape[1], :shape[2]]
+    rel_ap = (Y - a_c[None, None, :]) * sp[1]
+    rel_lr = (X - x_c[None, None, :]) * sp[0]
+    roi = (rel_ap > -14) & (rel_ap < depth_mm) & (np.abs(rel_lr) < halfwidth_mm) & (Z >= z_lo) & (Z <= z_hi) & valid
+    # re-threshold inside the column: the marrow / disc contrast is local (abdomen and muscle
+    # dominate the global histogram)
+    col = roi & (rel_ap > 1.0) & (Wf < t_high) & fg
+    if col.sum() > 500:
+        t_low = float(threshold_otsu(Wf[col]))
+    mid = roi & (Wf > t_low) & (Wf < t_high) & (rel_ap > 1.0)
+    mid_raw = mid.copy()
+    mid = _per_slice(lambda s: ndimage.binary_fill_holes(ndimage.binary_opening(s, _ball2(2.0 / s_ip))), mid)
+    scale = 1 if shape[0] > 1 else 0.02  # a single slice: "volumes" are areas x slice thickness
+    comp, n = _split_tall(*ndimage.label(mid), sp, min_big_mm3=1000.0 * scale)
+    min_vol = min_body_mm3 * scale
+    comp, n, bodies = _body_components(comp, n, sp, a_c, min_vol)
+    if len(bodies) >= 3:
+        # a nucleus with marrow-like signal is a small blob, not a body: keep body-sized components
+        typical = float(np.median([b[2] for b in bodies]))  # (zc, label, volume, opening radius)
+        bodies = [b for b in bodies if b[2] >= 0.3 * typical]
+    bodies = [(zc, i, r) for zc, i, _, r in bodies]
+    return comp, bodies, mid_raw, roi, rel_ap, t_low
+
+
 def missed_bodies(centres_mm, *, ratio: float = 1.6) -> list[int]:
     """Vertebral bodies missed between consecutive found ones, from their centre spacing.
 
@@ -309,67 +609,30 @@ def segment_auto(scan, *, inplane_mm: float = 0.8, column_depth_mm: float = 60.0
         raise SegmentationError("no tissue found", hint="the image looks empty")
     t_low, t_high = threshold_multiotsu(vals, classes=3)
 
-    # ---- canal: bright, long in SI, thin in AP, narrow in LR. The CSF is often connected to
-    # other bright tissue (epidural and subcutaneous fat, bright nuclei) at the global class
-    # threshold, so candidates are sought at a few increasing thresholds and the best-scoring
-    # one is kept.
-    centre_ap = shape[1] / 2
-    best, best_score, comp = None, -1.0, None
-    # (grey CSF, as on some 2-D T2 slices, needs a threshold below the bright class too)
-    t_mid = 0.5 * (t_low + t_high)
-    thresholds = [t_mid, t_high] + [float(np.percentile(vals, q)) for q in (90.0, 95.0, 97.5)]
-    for thr in sorted({t for t in thresholds if t >= t_mid}):
-        bright = fg & (Wf > thr)
-        bright = _per_slice(lambda s: ndimage.binary_opening(s, _ball2(0.6 / s_ip)), bright)
-        comp_t, n = ndimage.label(bright)
-        i, score = _canal_candidate(comp_t, n, Wf, sp, shape, centre_ap, t_low, t_high)
-        if i is not None and score > best_score:
-            best, best_score, comp = i, score, comp_t
-    if best is None:
-        raise SegmentationError("no spinal canal found (no long, thin bright structure)",
-                                hint="give a sagittal T2-weighted lumbar series, or use seeded segmentation")
-    canal = comp == best
-    # anterior border and left-right centre of the canal per SI row, smoothed
-    zs, ant, lrc = [], [], []
-    for k in range(shape[2]):
-        sl = canal[:, :, k]
-        if sl.any():
-            xs, ys = np.nonzero(sl)
-            zs.append(k)
-            ant.append(ys.max())
-            lrc.append(xs.mean())
-    zs, ant, lrc = map(np.asarray, (zs, ant, lrc))
-    deg = min(4, max(1, len(zs) // 40))
-    pa = np.polyfit(zs, ant, deg)
-    pl = np.polyfit(zs, lrc, min(2, deg))
-    kk = np.arange(shape[2])
-    a_c = np.polyval(pa, kk)
-    x_c = np.polyval(pl, kk)
-    z_lo, z_hi = zs.min() - 15 / sp[2], zs.max() + 40 / sp[2]
-    X, Y, Z = np.ogrid[:shape[0], :shape[1], :shape[2]]
-    rel_ap = (Y - a_c[None, None, :]) * sp[1]
-    rel_lr = (X - x_c[None, None, :]) * sp[0]
-    roi = (rel_ap > -14) & (rel_ap < column_depth_mm) & (np.abs(rel_lr) < column_halfwidth_mm) & (Z >= z_lo) & (Z <= z_hi) & valid
-
-    # ---- vertebral bodies: intermediate class in front of the canal, cut apart by opening
-    # re-threshold inside the column: the marrow / disc contrast is local (abdomen and muscle
-    # dominate the global histogram)
-    from skimage.filters import threshold_otsu
-
-    col = roi & (rel_ap > 1.0) & (Wf < t_high) & fg
-    if col.sum() > 500:
-        t_low = float(threshold_otsu(Wf[col]))
-    mid = roi & (Wf > t_low) & (Wf < t_high) & (rel_ap > 1.0)
-    mid_raw = mid.copy()
-    mid = _per_slice(lambda s: ndimage.binary_fill_holes(ndimage.binary_opening(s, _ball2(2.0 / s_ip))), mid)
-    comp, n = _split_tall(*ndimage.label(mid), sp)
-    min_vol = min_body_mm3 * (1 if shape[0] > 1 else 0.02)
-    comp, n, bodies = _body_components(comp, n, sp, a_c, min_vol)
-    if len(bodies) >= 3:
-        # a nucleus with marrow-like signal is a small blob, not a body: keep body-sized components
-        typical = float(np.median([b[2] for b in bodies]))  # (zc, label, volume, opening radius)
-        bodies = [b for b in bodies if b[2] >= 0.3 * typical]
-    bodies = [(zc, i, r) for zc, i, _, r in bodies]
+    # ---- column: from the canal (bright CSF), else from a chain of body-like blobs (grey CSF)
+    canal, column = _column_from_canal(Wf, fg, vals, sp, shape, t_low, t_high)
+    found = None
+    if column is not None:
+        found = _find_bodies(Wf, fg, valid, sp, shape, column, t_low, t_high, min_body_mm3,
+                             column_depth_mm, column_halfwidth_mm)
+    # the column hypothesis whose bodies stack into the longer chain wins (the canal's on a tie);
+    # a chain of blocks shorter than the canal's chain of bodies is not followed up
+    x_mid = int(round(np.median(column[1]))) if column is not None else int(np.argmax(fg.sum(axis=(1, 2))))
+    n_canal = len(_stacked_bodies(found[0], found[1], sp)) if found is not None else 0
+    chain_column = _column_from_chain(Wf, fg, sp, t_low, t_high, x_mid, min_bodies=max(3, n_canal))
+    if chain_column is not None:
+        alt = _find_bodies(Wf, fg, valid, sp, shape, chain_column, t_low, t_high, min_body_mm3,
+                           column_depth_mm, column_halfwidth_mm)
+        stacked = _stacked_bodies(alt[0], alt[1], sp)
+        if len(stacked) > n_canal:
+            # without the canal, what lies off the chain (bowel, psoas, pelvis in front of the
+            # sacrum near the column line) is not taken for a body
+            alt, stacked = _extend_chain(Wf, alt, stacked, sp, t_high, min_body_mm3 * (1 if shape[0] > 1 else 0.02))
+            found, canal = (alt[0], [d["body"] for d in stacked]) + alt[2:], np.zeros(shape, bool)
+    if found is None:
+        raise SegmentationError("no spinal canal found (no long, thin bright structure) and no chain of "
+                                "vertebral bodies", hint="give a sagittal T2-weighted lumbar series, or use seeded segmentation")
+    comp, bodies, mid_raw, roi, rel_ap, t_low = found
     if len(bodies) < 2:
         raise SegmentationError(f"{len(bodies)} vertebral bod{'y' if len(bodies) == 1 else 'ies'} found",
                                 hint="the scan must show at least two vertebrae; try seeded segmentation")
@@ -383,9 +646,11 @@ def segment_auto(scan, *, inplane_mm: float = 0.8, column_depth_mm: float = 60.0
     for _, i, r_open in bodies:
         m = comp == i
         # undo the opening's corner rounding: regrow by the opening radius inside the intermediate
-        # class (per slice, within the body's box grown by the radius: the same result as whole slices)
+        # class (per slice, within the body's box grown by the radius: the same result as whole slices),
+        # but not into another component the opening cut off (a nucleus with marrow-like signal)
         box = _inplane_box(m, int(np.ceil(r_open / s_ip)) + 2)
-        m[box] |= _per_slice(lambda s: ndimage.binary_dilation(s, _ball2(r_open / s_ip)), m[box]) & mid_raw[box]
+        free = mid_raw[box] & ((comp[box] == 0) | (comp[box] == i))
+        m[box] |= _per_slice(lambda s: ndimage.binary_dilation(s, _ball2(r_open / s_ip)), m[box]) & free
         # bright (fatty) marrow: pockets of bright-class signal whose rim is mostly this body
         m = _marrow_pockets(m, bright_col)
         # add the cortical shell back: ~1.2 mm of dark cortex, plus the half voxel that the
@@ -400,7 +665,8 @@ def segment_auto(scan, *, inplane_mm: float = 0.8, column_depth_mm: float = 60.0
         body_any |= m
 
     # ---- discs between consecutive bodies
-    canal_level = float(np.median(Wf[canal]))
+    # the CSF level (bright-class threshold when the column came from a chain, not from the canal)
+    canal_level = float(np.median(Wf[canal])) if canal.any() else float(t_high)
     discs = []
     for u, l, gap in zip(body_masks[:-1], body_masks[1:], missing):
         if gap:
@@ -415,6 +681,7 @@ def segment_auto(scan, *, inplane_mm: float = 0.8, column_depth_mm: float = 60.0
         # a disc is a few mm high over a good part of the endplate; a thin dark line (fused
         # sacral segments, a cleft) is not
         gap_mm = (zu[both] - zl[both] - 1) * sp[2]
+
         if np.median(gap_mm) < 3.0:
             discs.append(None)
             continue
@@ -453,7 +720,10 @@ def segment_auto(scan, *, inplane_mm: float = 0.8, column_depth_mm: float = 60.0
         discs.append(cand)
     # ---- levels: sacrum = lowest body with a disc above it
     n_b = len(body_masks)
-    has_disc_above = [False] + [d is not None and d.sum() * np.prod(sp) > 200 for d in discs]
+    # (a disc of at least 200 mm3; on a single slice "volume" is area x slice thickness, scaled like
+    # the body size limit)
+    min_disc = 200.0 * (1 if shape[0] > 1 else 0.02)
+    has_disc_above = [False] + [d is not None and d.sum() * np.prod(sp) > min_disc for d in discs]
     s1 = max(i for i in range(n_b) if has_disc_above[i]) if any(has_disc_above) else n_b - 1
     out = np.zeros(shape, np.int16)
     qc: dict = {}
@@ -468,7 +738,7 @@ def segment_auto(scan, *, inplane_mm: float = 0.8, column_depth_mm: float = 60.0
             break
     # the canal label is the CSF: brighter than the epidural fat that rims it
     csf_thr = 0.5 * (t_high + canal_level)
-    canal_lab = canal & ~body_any & (Wf > min(csf_thr, np.percentile(Wf[canal], 40)))
+    canal_lab = canal & ~body_any & (Wf > min(csf_thr, np.percentile(Wf[canal], 40) if canal.any() else csf_thr))
     # the sac, not its brightest voxels: fill in-slice holes (nerve roots, flow voids, noise)
     canal_lab = _per_slice(ndimage.binary_fill_holes, canal_lab) & ~body_any
     out[canal_lab] = lab.CANAL
