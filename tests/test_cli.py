@@ -116,3 +116,26 @@ def test_pair_bad_follow_up_one_line_error(tmp_path, sample_scans):
     assert last.startswith("error:") and "bad" in last, r.stderr
     assert "Traceback" not in r.stderr
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_measure_label_outlines_option(tmp_path, sample_scans):
+    """`--label-outlines` measures from the label outlines alone, and the provenance says so."""
+    import json
+
+    import pandas as pd
+
+    import discmeasure as dm
+
+    out = tmp_path / "m"
+    r = run("measure", sample_scans / "pre", "--out", out, "--label-outlines")
+    assert r.returncode == 0, r.stderr
+    prov = json.loads((out / "measurements.json").read_text())["provenance"]
+    assert prov["parameters"]["refine_edges"] is False
+    got = pd.read_csv(out / "measurements.csv").set_index("level").bulge_mm
+    scan = dm.load_study(sample_scans / "pre").t2w
+    labels = dm.load(out / "labels.nii.gz")
+    for refine in (False, True):
+        ref = dm.measure(scan, labels, refine_edges=refine).set_index("level").bulge_mm
+        close = np.allclose(got.values, ref.loc[got.index].values, atol=1e-3, equal_nan=True)  # CSV: 4 decimals
+        assert close == (not refine), (refine, got.values, ref.values)

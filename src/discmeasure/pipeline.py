@@ -152,6 +152,7 @@ def analyze(
     t2_method: str = "epg",
     segment_method: str = "auto",
     band_mm: float = 5.0,
+    refine_edges: bool = True,
     t2w_series=None,
     mese_series=None,
     progress: Callable[[str, float], None] | None = None,
@@ -177,6 +178,8 @@ def analyze(
         Segmentation method when neither ``labels`` nor ``seeds`` is given.
     band_mm : float
         Half-width of the band searched for the maximum bulge.
+    refine_edges : bool
+        Place the bulge's boundaries on the image's edges (see :func:`~discmeasure.measure`).
     t2w_series, mese_series : optional
         Override the series chosen in a study folder (number, UID or description).
     progress : callable(step, fraction), optional
@@ -259,7 +262,7 @@ def analyze(
 
     tick("measure", 0.8)
     t1 = time.perf_counter()
-    table = measure(scan, seg, t2=fit, band_mm=band_mm)
+    table = measure(scan, seg, t2=fit, band_mm=band_mm, refine_edges=refine_edges)
     timings["measure_s"] = time.perf_counter() - t1
     timings["total_s"] = time.perf_counter() - t0
 
@@ -274,6 +277,7 @@ def analyze(
             "t2_method": t2_method if mese is not None else None,
             "t2_fit": t2_params,
             "band_mm": band_mm,
+            "refine_edges": refine_edges,
         },
         "inputs": inputs,
         "series": {"t2w": _series_info(scan), "mese": _series_info(mese)},

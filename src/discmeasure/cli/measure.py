@@ -22,6 +22,8 @@ def measure_cmd(
     timepoint: str = typer.Option("visit", help="Visit name."),
     t2_method: str = typer.Option("epg", help="T2 fit: epg, mono or loglinear."),
     band_mm: float = typer.Option(5.0, help="Half-width of the sagittal band searched for the maximum bulge."),
+    refine_edges: bool = typer.Option(True, "--refine-edges/--label-outlines",
+                                      help="Bulge boundaries on the image's edges (default) or on the label outlines only."),
 ):
     """Segment, fit T2 and measure every disc level of one visit."""
     from ..pipeline import analyze
@@ -31,7 +33,7 @@ def measure_cmd(
     prog, cb = progress_bar("measure")
     with prog:
         res = analyze(study, mese=mese_arg, labels=labels, subject=subject, timepoint=timepoint, t2_method=t2_method,
-                      band_mm=band_mm, t2w_series=t2w, mese_series=None if mese_arg else mese, progress=cb)
+                      band_mm=band_mm, refine_edges=refine_edges, t2w_series=t2w, mese_series=None if mese_arg else mese, progress=cb)
         write_visit(res, out)
     console.print(level_table(res.measurements, f"{res.subject} {timepoint}"))
     console.print(f"written: {out}")

@@ -69,6 +69,19 @@ def _band_offsets(index, frame, band_mm, step_mm):
     return offs
 
 
+def _posterior_range(index, frame, *, behind_mm: float = 5.0, ahead_mm: float = 15.0):
+    """AP range (level frame, mm) around the posterior-most point of the disc and its two bodies.
+
+    The image-edge refinement looks at the posterior walls (3-9 mm from the corners, profiles
+    reaching 2 mm) and the disc's posterior boundary: the image is needed only there.
+    """
+    ap_min = min((float(np.min((index.points(v) - frame.origin) @ frame.u_ap))
+                  for v in (frame.label, frame.upper, frame.lower) if index.box(v) is not None), default=None)
+    if ap_min is None:
+        return None
+    return ap_min - behind_mm, ap_min + ahead_mm
+
+
 def _t2_roi_stats(t2fit, roi_map, roi_affine, code, box=None):
     """Median and IQR of the fit's T2 in ROI ``code`` (labels resampled onto the fit grid).
 
@@ -152,7 +165,7 @@ def measure(scan, segmentation, *, t2=None, band_mm: float = 5.0, plane_step_mm:
             flags.append("no_canal_label")
         offs = _band_offsets(index, frame, band_mm, plane_step_mm)
         stack = sample_planes(lbl, aff, frame, lr_offsets=offs, step=sample_step_mm, index=index,
-                              image=image if refine_edges else None)
+                              image=image if refine_edges else None, image_ap_range=_posterior_range(index, frame))
         best, mid, per_plane = band_bulge(stack)
         n_bad = sum(not b.plausible for b in per_plane)
         if n_bad:

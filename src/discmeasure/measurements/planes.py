@@ -55,6 +55,7 @@ def sample_planes(
     structures: dict[str, int] | None = None,
     index=None,
     image: np.ndarray | None = None,
+    image_ap_range: tuple[float, float] | None = None,
 ) -> PlaneStack:
     """Resample soft masks of the level's structures onto sagittal planes.
 
@@ -78,6 +79,8 @@ def sample_planes(
         The scan's intensities on the label map's grid. When given, they are interpolated
         (trilinear) onto the planes within the structures' box (``PlaneStack.image``, 0 outside),
         for the image-based edge refinement of :mod:`~discmeasure.measurements.edges`.
+    image_ap_range : (float, float), optional
+        Sample the image only within this AP range (mm; the refinement needs the posterior part).
     """
     if structures is None:
         structures = {"disc": frame.label, "upper": frame.upper, "lower": frame.lower}
@@ -128,6 +131,11 @@ def sample_planes(
         if any(sl.stop <= sl.start for sl in sel):
             continue
         k, i, j = sel
+        if value is None and image_ap_range is not None:
+            i = slice(max(i.start, int(np.searchsorted(ap, image_ap_range[0], "left"))),
+                      min(i.stop, int(np.searchsorted(ap, image_ap_range[1], "right"))))
+            if i.stop <= i.start:
+                continue
         if not lr_increasing:  # no search along unsorted offsets
             k = slice(0, len(lr))
         crop = tuple(slice(a, b) for a, b in zip(lo, hi))
