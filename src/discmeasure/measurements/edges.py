@@ -40,7 +40,7 @@ __all__ = ["refine_edge"]
 
 
 def refine_edge(plane: np.ndarray, ap: np.ndarray, si: np.ndarray, points: np.ndarray, direction, *,
-                search_mm: float = 1.5, reach_mm: float = 2.0, step_mm: float = 0.05,
+                search_mm: float = 1.5, reach_mm: float = 2.0, step_mm: float = 0.1,
                 min_contrast: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
     """Move outline points onto the image's dark-to-bright half-way crossing along ``direction``.
 
