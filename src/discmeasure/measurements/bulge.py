@@ -211,8 +211,13 @@ def plausible_baseline(c_pi: np.ndarray, c_ps: np.ndarray, *, max_tilt_deg: floa
 
 def _outward_normals(mask: np.ndarray, ap: np.ndarray, si: np.ndarray, pts: np.ndarray) -> np.ndarray:
     """Unit outward normals (ap, si) of a soft mask's iso-line at ``pts`` (minus its gradient)."""
-    g_ap, g_si = np.gradient(mask.astype(float), ap[1] - ap[0], si[1] - si[0])
-    idx = [(pts[:, 0] - ap[0]) / (ap[1] - ap[0]), (pts[:, 1] - si[0]) / (si[1] - si[0])]
+    fi = (pts[:, 0] - ap[0]) / (ap[1] - ap[0])
+    fj = (pts[:, 1] - si[0]) / (si[1] - si[0])
+    # the gradient only over the points' box (+2 samples), not the whole plane
+    i0, j0 = max(int(fi.min()) - 2, 0), max(int(fj.min()) - 2, 0)
+    i1, j1 = min(int(np.ceil(fi.max())) + 3, mask.shape[0]), min(int(np.ceil(fj.max())) + 3, mask.shape[1])
+    g_ap, g_si = np.gradient(np.asarray(mask[i0:i1, j0:j1], float), ap[1] - ap[0], si[1] - si[0])
+    idx = [fi - i0, fj - j0]
     g = -np.column_stack([ndimage.map_coordinates(g_ap, idx, order=1, mode="nearest"),
                           ndimage.map_coordinates(g_si, idx, order=1, mode="nearest")])
     return g / np.maximum(np.linalg.norm(g, axis=1, keepdims=True), 1e-12)
