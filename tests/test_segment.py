@@ -35,9 +35,31 @@ def test_phantom_levels_and_dice(ph, case):
     assert seg.levels == ["L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"]
     disc = [dice(truth == v, seg.labels == v) for v in range(120, 125)]
     body = [dice(truth == v, seg.labels == v) for v in (20, 21, 22, 23, 24, 26)]
-    # measured level (docs/validation.md): discs ~0.8-0.9, bodies ~0.9; the 0.95 goal is not met yet
+    # measured level (docs/validation.md): discs ~0.85-0.95; bodies 0.95-0.98 since the lateral
+    # partial-volume shell (were 0.92-0.98); the 0.95 goal is not met for every disc yet
     assert min(disc) > 0.7, disc
-    assert min(body) > 0.8, body
+    assert min(body) > 0.94, body
+
+
+def test_cortex_shell_pv_lateral_slice():
+    """A lateral wall inside a thick slice: labelled by the majority of the slice's volume."""
+    from discmeasure.segmentation.auto import _cortex_shell_pv
+
+    sp = (4.0, 0.7, 0.7)  # thick left-right slices, as on the working grid of a sagittal scan
+    marrow, dark = 1.0, 0.1
+    W = np.full((12, 60, 60), dark, np.float32)
+    m = np.zeros(W.shape, bool)
+    m[2:7, 15:45, 15:45] = True
+    W[m] = marrow
+    # slice 7 holds 45 % marrow (the wall at 1.8 mm into it) + 1.2 mm cortex: 75 % body -> body;
+    # slice 1 holds 10 % marrow (0.4 mm) + 1.2 mm cortex: 40 % body -> not body
+    W[7, 15:45, 15:45] = 0.45 * marrow + 0.55 * dark
+    W[1, 15:45, 15:45] = 0.10 * marrow + 0.90 * dark
+    out = _cortex_shell_pv(m, W, np.ones(W.shape, bool), sp, 1.2 + 0.5 * 0.7)
+    assert out[7, 20:40, 20:40].all()
+    assert not out[1].any() and not out[8].any()
+    # in-plane: the plain shell, 1.55 mm = 2 pixels around the marrow
+    assert out[4, 13, 30] and not out[4, 12, 30]
 
 
 def test_seeded_relabels_levels(ph):
