@@ -165,7 +165,8 @@ def measure(scan, segmentation, *, t2=None, band_mm: float = 5.0, plane_step_mm:
             flags.append("no_canal_label")
         offs = _band_offsets(index, frame, band_mm, plane_step_mm)
         stack = sample_planes(lbl, aff, frame, lr_offsets=offs, step=sample_step_mm, index=index,
-                              image=image if refine_edges else None, image_ap_range=_posterior_range(index, frame))
+                              image=image if refine_edges else None,
+                              image_ap_range=_posterior_range(index, frame) if refine_edges else None)
         best, mid, per_plane = band_bulge(stack)
         n_bad = sum(not b.plausible for b in per_plane)
         if n_bad:
