@@ -156,9 +156,15 @@ def contours(plane: np.ndarray, ap: np.ndarray, si: np.ndarray, level: float = 0
         return []
     step_ap = ap[1] - ap[0] if len(ap) > 1 else 1.0
     step_si = si[1] - si[0] if len(si) > 1 else 1.0
-    padded = np.pad(plane, 1)
+    # marching squares only over the rows/columns that reach the level (+1 sample): the same
+    # contours, without scanning the empty rest of the plane
+    rows = np.flatnonzero((plane >= level).any(axis=1))
+    cols = np.flatnonzero((plane >= level).any(axis=0))
+    i0, j0 = max(rows[0] - 1, 0), max(cols[0] - 1, 0)
+    sub = plane[i0:rows[-1] + 2, j0:cols[-1] + 2]
+    padded = np.pad(sub, 1)
     out = []
     for c in measure.find_contours(padded, level):
         c = c - 1.0
-        out.append(np.column_stack([ap[0] + c[:, 0] * step_ap, si[0] + c[:, 1] * step_si]))
+        out.append(np.column_stack([ap[0] + (c[:, 0] + i0) * step_ap, si[0] + (c[:, 1] + j0) * step_si]))
     return out
