@@ -94,33 +94,21 @@ def sample_planes(
     m = inv[:3, :3]
     c0 = m @ frame.origin + inv[:3, 3]
     a_lr, a_ap, a_si = m @ frame.u_lr, m @ frame.u_ap, m @ frame.u_si
-    masks = {}
     index = index if index is not None else LabelIndex(labels, affine)
     lr_increasing = bool(np.all(np.diff(lr) > 0))
-    boxes = {name: index.box(value) for name, value in structures.items()}
-    items = [(name, value, boxes[name]) for name, value in structures.items()]
-    if image is not None:
-        # the image over the union of the structures' boxes (grown by 2 mm worth of voxels)
-        present = [b for b in boxes.values() if b is not None]
-        if present:
-            grow = int(np.ceil(2.0 / min(np.linalg.norm(np.asarray(affine)[:3, :3], axis=0))))
-            union = tuple(slice(max(min(b[d].start for b in present) - grow, 0),
-                                min(max(b[d].stop for b in present) + grow, labels.shape[d])) for d in range(3))
-            items.append(("__image__", None, union))
-    img_out = None
-    for name, value, box in items:
+
+    def interpolate(box, values_of, mode, ap_limits=None):
+        """``values_of(crop)`` (the array over index slices ``crop`` around ``box``) on the planes.
+
+        Linear weights are zero more than a voxel outside the crop: only the samples inside the
+        frame-aligned bounding box of the crop (grown by 1.5 voxels) are interpolated, the rest
+        stay 0 (a body's crop covers about half of the planes' area, the disc's less).
+        """
         out = np.zeros(shape, np.float32)
-        if name == "__image__":
-            img_out = out
-        else:
-            masks[name] = out
         if box is None:
-            continue
+            return out
         lo = np.maximum(np.array([b.start for b in box]) - 2, 0)
         hi = np.minimum(np.array([b.stop for b in box]) + 2, labels.shape)
-        # Linear weights are zero more than a voxel outside the crop: only the samples inside the
-        # frame-aligned bounding box of the crop (grown by 1.5 voxels) are interpolated, the rest
-        # stay 0 (a body's crop covers about half of the planes' area, the disc's less).
         corners = np.array([[x, y, z] for x in (lo[0] - 1.5, hi[0] + 0.5) for y in (lo[1] - 1.5, hi[1] + 0.5)
                             for z in (lo[2] - 1.5, hi[2] + 0.5)])
         w = corners @ np.asarray(affine)[:3, :3].T + np.asarray(affine)[:3, 3] - frame.origin
@@ -128,23 +116,32 @@ def sample_planes(
         for axis, u in ((lr, frame.u_lr), (ap, frame.u_ap), (si, frame.u_si)):
             t = w @ u
             sel.append(slice(int(np.searchsorted(axis, t.min(), "left")), int(np.searchsorted(axis, t.max(), "right"))))
-        if any(sl.stop <= sl.start for sl in sel):
-            continue
         k, i, j = sel
-        if value is None and image_ap_range is not None:
-            i = slice(max(i.start, int(np.searchsorted(ap, image_ap_range[0], "left"))),
-                      min(i.stop, int(np.searchsorted(ap, image_ap_range[1], "right"))))
-            if i.stop <= i.start:
-                continue
+        if ap_limits is not None:
+            i = slice(max(i.start, int(np.searchsorted(ap, ap_limits[0], "left"))),
+                      min(i.stop, int(np.searchsorted(ap, ap_limits[1], "right"))))
+        if any(sl.stop <= sl.start for sl in (k, i, j)):
+            return out
         if not lr_increasing:  # no search along unsorted offsets
             k = slice(0, len(lr))
-        crop = tuple(slice(a, b) for a, b in zip(lo, hi))
-        sub = np.asarray(image[crop], np.float32) if value is None else (labels[crop] == value).astype(np.float32)
+        sub = np.asarray(values_of(tuple(slice(a, b) for a, b in zip(lo, hi))), np.float32)
         coords = np.stack([(c0[d] + lr[k, None, None] * a_lr[d] + ap[None, i, None] * a_ap[d]
                             + si[None, None, j] * a_si[d] - lo[d]).ravel() for d in range(3)])
-        mode = "nearest" if value is None else "constant"  # the image does not fall to 0 at its crop's edge
         vals = ndimage.map_coordinates(sub, coords, order=1, mode=mode, cval=0.0, prefilter=False)
         out[k, i, j] = vals.reshape(k.stop - k.start, i.stop - i.start, j.stop - j.start)
+        return out
+
+    masks = {name: interpolate(index.box(value), lambda crop, v=value: labels[crop] == v, "constant")
+             for name, value in structures.items()}
+    img_out = None
+    present = [b for b in (index.box(v) for v in structures.values()) if b is not None]
+    if image is not None and present:
+        # the image over the union of the structures' boxes (grown by 2 mm worth of voxels); it
+        # does not fall to 0 at its crop's edge (mode "nearest")
+        grow = int(np.ceil(2.0 / min(np.linalg.norm(np.asarray(affine)[:3, :3], axis=0))))
+        union = tuple(slice(max(min(b[d].start for b in present) - grow, 0),
+                            min(max(b[d].stop for b in present) + grow, labels.shape[d])) for d in range(3))
+        img_out = interpolate(union, lambda crop: image[crop], "nearest", image_ap_range)
     return PlaneStack(frame, lr, ap, si, masks, step, img_out)
 
 
