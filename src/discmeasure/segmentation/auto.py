@@ -71,6 +71,11 @@ def _per_slice(fn, vol, *args):
     return np.stack([fn(vol[i], *args) for i in range(vol.shape[0])], axis=0)
 
 
+def _volume_scale(shape) -> float:
+    """Factor for volume limits (mm3): 1, or 0.02 for a single slice, whose "volumes" are areas x slice thickness."""
+    return 1.0 if shape[0] > 1 else 0.02
+
+
 def _inplane_box(m, margin):
     """Index box of ``m`` (all slices; in-plane bounding box of its voxels grown by ``margin``)."""
     box = bounding_box(m)
@@ -403,11 +408,19 @@ def _body_blobs(s, sp2, radii_mm=(2.0, 3.0, 4.0, 5.0, 6.0)):
             si = (sl[1].stop - sl[1].start) * sp2[1]
             if not (150.0 <= area <= 2500.0 and 12.0 <= ap <= 60.0 and 12.0 <= si <= 50.0) or area < 0.6 * ap * si:
                 continue
-            yc, zc = ndimage.center_of_mass(m)
-            out.append(dict(sl=sl, mask=m, area=area,
-                            ap=(sl[0].start * sp2[0], sl[0].stop * sp2[0]), si=(sl[1].start * sp2[1], sl[1].stop * sp2[1]),
-                            c=((yc + sl[0].start) * sp2[0], (zc + sl[1].start) * sp2[1])))
+            out.append(_blob(m, sl, sp2))
     return out
+
+
+def _blob(m, sl, sp2):
+    """Blob dict of a sagittal (AP x SI) section ``m`` cut out at index slices ``sl``, ``sp2`` its spacing (mm).
+
+    Keys: ``sl``, ``mask``, ``area`` (mm2), ``ap`` and ``si`` (extents, mm) and ``c`` (centre, mm).
+    """
+    yc, zc = ndimage.center_of_mass(m)
+    return dict(sl=sl, mask=m, area=m.sum() * sp2[0] * sp2[1],
+                ap=(sl[0].start * sp2[0], sl[0].stop * sp2[0]), si=(sl[1].start * sp2[1], sl[1].stop * sp2[1]),
+                c=((yc + sl[0].start) * sp2[0], (zc + sl[1].start) * sp2[1]))
 
 
 def _stacked(a, b):
@@ -522,10 +535,7 @@ def _section(m, sp):
     """Largest sagittal section of a 3-D mask as a blob dict (as from :func:`_body_blobs`, plus ``x``, its slice)."""
     x = int(np.argmax(m.sum(axis=(1, 2))))
     sl = ndimage.find_objects(m[x].astype(np.int8))[0]
-    mm = m[x][sl]
-    yc, zc = ndimage.center_of_mass(mm)
-    return dict(x=x, sl=sl, mask=mm, area=mm.sum() * sp[1] * sp[2], ap=(sl[0].start * sp[1], sl[0].stop * sp[1]),
-                si=(sl[1].start * sp[2], sl[1].stop * sp[2]), c=((yc + sl[0].start) * sp[1], (zc + sl[1].start) * sp[2]))
+    return dict(_blob(m[x][sl], sl, sp[1:]), x=x)
 
 
 def _stacked_bodies(comp, bodies, sp):
@@ -623,7 +633,7 @@ def _find_bodies(Wf, fg, valid, sp, shape, column, t_low, t_high, min_body_mm3, 
     mid = roi & (Wf > t_low) & (Wf < t_high) & (rel_ap > 1.0)
     mid_raw = mid.copy()
     mid = _per_slice(lambda s: ndimage.binary_fill_holes(ndimage.binary_opening(s, _ball2(2.0 / s_ip))), mid)
-    scale = 1 if shape[0] > 1 else 0.02  # a single slice: "volumes" are areas x slice thickness
+    scale = _volume_scale(shape)
     comp, n = _split_tall(*ndimage.label(mid), sp, min_big_mm3=1000.0 * scale)
     min_vol = min_body_mm3 * scale
     comp, n, bodies = _body_components(comp, n, sp, a_c, min_vol)
@@ -705,7 +715,7 @@ def segment_auto(scan, *, inplane_mm: float = 0.8, column_depth_mm: float = 60.0
         if len(stacked) > n_canal:
             # without the canal, what lies off the chain (bowel, psoas, pelvis in front of the
             # sacrum near the column line) is not taken for a body
-            alt, stacked = _extend_chain(Wf, alt, stacked, sp, t_high, min_body_mm3 * (1 if shape[0] > 1 else 0.02))
+            alt, stacked = _extend_chain(Wf, alt, stacked, sp, t_high, min_body_mm3 * _volume_scale(shape))
             found, canal = (alt[0], [d["body"] for d in stacked]) + alt[2:], np.zeros(shape, bool)
     if found is None:
         raise SegmentationError("no spinal canal found (no long, thin bright structure) and no chain of "
@@ -757,7 +767,6 @@ def segment_auto(scan, *, inplane_mm: float = 0.8, column_depth_mm: float = 60.0
         # a disc is a few mm high over a good part of the endplate; a thin dark line (fused
         # sacral segments, a cleft) is not
         gap_mm = (zu[both] - zl[both] - 1) * sp[2]
-
         if np.median(gap_mm) < 3.0:
             discs.append(None)
             continue
@@ -796,9 +805,8 @@ def segment_auto(scan, *, inplane_mm: float = 0.8, column_depth_mm: float = 60.0
         discs.append(cand)
     # ---- levels: sacrum = lowest body with a disc above it
     n_b = len(body_masks)
-    # (a disc of at least 200 mm3; on a single slice "volume" is area x slice thickness, scaled like
-    # the body size limit)
-    min_disc = 200.0 * (1 if shape[0] > 1 else 0.02)
+    # (a disc of at least 200 mm3, scaled like the body size limit on a single slice)
+    min_disc = 200.0 * _volume_scale(shape)
     has_disc_above = [False] + [d is not None and d.sum() * np.prod(sp) > min_disc for d in discs]
     s1 = max(i for i in range(n_b) if has_disc_above[i]) if any(has_disc_above) else n_b - 1
     out = np.zeros(shape, np.int16)
