@@ -738,7 +738,11 @@ def segment_auto(scan, *, inplane_mm: float = 0.8, column_depth_mm: float = 60.0
         # but not into another component the opening cut off (a nucleus with marrow-like signal)
         box = _inplane_box(m, int(np.ceil(r_open / s_ip)) + 2)
         free = mid_raw[box] & ((comp[box] == 0) | (comp[box] == i))
-        m[box] |= _per_slice(lambda s: ndimage.binary_dilation(s, _ball2(r_open / s_ip)), m[box]) & free
+        # only what connects to the body through such voxels: a noisy intermediate-class voxel in
+        # the disc beyond the dark endplate is not the body's rounded corner (it made bodies reach
+        # 2 mm into the disc, anterior heights 2.3 mm short at SNR 15)
+        grown = _per_slice(lambda s: ndimage.binary_dilation(s, _ball2(r_open / s_ip)), m[box]) & free
+        m[box] |= np.stack([ndimage.binary_propagation(b, mask=g | b) for g, b in zip(grown, m[box])])
         # bright (fatty) marrow: pockets of bright-class signal whose rim is mostly this body
         m = _marrow_pockets(m, bright_col)
         # add the cortical shell back: ~1.2 mm of dark cortex, plus the half voxel that the
