@@ -35,9 +35,10 @@ def test_phantom_levels_and_dice(ph, case):
     assert seg.levels == ["L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"]
     disc = [dice(truth == v, seg.labels == v) for v in range(120, 125)]
     body = [dice(truth == v, seg.labels == v) for v in (20, 21, 22, 23, 24, 26)]
-    # measured level (docs/validation.md): discs ~0.85-0.95; bodies 0.95-0.98 since the lateral
-    # partial-volume shell (were 0.92-0.98); the 0.95 goal is not met for every disc yet
-    assert min(disc) > 0.7, disc
+    # measured level (docs/validation.md): bodies 0.95-0.98 since the lateral partial-volume shell
+    # (were 0.92-0.98); discs min 0.888 / 0.894 / 0.906 since the columns follow the disc's
+    # inclination and stop at the endplates (were 0.864 / 0.872 / 0.902); the 0.95 goal is not met
+    assert min(disc) > 0.88, disc
     assert min(body) > 0.94, body
 
 
@@ -60,6 +61,39 @@ def test_cortex_shell_pv_lateral_slice():
     assert not out[1].any() and not out[8].any()
     # in-plane: the plain shell, 1.55 mm = 2 pixels around the marrow
     assert out[4, 13, 30] and not out[4, 12, 30]
+
+
+def test_disc_columns_follow_an_inclined_disc():
+    """An inclined disc (35 deg, like L5-S1) is disc space from endplate to endplate, and no more.
+
+    Columns along world SI (the method before) miss the triangles at the anterior and posterior
+    ends of a steep disc, where a vertical column meets only one body (L5-S1 Dice 0.90-0.92 on the
+    phantom); columns that graze a body's wall far from its endplate (a body wider at its far
+    end) are not disc space.
+    """
+    from discmeasure.segmentation.auto import _disc_mask
+
+    sp = (3.0, 0.5, 0.5)  # thick left-right slices, as on the working grid of a sagittal scan
+    shape = (3, 160, 160)
+    Y, Z = np.meshgrid(np.arange(shape[1]) * sp[1] - 40.0, np.arange(shape[2]) * sp[2] - 40.0, indexing="ij")
+    th = np.deg2rad(35.0)
+    t = Y * np.cos(th) + Z * np.sin(th)  # along the disc (AP)
+    h = -Y * np.sin(th) + Z * np.cos(th)  # across it
+    upper = (h > 4) & (h < 24) & (np.abs(t) < 15)
+    # the lower body widens anteriorly towards its far end (a column there meets its wall, not its endplate)
+    lower = (h < -4) & (h > -24) & (t > -15) & (t < 15 + np.clip(-h - 12, 0, None))
+    disc = (np.abs(h) <= 4) & (np.abs(t) < 15) & ~upper & ~lower
+    W = np.full(shape, 0.1, np.float32)
+    u = np.broadcast_to(upper, shape).copy()
+    l = np.broadcast_to(lower, shape).copy()
+    W[u | l] = 0.5
+    W[:, disc] = 0.3
+    ones = np.ones(shape, bool)
+    m = _disc_mask(u, l, u | l, ones, np.zeros(shape, bool), W, 1.0, sp)
+    inner = (np.abs(h) <= 3.5) & (np.abs(t) < 14.0)
+    assert m[1][inner].all(), (inner & ~m[1]).sum()
+    # nothing beyond the endplates' planes (no strip along the lower body's anterior wall)
+    assert not m[1][np.abs(h) > 5.0].any(), (m[1] & (np.abs(h) > 5.0)).sum()
 
 
 def test_seeded_relabels_levels(ph):
@@ -247,8 +281,9 @@ def test_auto_on_real_2d_slices_without_bright_csf(testdata):
     Before the column could be found from a chain of stacked vertebral bodies, three of the six
     were refused ("0/1 vertebral bodies found") and the mean disc Dice was 0.17 (0.557, 0, 0,
     0.000, 0.471, 0). Now every slice is segmented with at least five disc levels; the Dice values
-    are asserted at the level reached (disc mean 0.647, min 0.556; vertebra mean 0.765, min 0.651)
-    minus a small margin. The goal of issue 5 (0.90)
+    are asserted at the level reached (disc mean 0.665, min 0.605 since the disc columns follow the
+    disc's inclination and stop at the endplates, were 0.647 and 0.556; vertebra mean 0.765, min
+    0.651) minus a small margin. The goal of issue 5 (0.90)
     is not reached: the annotation counts the dark endplate line as disc, the discmeasure
     convention (like the phantom truth) counts the cortex as body (docs/validation.md).
     """
@@ -265,6 +300,6 @@ def test_auto_on_real_2d_slices_without_bright_csf(testdata):
         assert len(seg.levels) >= 5, (i, seg.levels)
         dds.append(dice((lab > 100) & (lab < 130), m == 1))
         vds.append(dice((lab >= 1) & (lab <= 26), m == 2))
-        assert dds[-1] > 0.53 and vds[-1] > 0.62, (i, dds[-1], vds[-1])
-    assert np.mean(dds) > 0.63, dds
+        assert dds[-1] > 0.58 and vds[-1] > 0.62, (i, dds[-1], vds[-1])
+    assert np.mean(dds) > 0.655, dds
     assert np.mean(vds) > 0.75, vds

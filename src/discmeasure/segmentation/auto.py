@@ -645,6 +645,123 @@ def _find_bodies(Wf, fg, valid, sp, shape, column, t_low, t_high, min_body_mm3, 
     return comp, bodies, mid_raw, roi, rel_ap, t_low
 
 
+def _disc_columns(u, l, slope, sp):
+    """Columns across the disc between bodies ``u`` (upper) and ``l`` (lower).
+
+    A column is a line along the disc's axis: world SI turned in the sagittal plane by the disc's
+    inclination (``slope`` = dz/dy of its mid-surface; 0 = world SI), so the columns of an inclined
+    disc (L5-S1: 30-40 degrees) run from one endplate straight to the other. Voxels keep their own
+    grid; each falls into the column of its position across the disc (bins of the in-plane
+    spacing, one set per slice). Returns ``(S, (X, A), su, sl)``: every voxel's height along the
+    axis (mm) and its column (slice, bin), and per column the upper body's lowest and the lower
+    body's highest height (inf / -inf where the body is absent).
+    """
+    n = np.hypot(1.0, slope)
+    Y, Z = np.ogrid[:u.shape[1], :u.shape[2]]
+    y, z = Y * sp[1], Z * sp[2]
+    s = (z - slope * y) / n
+    a = np.rint(((y + slope * z) / n) / sp[1]).astype(np.intp)
+    a = a - a.min()
+    S = np.broadcast_to(s[None], u.shape)
+    A = np.broadcast_to(a[None], u.shape)
+    X = np.broadcast_to(np.arange(u.shape[0])[:, None, None], u.shape)
+    su = np.full((u.shape[0], int(a.max()) + 1), np.inf)
+    sl = np.full(su.shape, -np.inf)
+    np.minimum.at(su, (X[u], A[u]), S[u])
+    np.maximum.at(sl, (X[l], A[l]), S[l])
+    return S, (X, A), su, sl
+
+
+def _disc_space(u, l, body_any, roi, canal, Wf, canal_level, sp, slope=0.0, *, rim_mm=2.5, bulge_mm=16.0,
+                excess_mm=1.5):
+    """Disc voxels between upper body ``u`` and lower body ``l`` (pipeline step 5).
+
+    Column by column (:func:`_disc_columns`, along the disc axis given by ``slope``), the voxels
+    between the lower body's top and the upper body's bottom; extended by ``rim_mm``
+    laterally/anteriorly and, where the canal lies behind the disc in that slice, up to
+    ``bulge_mm`` posteriorly over voxels darker than the midpoint of annulus and CSF (bulges).
+    A column taller than the disc's height there (a linear fit over the middle half of the AP span,
+    so a wedge-shaped disc keeps its taller end) by more than ``excess_mm`` is not disc space: it
+    grazes a body's rounded corner or runs along its anterior/posterior wall, past the endplates
+    (vertical strips of muscle, vessels or epidural tissue along the walls).
+
+    Returns ``(mask, box, fit)``: the disc inside ``box`` (index slices around both bodies), and the
+    disc's inclination (dz/dy of its mid-surface, in the frame of ``slope``: ~0 when ``slope`` was
+    right), or ``(None, None, None)`` when there is no disc (no common columns, a gap under 3 mm).
+    """
+    lo, hi = bounding_box(u | l)
+    grow = (int(np.ceil((bulge_mm + 1.0) / sp[1])) + 1, int(np.ceil((rim_mm + 1.0) / sp[2])) + 1)
+    box = (slice(None),) + tuple(slice(max(int(a) - g, 0), int(b) + g) for a, b, g in zip(lo[1:], hi[1:], grow))
+    u, l, body_any, roi, canal, Wf = u[box], l[box], body_any[box], roi[box], canal[box], Wf[box]
+    S, col, su, sl = _disc_columns(u, l, slope, sp)
+    both = np.isfinite(su) & np.isfinite(sl) & (su > sl)
+    if both.sum() < 5:
+        return None, None, None
+    # a disc is a few mm high over a good part of the endplate; a thin dark line (fused
+    # sacral segments, a cleft) is not
+    if np.median(su[both] - sl[both]) - sp[2] < 3.0:
+        return None, None, None
+    ys = np.arange(both.shape[1])[None, :]
+
+    def span(b):
+        """Most posterior and most anterior column per slice, and the middle half between them."""
+        wall = np.where(b.any(axis=1), np.argmax(b, axis=1), b.shape[1])[:, None]
+        front = np.where(b.any(axis=1), b.shape[1] - 1 - np.argmax(b[:, ::-1], axis=1), -1)[:, None]
+        return wall, front, b & (ys >= wall + 0.25 * (front - wall)) & (ys <= wall + 0.75 * (front - wall))
+
+    wall, front, mid = span(both)
+    if mid.sum() >= 5 and np.ptp(np.nonzero(mid)[1]) >= 3:
+        height = np.polyval(np.polyfit(np.nonzero(mid)[1], (su - sl)[mid], 1), ys)
+        both &= (su - sl) <= height + excess_mm
+        wall, front, mid = span(both)
+    fit = None
+    if mid.sum() >= 5 and np.ptp(np.nonzero(mid)[1]) >= 3:
+        fit = float(np.polyfit(np.nonzero(mid)[1] * sp[1], 0.5 * (su[mid] + sl[mid]), 1)[0])
+    # extend the endplate heights to nearby columns (bulge behind the wall, lateral rim)
+    dist, (ix, iy) = ndimage.distance_transform_edt(~both, sampling=(sp[0], sp[1]), return_indices=True)
+    su_f, sl_f = su[ix, iy], sl[ix, iy]
+    posterior = (ys < wall) & ((wall - ys) * sp[1] <= bulge_mm)
+    # bulges only where the canal is behind the disc in the same slice, and not past its back
+    zmid = int(np.median(np.floor(0.5 * (su[both] + sl[both]) / sp[2] + 1e-6)))
+    X, A = col
+    slab = canal & (np.abs(S / sp[2] - zmid) <= 3 + 1e-6)
+    back = np.full(both.shape[0], both.shape[1])
+    np.minimum.at(back, X[slab], A[slab])  # most posterior canal column per slice
+    posterior &= (back < both.shape[1])[:, None] & (ys >= back[:, None])
+    near = (dist <= rim_mm) | (posterior & (dist <= bulge_mm))
+    near &= ys <= front + rim_mm / sp[1]
+    between = near[col] & (S > sl_f[col]) & (S < su_f[col])
+    core = between & both[col] & ~body_any & roi
+    if core.sum() < 5:
+        return None, None, None
+    af_level = float(np.percentile(Wf[core], 25))
+    dark = Wf < 0.5 * (af_level + canal_level)
+    ext = between & ~body_any & roi & dark & ~both[col]
+    cand = core | ext
+    cc, nc = ndimage.label(cand)
+    if nc > 1:
+        # keep what touches the core
+        keep = np.unique(cc[core])
+        cand = np.isin(cc, keep[keep > 0])
+    cand = _per_slice(lambda s_: ndimage.binary_opening(s_, _ball2(1)), cand) | core
+    return cand, box, fit
+
+
+def _disc_mask(u, l, body_any, roi, canal, Wf, canal_level, sp):
+    """The disc between bodies ``u`` and ``l`` (full-size mask, or None): :func:`_disc_space` with
+    columns along world SI first, which give the disc's inclination, then along its own axis."""
+    cand, box, slope = _disc_space(u, l, body_any, roi, canal, Wf, canal_level, sp)
+    if cand is not None and slope:
+        tilted = _disc_space(u, l, body_any, roi, canal, Wf, canal_level, sp, slope)
+        if tilted[0] is not None:
+            cand, box = tilted[:2]
+    if cand is None:
+        return None
+    out = np.zeros(u.shape, bool)
+    out[box] = cand
+    return out
+
+
 def missed_bodies(centres_mm, *, ratio: float = 1.6) -> list[int]:
     """Vertebral bodies missed between consecutive found ones, from their centre spacing.
 
@@ -762,50 +879,7 @@ def segment_auto(scan, *, inplane_mm: float = 0.8, column_depth_mm: float = 60.0
         if gap:
             discs.append(None)
             continue
-        zu = np.where(u.any(axis=2), np.argmax(u, axis=2), -1)  # lowest z of upper body per (x, y)
-        zl = np.where(l.any(axis=2), shape[2] - 1 - np.argmax(l[:, :, ::-1], axis=2), -1)  # highest z of lower
-        both = (zu >= 0) & (zl >= 0) & (zu > zl)
-        if both.sum() < 5:
-            discs.append(None)
-            continue
-        # a disc is a few mm high over a good part of the endplate; a thin dark line (fused
-        # sacral segments, a cleft) is not
-        gap_mm = (zu[both] - zl[both] - 1) * sp[2]
-        if np.median(gap_mm) < 3.0:
-            discs.append(None)
-            continue
-        # extend the endplate heights to nearby columns (bulge behind the wall, lateral rim)
-        dist, (ix, iy) = ndimage.distance_transform_edt(~both, sampling=sp[:2], return_indices=True)
-        zu_f, zl_f = zu[ix, iy], zl[ix, iy]
-        # posterior of the bodies' span (bulges) up to 16 mm; elsewhere a 2.5 mm rim
-        ys = np.arange(shape[1])[None, :]
-        wall = np.where(both.any(axis=1), np.argmax(both, axis=1), shape[1])[:, None]  # most posterior column per slice
-        front = np.where(both.any(axis=1), shape[1] - 1 - np.argmax(both[:, ::-1], axis=1), -1)[:, None]
-        posterior = (ys < wall) & ((wall - ys) * sp[1] <= 16.0)
-        # bulges only where the canal is behind the disc in the same slice, and not past its back
-        zmid = int(np.clip(np.median((zl[both] + zu[both]) // 2), 0, shape[2] - 1))
-        slab = canal[:, :, max(zmid - 3, 0):zmid + 4].any(axis=2)  # (x, y)
-        has_canal = slab.any(axis=1)
-        back = np.where(has_canal, np.argmax(slab, axis=1), shape[1])[:, None]  # most posterior canal column
-        posterior &= has_canal[:, None] & (ys >= back)
-        near = (dist <= 2.5) | (posterior & (dist <= 16.0))
-        near &= ys <= front + 2.5 / sp[1]
-        zz = np.arange(shape[2])[None, None, :]
-        between = near[:, :, None] & (zz > zl_f[:, :, None]) & (zz < zu_f[:, :, None])
-        core = between & both[:, :, None] & ~body_any & roi
-        if core.sum() < 5:
-            discs.append(None)
-            continue
-        af_level = float(np.percentile(Wf[core], 25))
-        dark = Wf < 0.5 * (af_level + canal_level)
-        ext = between & ~body_any & roi & dark & ~both[:, :, None]
-        cand = core | ext
-        cc, nc = ndimage.label(cand)
-        if nc > 1:
-            # keep what touches the core
-            keep = np.unique(cc[core])
-            cand = np.isin(cc, keep[keep > 0])
-        cand = _per_slice(lambda s: ndimage.binary_opening(s, _ball2(1)), cand) | core
+        cand = _disc_mask(u, l, body_any, roi, canal, Wf, canal_level, sp)
         discs.append(cand)
     # ---- levels: sacrum = lowest body with a disc above it
     n_b = len(body_masks)
