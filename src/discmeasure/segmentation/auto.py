@@ -67,6 +67,12 @@ def _ball2(radius_vox):
     return (y * y + z * z <= r * r)
 
 
+#: 4-connectivity within each slice (working-grid axis 0), none across slices: 3-D morphology
+#: that acts slice by slice, like :func:`_per_slice` with scipy's default 2-D structure
+_IN_PLANE = np.zeros((3, 3, 3), bool)
+_IN_PLANE[1] = ndimage.generate_binary_structure(2, 1)
+
+
 def _per_slice(fn, vol, *args):
     return np.stack([fn(vol[i], *args) for i in range(vol.shape[0])], axis=0)
 
@@ -709,13 +715,17 @@ def _disc_space(u, l, body_any, roi, canal, Wf, canal_level, sp, slope=0.0, *, r
         front = np.where(b.any(axis=1), b.shape[1] - 1 - np.argmax(b[:, ::-1], axis=1), -1)[:, None]
         return wall, front, b & (ys >= wall + 0.25 * (front - wall)) & (ys <= wall + 0.75 * (front - wall))
 
+    def fittable(mid):
+        """Whether the middle half holds enough columns, over enough of the AP span, for a line fit."""
+        return mid.sum() >= 5 and np.ptp(np.nonzero(mid)[1]) >= 3
+
     wall, front, mid = span(both)
-    if mid.sum() >= 5 and np.ptp(np.nonzero(mid)[1]) >= 3:
+    if fittable(mid):
         height = np.polyval(np.polyfit(np.nonzero(mid)[1], (su - sl)[mid], 1), ys)
         both &= (su - sl) <= height + excess_mm
         wall, front, mid = span(both)
     fit = None
-    if mid.sum() >= 5 and np.ptp(np.nonzero(mid)[1]) >= 3:
+    if fittable(mid):
         fit = float(np.polyfit(np.nonzero(mid)[1] * sp[1], 0.5 * (su[mid] + sl[mid]), 1)[0])
     # extend the endplate heights to nearby columns (bulge behind the wall, lateral rim)
     dist, (ix, iy) = ndimage.distance_transform_edt(~both, sampling=(sp[0], sp[1]), return_indices=True)
@@ -859,7 +869,7 @@ def segment_auto(scan, *, inplane_mm: float = 0.8, column_depth_mm: float = 60.0
         # the disc beyond the dark endplate is not the body's rounded corner (it made bodies reach
         # 2 mm into the disc, anterior heights 2.3 mm short at SNR 15)
         grown = _per_slice(lambda s: ndimage.binary_dilation(s, _ball2(r_open / s_ip)), m[box]) & free
-        m[box] |= np.stack([ndimage.binary_propagation(b, mask=g | b) for g, b in zip(grown, m[box])])
+        m[box] = ndimage.binary_propagation(m[box], mask=grown | m[box], structure=_IN_PLANE)
         # bright (fatty) marrow: pockets of bright-class signal whose rim is mostly this body
         m = _marrow_pockets(m, bright_col)
         # add the cortical shell back: ~1.2 mm of dark cortex, plus the half voxel that the
