@@ -91,8 +91,8 @@ def main(argv=None):
              "| move (rotation °, shift mm) | levels matched | " + " | ".join(f"max abs Δ {m}" for m in METRICS) + " |",
              "|---|---|" + "---|" * len(METRICS)]
     per_level = []
-    for rot, shift in MOVES:
-        mv = moved_copy(base, rot, shift)
+    copies = [moved_copy(base, rot, shift) for rot, shift in MOVES]
+    for (rot, shift), mv in zip(MOVES, copies):
         try:
             seg1 = dm.segment(mv)
         except dm.DiscmeasureError as exc:
@@ -130,7 +130,7 @@ def main(argv=None):
                       f"in one copy only, NaN, counts as a miss); median |Δbulge| {np.nanmedian(arr[:, 0]):.2f} mm, "
                       f"max {np.nanmax(arr[:, 0]):.2f} mm over the {n_b} of {len(arr)} level pairs with a bulge in both; "
                       f"{int(np.isnan(arr).sum())} of {arr.size} level x metric differences are NaN."]
-    lines += _pooled(base, [moved_copy(base, r, t) for r, t in MOVES])
+    lines += _pooled(base, copies)
     lines += ["", machine_line()]
     text = "\n".join(lines)
     print(text)
