@@ -4,6 +4,7 @@ The numbers behind the tolerances are in docs/validation.md (benchmarks/validate
 The issue's goal is 0.3 mm; what is asserted here is what the method achieves today, so a
 regression fails: truth labels <= 0.3 mm with the image-edge refinement (0.45 mm from the label
 outlines alone, which the test also checks), automatic segmentation <= 0.45 mm on the sample scans.
+Heights: truth labels <= 0.4 mm, automatic segmentation at SNR 15 <= 0.8 mm.
 """
 
 from __future__ import annotations
@@ -31,14 +32,20 @@ def sample_measurements(sample_scans):
     return out
 
 
-@pytest.mark.slow
-def test_truth_labels_bulge_within_0_3_mm():
+@pytest.fixture(scope="module")
+def truth_label_case():
+    """The default phantom at 0.7 x 0.7 x 4 mm, SNR 35, its truth labels and analytic truth."""
     ph = phantom.default_phantom()
-    tr = phantom.truth(ph)["levels"]
     shape, aff = phantom.make_grid(fov_mm=(170.0, 220.0), center_mm=(0.0, 0.0, 10.0), spacing=(0.7, 0.7, 4.0),
                                    n_slices=11)
     img, lab = phantom.render_t2w(ph, shape, aff, snr=35, supersample=3, seed=5)
     seg = dm.segment(img, method="labels", labels=lab, convention="discmeasure")
+    return img, seg, phantom.truth(ph)["levels"]
+
+
+@pytest.mark.slow
+def test_truth_labels_bulge_within_0_3_mm(truth_label_case):
+    img, seg, tr = truth_label_case
     errs = {}
     for refine in (True, False):
         df = dm.measure(img, seg, refine_edges=refine)
@@ -47,6 +54,23 @@ def test_truth_labels_bulge_within_0_3_mm():
     assert np.max(np.abs(errs[True])) <= 0.3, errs[True]
     # the label outlines alone are half a voxel off here and there: the refinement is what helps
     assert np.max(np.abs(errs[False])) > 0.4, errs[False]
+
+
+@pytest.mark.slow
+def test_truth_labels_heights(truth_label_case):
+    """Heights from truth labels: each endplate is a line fitted over the middle half of its third.
+
+    One column of the label staircase put the heights up to 0.51 mm off here (rms 0.25 mm); the
+    line through the staircase brings them within 0.4 mm. The 0.3 mm goal is not met: where an
+    endplate runs along the voxel rows the staircase has no steps to average (docs/methods.md).
+    """
+    img, seg, tr = truth_label_case
+    df = dm.measure(img, seg)
+    err = np.array([[r[f"height_{w}_mm"] - tr[r.level][f"height_{w}_mm"] for w in ("anterior", "middle", "posterior")]
+                    for _, r in df.iterrows()])
+    assert err.shape == (5, 3) and np.all(np.isfinite(err)), err
+    assert np.max(np.abs(err)) <= 0.4, err
+    assert np.sqrt(np.mean(err**2)) <= 0.2, err
 
 
 @pytest.mark.slow

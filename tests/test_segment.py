@@ -209,6 +209,12 @@ def test_bright_marrow_under_an_endplate_stays_body(ph):
     there grew by the focus's depth (14.4 mm instead of 8.8 mm here; on sct_t2_lumbar the anterior
     L4-L5 height was 5 mm or 13 mm depending on a 2-3 degree move). The body's own hole-filled
     voxels were also cut out again where brighter than the intermediate class.
+
+    The marrow between the focus and the endplate (a strip thinner than the body's opening) was
+    then still lost: too far from the opened body to be regrown, the cortical shell grew from the
+    focus instead, and the disc label reached a voxel into L4 over the focus (middle height 1.1 mm
+    larger, seen once heights were read off a line fit along the endplate). That strip is now
+    regrown from the focus: the heights match the scan without it.
     """
     from scipy import ndimage
 
@@ -230,9 +236,10 @@ def test_bright_marrow_under_an_endplate_stays_body(ph):
     assert np.mean(seg.labels[pocket] == 23) > 0.95  # was 0 (disc 306 voxels, background 198)
     ref = dm.measure(img, segment(img)).set_index("level").loc["L3-L4"]
     got = dm.measure(Scan(data, aff), seg).set_index("level").loc["L3-L4"]
-    # same heights as without the focus, to one in-plane voxel (0.8 mm); middle was 14.4 vs 8.8
+    # same heights as without the focus, to a quarter of an in-plane voxel (0.8 mm); middle was
+    # 14.4 vs 8.8 with the bite, 9.75 vs 8.65 with the strip lost
     for col in ("height_anterior_mm", "height_middle_mm", "height_posterior_mm"):
-        assert got[col] == pytest.approx(ref[col], abs=0.9), col
+        assert got[col] == pytest.approx(ref[col], abs=0.2), col
 
 
 @pytest.mark.testdata

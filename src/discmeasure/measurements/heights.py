@@ -9,7 +9,9 @@ Definitions (docs/methods.md):
   along the disc axis (perpendicular to the disc mid-plane) at the centres of
   the anterior, middle and posterior thirds of that span (Dabbs & Dabbs 1990
   measure anterior and posterior heights; the thirds keep all three off the
-  rounded corners);
+  rounded corners); each endplate's position there is a straight line fitted
+  to its outline over the middle half of the third, not one column of the
+  label staircase;
 - AP length: the disc's extent along the level's AP axis on the same plane;
 - disc height index (Farfan 1973): (anterior + posterior height) / AP length.
 
@@ -25,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .bulge import _near_disc, corner
+from .bulge import _fit_line, _near_disc, corner
 from .planes import PlaneStack, contours
 
 __all__ = ["plane_heights", "endplate_gap"]
@@ -51,8 +53,28 @@ def _crossing(profile: np.ndarray, coords: np.ndarray, level: float, from_top: b
     return coords[j] + (a - level) / (a - b) * (coords[j + 1] - coords[j])
 
 
-def endplate_gap(stack: PlaneStack, k: int, ap_pos: float, *, min_gap_mm: float = 0.5) -> float:
+def _endplate_si(stack: PlaneStack, k: int, name: str, i: np.ndarray) -> np.ndarray:
+    """SI position (mm) of body ``name``'s endplate facing the disc in AP columns ``i`` of plane k."""
+    si = stack.si
+    out = np.full(len(i), np.nan)
+    for n, col in enumerate(stack.masks[name][k, i]):
+        # only look at the part of each body on its own side of the disc centre
+        if name == "upper":
+            out[n] = _crossing(np.where(si > -2.0, col, 0.0), si, 0.5, from_top=True)
+        else:
+            out[n] = _crossing(np.where(si < 2.0, col, 0.0), si, 0.5, from_top=False)
+    return out
+
+
+def endplate_gap(stack: PlaneStack, k: int, ap_pos: float, *, min_gap_mm: float = 0.5,
+                 half_window_mm: float = 0.0) -> float:
     """Gap (mm, along the disc axis) between the upper and lower body at AP position ``ap_pos`` on plane k.
+
+    With ``half_window_mm`` > 0 each endplate's position at ``ap_pos`` is read off a straight
+    line fitted (least squares, one pass of outlier trimming) to its 0.5 crossings in every
+    sample column within that distance: a label outline is a staircase of voxel faces, and
+    the line through it is closer to the true endplate than any one column (on the phantom
+    from truth labels, max |error| of the heights 0.51 -> 0.35 mm; docs/methods.md).
 
     NaN where the two bodies come closer than ``min_gap_mm`` or no disc lies between them at
     that position: the segmentation is wrong there, and 0 mm would be reported as a disc height.
@@ -74,7 +96,19 @@ def endplate_gap(stack: PlaneStack, k: int, ap_pos: float, *, min_gap_mm: float 
     inside = (si >= s_lo) & (si <= s_up)
     if not gap >= min_gap_mm or not (inside.any() and disc[inside].max() >= 0.5):
         return np.nan
-    return gap
+    if half_window_mm <= 0:
+        return gap
+    cols = np.flatnonzero(np.abs(ap - ap_pos) <= half_window_mm)
+    ends = []
+    for name in ("upper", "lower"):
+        s = _endplate_si(stack, k, name, cols)
+        ok = np.isfinite(s)
+        u = ap[cols][ok] - ap_pos
+        if len(u) < 4 or np.ptp(u) < 1.0:  # too few columns: the single column's crossing
+            return gap
+        ends.append(float(np.polyfit(u, s[ok], 1)[1]))
+    fitted = float(ends[0] - ends[1])
+    return fitted if fitted >= min_gap_mm else np.nan
 
 
 def plane_heights(stack: PlaneStack, k: int) -> dict[str, float]:
@@ -104,9 +138,11 @@ def plane_heights(stack: PlaneStack, k: int) -> dict[str, float]:
     if span <= 0:
         return out
     out["endplate_span_ap_mm"] = (float(a_post), float(a_ant))
-    out["height_anterior_mm"] = endplate_gap(stack, k, a_ant - span / 6)
-    out["height_middle_mm"] = endplate_gap(stack, k, a_post + span / 2)
-    out["height_posterior_mm"] = endplate_gap(stack, k, a_post + span / 6)
+    # each endplate is a line fit over the middle half of its third (+-span/12)
+    w = span / 12
+    out["height_anterior_mm"] = endplate_gap(stack, k, a_ant - span / 6, half_window_mm=w)
+    out["height_middle_mm"] = endplate_gap(stack, k, a_post + span / 2, half_window_mm=w)
+    out["height_posterior_mm"] = endplate_gap(stack, k, a_post + span / 6, half_window_mm=w)
     if out["ap_length_mm"] > 0:
         out["dhi"] = (out["height_anterior_mm"] + out["height_posterior_mm"]) / out["ap_length_mm"]
     return out

@@ -871,7 +871,16 @@ def segment_auto(scan, *, inplane_mm: float = 0.8, column_depth_mm: float = 60.0
         grown = _per_slice(lambda s: ndimage.binary_dilation(s, _ball2(r_open / s_ip)), m[box]) & free
         m[box] = ndimage.binary_propagation(m[box], mask=grown | m[box], structure=_IN_PLANE)
         # bright (fatty) marrow: pockets of bright-class signal whose rim is mostly this body
-        m = _marrow_pockets(m, bright_col)
+        with_pockets = _marrow_pockets(m, bright_col)
+        if (with_pockets != m).any():
+            # the marrow between a pocket and the endplate: a strip thinner than the opening, cut
+            # off by it and too far from the opened body to be regrown; regrown from the pocket
+            # (else the shell grew from the pocket and the disc label took the endplate there)
+            added = with_pockets[box] & ~m[box]
+            grown = _per_slice(lambda s: ndimage.binary_dilation(s, _ball2(r_open / s_ip)), added) & free
+            with_pockets[box] = ndimage.binary_propagation(with_pockets[box], mask=grown | with_pockets[box],
+                                                           structure=_IN_PLANE)
+        m = with_pockets
         # add the cortical shell back: ~1.2 mm of dark cortex, plus the half voxel that the
         # intermediate-class threshold loses to partial volume at the marrow boundary; the shell
         # grows over non-bright voxels only, the body itself (holes, pockets) stays whole
