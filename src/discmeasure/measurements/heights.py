@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .bulge import _fit_line, _near_disc, corner
+from .bulge import _near_disc, corner
 from .planes import PlaneStack, contours
 
 __all__ = ["plane_heights", "endplate_gap"]
@@ -71,10 +71,11 @@ def endplate_gap(stack: PlaneStack, k: int, ap_pos: float, *, min_gap_mm: float 
     """Gap (mm, along the disc axis) between the upper and lower body at AP position ``ap_pos`` on plane k.
 
     With ``half_window_mm`` > 0 each endplate's position at ``ap_pos`` is read off a straight
-    line fitted (least squares, one pass of outlier trimming) to its 0.5 crossings in every
-    sample column within that distance: a label outline is a staircase of voxel faces, and
-    the line through it is closer to the true endplate than any one column (on the phantom
-    from truth labels, max |error| of the heights 0.51 -> 0.35 mm; docs/methods.md).
+    line fitted (least squares, no trimming: the staircase's own steps are the information) to
+    its 0.5 crossings in every sample column within that distance: a label outline is a
+    staircase of voxel faces, and the line through it is closer to the true endplate than any
+    one column (on the phantom from truth labels, max |error| of the heights 0.51 -> 0.37 mm;
+    docs/methods.md).
 
     NaN where the two bodies come closer than ``min_gap_mm`` or no disc lies between them at
     that position: the segmentation is wrong there, and 0 mm would be reported as a disc height.
