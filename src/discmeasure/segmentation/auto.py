@@ -678,35 +678,27 @@ def _disc_columns(u, l, slope, sp):
     return S, (X, A), su, sl
 
 
-def _disc_space(u, l, body_any, roi, canal, Wf, canal_level, sp, slope=0.0, *, rim_mm=2.5, bulge_mm=16.0,
-                excess_mm=1.5):
-    """Disc voxels between upper body ``u`` and lower body ``l`` (pipeline step 5).
+def _disc_span(u, l, body_any, roi, sp, slope, rim_mm, bulge_mm, excess_mm):
+    """The disc's columns between ``u`` and ``l`` in the box around both (first part of :func:`_disc_space`).
 
-    Column by column (:func:`_disc_columns`, along the disc axis given by ``slope``), the voxels
-    between the lower body's top and the upper body's bottom; extended by ``rim_mm``
-    laterally/anteriorly and, where the canal lies behind the disc in that slice, up to
-    ``bulge_mm`` posteriorly over voxels darker than the midpoint of annulus and CSF (bulges).
-    A column taller than the disc's height there (a linear fit over the middle half of the AP span,
-    so a wedge-shaped disc keeps its taller end) by more than ``excess_mm`` is not disc space: it
-    grazes a body's rounded corner or runs along its anterior/posterior wall, past the endplates
-    (vertical strips of muscle, vessels or epidural tissue along the walls).
-
-    Returns ``(mask, box, fit)``: the disc inside ``box`` (index slices around both bodies), and the
-    disc's inclination (dz/dy of its mid-surface, in the frame of ``slope``: ~0 when ``slope`` was
-    right), or ``(None, None, None)`` when there is no disc (no common columns, a gap under 3 mm).
+    Returns None when there is no disc (no common columns, a gap under 3 mm, fewer than 5 core
+    voxels), else a dict: ``box``, the columns (``S``, ``col``, ``su``, ``sl``), ``both`` (columns
+    with both endplates, after the height cap), ``wall``/``front`` (AP span per slice), ``core``
+    (voxels strictly between the endplates of those columns, not body, in the ROI) and ``fit``
+    (the inclination, or None). Cheap: no distance transform, labelling or opening.
     """
     lo, hi = bounding_box(u | l)
     grow = (int(np.ceil((bulge_mm + 1.0) / sp[1])) + 1, int(np.ceil((rim_mm + 1.0) / sp[2])) + 1)
     box = (slice(None),) + tuple(slice(max(int(a) - g, 0), int(b) + g) for a, b, g in zip(lo[1:], hi[1:], grow))
-    u, l, body_any, roi, canal, Wf = u[box], l[box], body_any[box], roi[box], canal[box], Wf[box]
+    u, l, body_any, roi = u[box], l[box], body_any[box], roi[box]
     S, col, su, sl = _disc_columns(u, l, slope, sp)
     both = np.isfinite(su) & np.isfinite(sl) & (su > sl)
     if both.sum() < 5:
-        return None, None, None
+        return None
     # a disc is a few mm high over a good part of the endplate; a thin dark line (fused
     # sacral segments, a cleft) is not
     if np.median(su[both] - sl[both]) - sp[2] < 3.0:
-        return None, None, None
+        return None
     ys = np.arange(both.shape[1])[None, :]
 
     def span(b):
@@ -727,6 +719,37 @@ def _disc_space(u, l, body_any, roi, canal, Wf, canal_level, sp, slope=0.0, *, r
     fit = None
     if fittable(mid):
         fit = float(np.polyfit(np.nonzero(mid)[1] * sp[1], 0.5 * (su[mid] + sl[mid]), 1)[0])
+    # within a column with both endplates the rim distance is 0 and the extended endplate heights
+    # are the column's own: the core needs no distance transform
+    core = both[col] & (S > sl[col]) & (S < su[col]) & ~body_any & roi
+    if core.sum() < 5:
+        return None
+    return dict(box=box, S=S, col=col, su=su, sl=sl, both=both, ys=ys, wall=wall, front=front, core=core, fit=fit)
+
+
+def _disc_space(u, l, body_any, roi, canal, Wf, canal_level, sp, slope=0.0, *, rim_mm=2.5, bulge_mm=16.0,
+                excess_mm=1.5):
+    """Disc voxels between upper body ``u`` and lower body ``l`` (pipeline step 5).
+
+    Column by column (:func:`_disc_columns`, along the disc axis given by ``slope``), the voxels
+    between the lower body's top and the upper body's bottom; extended by ``rim_mm``
+    laterally/anteriorly and, where the canal lies behind the disc in that slice, up to
+    ``bulge_mm`` posteriorly over voxels darker than the midpoint of annulus and CSF (bulges).
+    A column taller than the disc's height there (a linear fit over the middle half of the AP span,
+    so a wedge-shaped disc keeps its taller end) by more than ``excess_mm`` is not disc space: it
+    grazes a body's rounded corner or runs along its anterior/posterior wall, past the endplates
+    (vertical strips of muscle, vessels or epidural tissue along the walls).
+
+    Returns ``(mask, box, fit)``: the disc inside ``box`` (index slices around both bodies), and the
+    disc's inclination (dz/dy of its mid-surface, in the frame of ``slope``: ~0 when ``slope`` was
+    right), or ``(None, None, None)`` when there is no disc (no common columns, a gap under 3 mm).
+    """
+    d = _disc_span(u, l, body_any, roi, sp, slope, rim_mm, bulge_mm, excess_mm)
+    if d is None:
+        return None, None, None
+    box, S, col, su, sl, both, ys = d["box"], d["S"], d["col"], d["su"], d["sl"], d["both"], d["ys"]
+    wall, front, core = d["wall"], d["front"], d["core"]
+    body_any, roi, canal, Wf = body_any[box], roi[box], canal[box], Wf[box]
     # extend the endplate heights to nearby columns (bulge behind the wall, lateral rim)
     dist, (ix, iy) = ndimage.distance_transform_edt(~both, sampling=(sp[0], sp[1]), return_indices=True)
     su_f, sl_f = su[ix, iy], sl[ix, iy]
@@ -741,9 +764,6 @@ def _disc_space(u, l, body_any, roi, canal, Wf, canal_level, sp, slope=0.0, *, r
     near = (dist <= rim_mm) | (posterior & (dist <= bulge_mm))
     near &= ys <= front + rim_mm / sp[1]
     between = near[col] & (S > sl_f[col]) & (S < su_f[col])
-    core = between & both[col] & ~body_any & roi
-    if core.sum() < 5:
-        return None, None, None
     af_level = float(np.percentile(Wf[core], 25))
     dark = Wf < 0.5 * (af_level + canal_level)
     ext = between & ~body_any & roi & dark & ~both[col]
@@ -754,17 +774,23 @@ def _disc_space(u, l, body_any, roi, canal, Wf, canal_level, sp, slope=0.0, *, r
         keep = np.unique(cc[core])
         cand = np.isin(cc, keep[keep > 0])
     cand = _per_slice(lambda s_: ndimage.binary_opening(s_, _ball2(1)), cand) | core
-    return cand, box, fit
+    return cand, box, d["fit"]
 
 
-def _disc_mask(u, l, body_any, roi, canal, Wf, canal_level, sp):
-    """The disc between bodies ``u`` and ``l`` (full-size mask, or None): :func:`_disc_space` with
-    columns along world SI first, which give the disc's inclination, then along its own axis."""
-    cand, box, slope = _disc_space(u, l, body_any, roi, canal, Wf, canal_level, sp)
-    if cand is not None and slope:
-        tilted = _disc_space(u, l, body_any, roi, canal, Wf, canal_level, sp, slope)
-        if tilted[0] is not None:
-            cand, box = tilted[:2]
+def _disc_mask(u, l, body_any, roi, canal, Wf, canal_level, sp, *, rim_mm=2.5, bulge_mm=16.0, excess_mm=1.5):
+    """The disc between bodies ``u`` and ``l`` (full-size mask, or None): :func:`_disc_space` along
+    the disc's own axis, whose inclination the columns along world SI give first (cheaply,
+    :func:`_disc_span`); along world SI where the disc is level or the turned columns fail."""
+    first = _disc_span(u, l, body_any, roi, sp, 0.0, rim_mm, bulge_mm, excess_mm)
+    if first is None:
+        return None
+    args = (u, l, body_any, roi, canal, Wf, canal_level, sp)
+    kw = dict(rim_mm=rim_mm, bulge_mm=bulge_mm, excess_mm=excess_mm)
+    cand = None
+    if first["fit"]:
+        cand, box, _ = _disc_space(*args, first["fit"], **kw)
+    if cand is None:
+        cand, box, _ = _disc_space(*args, 0.0, **kw)
     if cand is None:
         return None
     out = np.zeros(u.shape, bool)
