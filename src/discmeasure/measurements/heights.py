@@ -53,17 +53,12 @@ def _crossing(profile: np.ndarray, coords: np.ndarray, level: float, from_top: b
     return coords[j] + (a - level) / (a - b) * (coords[j + 1] - coords[j])
 
 
-def _endplate_si(stack: PlaneStack, k: int, name: str, i: np.ndarray) -> np.ndarray:
-    """SI position (mm) of body ``name``'s endplate facing the disc in AP columns ``i`` of plane k."""
-    si = stack.si
-    out = np.full(len(i), np.nan)
-    for n, col in enumerate(stack.masks[name][k, i]):
-        # only look at the part of each body on its own side of the disc centre
-        if name == "upper":
-            out[n] = _crossing(np.where(si > -2.0, col, 0.0), si, 0.5, from_top=True)
-        else:
-            out[n] = _crossing(np.where(si < 2.0, col, 0.0), si, 0.5, from_top=False)
-    return out
+def _endplate(profile: np.ndarray, si: np.ndarray, name: str) -> float:
+    """SI position (mm) of body ``name``'s endplate facing the disc on one soft-mask column."""
+    # only look at the part of each body on its own side of the disc centre
+    if name == "upper":
+        return _crossing(np.where(si > -2.0, profile, 0.0), si, 0.5, from_top=True)
+    return _crossing(np.where(si < 2.0, profile, 0.0), si, 0.5, from_top=False)
 
 
 def endplate_gap(stack: PlaneStack, k: int, ap_pos: float, *, min_gap_mm: float = 0.5,
@@ -87,9 +82,7 @@ def endplate_gap(stack: PlaneStack, k: int, ap_pos: float, *, min_gap_mm: float 
     up = (1 - f) * stack.masks["upper"][k, i0] + f * stack.masks["upper"][k, i0 + 1]
     lo = (1 - f) * stack.masks["lower"][k, i0] + f * stack.masks["lower"][k, i0 + 1]
     si = stack.si
-    # only look at the part of each body on its own side of the disc centre
-    s_up = _crossing(np.where(si > -2.0, up, 0.0), si, 0.5, from_top=True)
-    s_lo = _crossing(np.where(si < 2.0, lo, 0.0), si, 0.5, from_top=False)
+    s_up, s_lo = _endplate(up, si, "upper"), _endplate(lo, si, "lower")
     gap = float(s_up - s_lo)
     # the disc must lie between the two endplates there: bodies that touch (a nucleus taken
     # for marrow, a body grown over the disc) give no height, not a height of 0
@@ -102,7 +95,7 @@ def endplate_gap(stack: PlaneStack, k: int, ap_pos: float, *, min_gap_mm: float 
     cols = np.flatnonzero(np.abs(ap - ap_pos) <= half_window_mm)
     ends = []
     for name in ("upper", "lower"):
-        s = _endplate_si(stack, k, name, cols)
+        s = np.array([_endplate(col, si, name) for col in stack.masks[name][k, cols]])
         ok = np.isfinite(s)
         u = ap[cols][ok] - ap_pos
         if len(u) < 4 or np.ptp(u) < 1.0:  # too few columns: the single column's crossing

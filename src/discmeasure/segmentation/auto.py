@@ -73,6 +73,13 @@ _IN_PLANE = np.zeros((3, 3, 3), bool)
 _IN_PLANE[1] = ndimage.generate_binary_structure(2, 1)
 
 
+def _regrow(base, seed, free, radius_vox):
+    """``base`` plus the ``free`` voxels within ``radius_vox`` (in-plane disk) of ``seed`` that
+    connect to ``base`` through such voxels (geodesic reconstruction, slice by slice)."""
+    grown = _per_slice(lambda s: ndimage.binary_dilation(s, _ball2(radius_vox)), seed) & free
+    return ndimage.binary_propagation(base, mask=grown | base, structure=_IN_PLANE)
+
+
 def _per_slice(fn, vol, *args):
     return np.stack([fn(vol[i], *args) for i in range(vol.shape[0])], axis=0)
 
@@ -894,18 +901,15 @@ def segment_auto(scan, *, inplane_mm: float = 0.8, column_depth_mm: float = 60.0
         # only what connects to the body through such voxels: a noisy intermediate-class voxel in
         # the disc beyond the dark endplate is not the body's rounded corner (it made bodies reach
         # 2 mm into the disc, anterior heights 2.3 mm short at SNR 15)
-        grown = _per_slice(lambda s: ndimage.binary_dilation(s, _ball2(r_open / s_ip)), m[box]) & free
-        m[box] = ndimage.binary_propagation(m[box], mask=grown | m[box], structure=_IN_PLANE)
+        m[box] = _regrow(m[box], m[box], free, r_open / s_ip)
         # bright (fatty) marrow: pockets of bright-class signal whose rim is mostly this body
         with_pockets = _marrow_pockets(m, bright_col)
-        if (with_pockets != m).any():
+        added = with_pockets[box] & ~m[box]
+        if added.any():
             # the marrow between a pocket and the endplate: a strip thinner than the opening, cut
             # off by it and too far from the opened body to be regrown; regrown from the pocket
             # (else the shell grew from the pocket and the disc label took the endplate there)
-            added = with_pockets[box] & ~m[box]
-            grown = _per_slice(lambda s: ndimage.binary_dilation(s, _ball2(r_open / s_ip)), added) & free
-            with_pockets[box] = ndimage.binary_propagation(with_pockets[box], mask=grown | with_pockets[box],
-                                                           structure=_IN_PLANE)
+            with_pockets[box] = _regrow(with_pockets[box], added, free, r_open / s_ip)
         m = with_pockets
         # add the cortical shell back: ~1.2 mm of dark cortex, plus the half voxel that the
         # intermediate-class threshold loses to partial volume at the marrow boundary; the shell
