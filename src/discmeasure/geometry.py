@@ -23,6 +23,7 @@ def resample(
     order: int = 1,
     cval: float = 0.0,
     chunk: int = 4_000_000,
+    mode: str = "constant",
 ) -> np.ndarray:
     """Resample a 3-D (or 3-D + volumes) array onto another grid.
 
@@ -38,6 +39,10 @@ def resample(
         Spline order: 0 = nearest neighbour (use for labels), 1 = trilinear.
     cval : float
         Value outside the source field of view.
+    mode : str
+        How points beyond the outermost voxel centres are filled (:func:`scipy.ndimage.affine_transform`):
+        ``"constant"`` (``cval``), ``"nearest"`` (the edge values), ``"grid-constant"`` (with
+        ``order=0``: the outer half voxel is inside, i.e. the field of view ends at the voxel faces).
 
     Returns
     -------
@@ -48,7 +53,8 @@ def resample(
     data = np.asarray(data)
     if data.ndim == 4:
         return np.stack(
-            [resample(data[..., i], src_affine, dst_shape, dst_affine, order=order, cval=cval) for i in range(data.shape[3])],
+            [resample(data[..., i], src_affine, dst_shape, dst_affine, order=order, cval=cval, mode=mode)
+             for i in range(data.shape[3])],
             axis=-1,
         )
     m = np.linalg.inv(src_affine) @ dst_affine
@@ -56,14 +62,14 @@ def resample(
     # affine_transform maps output index o to input index M o + t: exactly our m
     if order == 0:
         out = ndimage.affine_transform(
-            data, m[:3, :3], offset=m[:3, 3], output_shape=dst_shape, order=0, mode="constant", cval=cval,
+            data, m[:3, :3], offset=m[:3, 3], output_shape=dst_shape, order=0, mode=mode, cval=cval,
             output=data.dtype if data.dtype != bool else np.uint8,
         )
         return out.astype(bool) if data.dtype == bool else out
     src = data.astype(np.float32 if data.dtype.itemsize <= 4 else np.float64, copy=False)
     # single-slice sources: nothing to interpolate along a length-1 axis
     return ndimage.affine_transform(
-        src, m[:3, :3], offset=m[:3, 3], output_shape=dst_shape, order=order, mode="constant", cval=cval,
+        src, m[:3, :3], offset=m[:3, 3], output_shape=dst_shape, order=order, mode=mode, cval=cval,
         prefilter=False,
     )
 

@@ -770,6 +770,11 @@ def _disc_space(u, l, body_any, roi, canal, Wf, canal_level, sp, slope=0.0, *, r
     posterior &= (back < both.shape[1])[:, None] & (ys >= back[:, None])
     near = (dist <= rim_mm) | (posterior & (dist <= bulge_mm))
     near &= ys <= front + rim_mm / sp[1]
+    # the annulus ends at the bodies' anterior walls: in front of them the prevertebral tissue
+    # (ligament, muscle, vessels) is as dark as the annulus, and the rim would take 1-2.5 mm of it
+    body_cols = np.isfinite(su) | np.isfinite(sl)
+    body_front = np.where(body_cols.any(axis=1), body_cols.shape[1] - 1 - np.argmax(body_cols[:, ::-1], axis=1), -1)
+    near &= ys <= np.where(body_front < 0, body_front.max(), body_front)[:, None]
     between = near[col] & (S > sl_f[col]) & (S < su_f[col])
     af_level = float(np.percentile(Wf[core], 25))
     dark = Wf < 0.5 * (af_level + canal_level)
@@ -840,8 +845,12 @@ def segment_auto(scan, *, inplane_mm: float = 0.8, column_depth_mm: float = 60.0
     from skimage.filters import threshold_multiotsu
 
     shape, waff = _working_grid(scan, inplane_mm)
-    W = resample(np.asarray(scan.data, np.float32), scan.affine, shape, waff, order=1, cval=np.nan)
-    valid = np.isfinite(W)
+    # the scan's field of view ends at its outer voxels' faces, half a voxel beyond their centres:
+    # working points there take the edge values (interpolation alone stops at the centres, and the
+    # outer half slab of an oblique scan's edge slices was lost: discs cut in half there)
+    W = resample(np.asarray(scan.data, np.float32), scan.affine, shape, waff, order=1, mode="nearest")
+    valid = resample(np.ones(scan.shape[:3], bool), scan.affine, shape, waff, order=0, mode="grid-constant")
+    W[~valid] = np.nan
     if valid.sum() < 1000:
         raise SegmentationError("the image is too small to segment", hint="give a sagittal lumbar T2-weighted series")
     Wf = np.where(valid, W, 0.0)
@@ -979,7 +988,7 @@ def segment_auto(scan, *, inplane_mm: float = 0.8, column_depth_mm: float = 60.0
                     flags.append("sacrum_not_confirmed")
         conf = 0.9 if not flags else 0.5
         qc[name] = {"confidence": conf, "flags": flags}
-    labels = resample(out, waff, scan.shape, scan.affine, order=0)
+    labels = resample(out, waff, scan.shape, scan.affine, order=0, mode="grid-constant")
     levels = levels_of(labels)
     for name in list(qc):
         if name not in levels:
