@@ -35,11 +35,13 @@ def test_phantom_levels_and_dice(ph, case):
     assert seg.levels == ["L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"]
     disc = [dice(truth == v, seg.labels == v) for v in range(120, 125)]
     body = [dice(truth == v, seg.labels == v) for v in (20, 21, 22, 23, 24, 26)]
-    # measured level (docs/validation.md): bodies 0.95-0.98 since the lateral partial-volume shell
-    # (were 0.92-0.98); discs min 0.888 / 0.894 / 0.906 since the columns follow the disc's
-    # inclination and stop at the endplates (were 0.864 / 0.872 / 0.902); the 0.95 goal is not met
-    assert min(disc) > 0.88, disc
-    assert min(body) > 0.94, body
+    # measured level (docs/validation.md): since the disc stops at the bodies' anterior walls, the
+    # working grid keeps the scan's outer half voxels and the column reaches 30 mm below the sac,
+    # discs min 0.920 / 0.902 / 0.940 (oblique / 0.7x4 / single; were 0.888 / 0.895 / 0.906) and
+    # bodies min 0.977 / 0.968 / 0.964 (were 0.949 / 0.965 / 0.949: S1 cut short); the 0.95 goal
+    # for every disc is not met
+    assert min(disc) > 0.90, disc
+    assert min(body) > 0.96, body
 
 
 def test_cortex_shell_pv_lateral_slice():

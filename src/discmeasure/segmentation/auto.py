@@ -363,9 +363,10 @@ def _column_from_canal(Wf, fg, vals, sp, shape, t_low, t_high):
     The CSF is often connected to other bright tissue (epidural and subcutaneous fat, bright
     nuclei) at the global class threshold, so candidates are sought at a few increasing thresholds
     and the best-scoring one is kept (grey CSF, as on some 2-D T2 slices, needs a threshold below
-    the bright class too). Returns ``(canal mask, column)`` with ``column = (a_c, x_c, z_lo, z_hi)``:
+    the bright class too). Returns ``(canal mask, column)`` with ``column = (a_c, x_c, z_lo, z_hi, z_thr)``:
     the canal's anterior border and left-right centre per SI row (voxel indices, smoothed by
-    low-order polynomials along SI) and the SI row range of the column; ``(None, None)`` when no
+    low-order polynomials along SI), the SI row range of the column and the lowest row of the
+    region its marrow threshold is estimated over; ``(None, None)`` when no
     component qualifies.
     """
     s_ip = sp[1]
@@ -397,7 +398,10 @@ def _column_from_canal(Wf, fg, vals, sp, shape, t_low, t_high):
     kk = np.arange(shape[2])
     a_c = np.polyval(np.polyfit(zs, ant, deg), kk)
     x_c = np.polyval(np.polyfit(zs, lrc, min(2, deg)), kk)
-    return canal, (a_c, x_c, zs.min() - 15 / sp[2], zs.max() + 40 / sp[2])
+    # the column reaches 30 mm (an S1 body's height) below the sac's lowest row: the dural sac
+    # ends at S1-S2, but may end as high as S1's top (15 mm cut S1 short: phantom S1 Dice 0.87-0.91);
+    # the marrow threshold is still estimated down to 15 mm below it (5th item), not over the sacrum
+    return canal, (a_c, x_c, zs.min() - 30 / sp[2], zs.max() + 40 / sp[2], zs.min() - 15 / sp[2])
 
 
 def _body_blobs(s, sp2, radii_mm=(2.0, 3.0, 4.0, 5.0, 6.0)):
@@ -633,14 +637,15 @@ def _find_bodies(Wf, fg, valid, sp, shape, column, t_low, t_high, min_body_mm3, 
     from skimage.filters import threshold_otsu
 
     s_ip = sp[1]
-    a_c, x_c, z_lo, z_hi = column
+    a_c, x_c, z_lo, z_hi = column[:4]
+    z_thr = column[4] if len(column) > 4 else z_lo  # lowest row of the threshold's region
     X, Y, Z = np.ogrid[:shape[0], :shape[1], :shape[2]]
     rel_ap = (Y - a_c[None, None, :]) * sp[1]
     rel_lr = (X - x_c[None, None, :]) * sp[0]
     roi = (rel_ap > -14) & (rel_ap < depth_mm) & (np.abs(rel_lr) < halfwidth_mm) & (Z >= z_lo) & (Z <= z_hi) & valid
     # re-threshold inside the column: the marrow / disc contrast is local (abdomen and muscle
     # dominate the global histogram)
-    col = roi & (rel_ap > 1.0) & (Wf < t_high) & fg
+    col = roi & (rel_ap > 1.0) & (Wf < t_high) & fg & (Z >= z_thr)
     if col.sum() > 500:
         t_low = float(threshold_otsu(Wf[col]))
     mid = roi & (Wf > t_low) & (Wf < t_high) & (rel_ap > 1.0)
