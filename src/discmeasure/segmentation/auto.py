@@ -502,7 +502,7 @@ def _column_from_chain(Wf, fg, sp, t_low, t_high, x_centre, *, min_bodies=3, hal
     Returns
     -------
     tuple or None
-        ``(a_c, x_c, z_lo, z_hi)`` as from :func:`_column_from_canal`, or None when no slice holds
+        ``(a_c, x_c, z_lo, z_hi, z_thr)`` as from :func:`_column_from_canal`, or None when no slice holds
         a chain of ``min_bodies`` blocks.
     """
     k = max(1, int(round(1.0 / sp[1])))  # in-plane stride to about 1 mm
@@ -524,7 +524,7 @@ def _column_from_chain(Wf, fg, sp, t_low, t_high, x_centre, *, min_bodies=3, hal
 
 
 def _column_along_walls(chain, x, nz, sp, *, stride=1):
-    """Column line (``(a_c, x_c, z_lo, z_hi)`` as from :func:`_column_from_canal`) along the posterior walls of stacked bodies.
+    """Column line (``(a_c, x_c, z_lo, z_hi, z_thr)`` as from :func:`_column_from_canal`; ``z_thr = z_lo``) along the posterior walls of stacked bodies.
 
     Each body's posterior wall is the median, over its rows, of its most posterior voxel (robust
     to the rounded corners of an opening); the line runs through those walls at the bodies' SI
@@ -545,7 +545,8 @@ def _column_along_walls(chain, x, nz, sp, *, stride=1):
     kk = np.arange(nz, dtype=float)
     a_c = np.interp(kk, zc, wall) - 2.0 / sp[1]
     half = 0.5 * stride * max(b["sl"][1].stop - b["sl"][1].start for b in chain)
-    return a_c, np.full(nz, float(x)), zc[0] - half - 40.0 / sp[2], zc[-1] + half + 40.0 / sp[2]
+    z_lo = zc[0] - half - 40.0 / sp[2]
+    return a_c, np.full(nz, float(x)), z_lo, zc[-1] + half + 40.0 / sp[2], z_lo
 
 
 def _section(m, sp):
@@ -637,15 +638,14 @@ def _find_bodies(Wf, fg, valid, sp, shape, column, t_low, t_high, min_body_mm3, 
     from skimage.filters import threshold_otsu
 
     s_ip = sp[1]
-    a_c, x_c, z_lo, z_hi = column[:4]
-    z_thr = column[4] if len(column) > 4 else z_lo  # lowest row of the threshold's region
+    a_c, x_c, z_lo, z_hi, z_thr = column
     X, Y, Z = np.ogrid[:shape[0], :shape[1], :shape[2]]
     rel_ap = (Y - a_c[None, None, :]) * sp[1]
     rel_lr = (X - x_c[None, None, :]) * sp[0]
     roi = (rel_ap > -14) & (rel_ap < depth_mm) & (np.abs(rel_lr) < halfwidth_mm) & (Z >= z_lo) & (Z <= z_hi) & valid
     # re-threshold inside the column: the marrow / disc contrast is local (abdomen and muscle
     # dominate the global histogram)
-    col = roi & (rel_ap > 1.0) & (Wf < t_high) & fg & (Z >= z_thr)
+    col = roi & (rel_ap > 1.0) & (Wf < t_high) & fg & (Z >= z_thr)  # not over the sacrum (z_thr)
     if col.sum() > 500:
         t_low = float(threshold_otsu(Wf[col]))
     mid = roi & (Wf > t_low) & (Wf < t_high) & (rel_ap > 1.0)
@@ -661,6 +661,14 @@ def _find_bodies(Wf, fg, valid, sp, shape, column, t_low, t_high, min_body_mm3, 
         bodies = [b for b in bodies if b[2] >= 0.3 * typical]
     bodies = [(zc, i, r) for zc, i, _, r in bodies]
     return comp, bodies, mid_raw, roi, rel_ap, t_low
+
+
+def _ap_extent(b):
+    """Most posterior and most anterior column per slice of a (slice, column) mask, as (n, 1)
+    arrays (``b.shape[1]`` and -1 in slices where ``b`` is empty)."""
+    wall = np.where(b.any(axis=1), np.argmax(b, axis=1), b.shape[1])[:, None]
+    front = np.where(b.any(axis=1), b.shape[1] - 1 - np.argmax(b[:, ::-1], axis=1), -1)[:, None]
+    return wall, front
 
 
 def _disc_columns(u, l, slope, sp):
@@ -715,8 +723,7 @@ def _disc_span(u, l, body_any, roi, sp, slope, rim_mm, bulge_mm, excess_mm):
 
     def span(b):
         """Most posterior and most anterior column per slice, and the middle half between them."""
-        wall = np.where(b.any(axis=1), np.argmax(b, axis=1), b.shape[1])[:, None]
-        front = np.where(b.any(axis=1), b.shape[1] - 1 - np.argmax(b[:, ::-1], axis=1), -1)[:, None]
+        wall, front = _ap_extent(b)
         return wall, front, b & (ys >= wall + 0.25 * (front - wall)) & (ys <= wall + 0.75 * (front - wall))
 
     def fittable(mid):
@@ -777,9 +784,8 @@ def _disc_space(u, l, body_any, roi, canal, Wf, canal_level, sp, slope=0.0, *, r
     near &= ys <= front + rim_mm / sp[1]
     # the annulus ends at the bodies' anterior walls: in front of them the prevertebral tissue
     # (ligament, muscle, vessels) is as dark as the annulus, and the rim would take 1-2.5 mm of it
-    body_cols = np.isfinite(su) | np.isfinite(sl)
-    body_front = np.where(body_cols.any(axis=1), body_cols.shape[1] - 1 - np.argmax(body_cols[:, ::-1], axis=1), -1)
-    near &= ys <= np.where(body_front < 0, body_front.max(), body_front)[:, None]
+    body_front = _ap_extent(np.isfinite(su) | np.isfinite(sl))[1]
+    near &= ys <= np.where(body_front < 0, body_front.max(), body_front)
     between = near[col] & (S > sl_f[col]) & (S < su_f[col])
     af_level = float(np.percentile(Wf[core], 25))
     dark = Wf < 0.5 * (af_level + canal_level)
@@ -855,7 +861,6 @@ def segment_auto(scan, *, inplane_mm: float = 0.8, column_depth_mm: float = 60.0
     # outer half slab of an oblique scan's edge slices was lost: discs cut in half there)
     W = resample(np.asarray(scan.data, np.float32), scan.affine, shape, waff, order=1, mode="nearest")
     valid = resample(np.ones(scan.shape[:3], bool), scan.affine, shape, waff, order=0, mode="grid-constant")
-    W[~valid] = np.nan
     if valid.sum() < 1000:
         raise SegmentationError("the image is too small to segment", hint="give a sagittal lumbar T2-weighted series")
     Wf = np.where(valid, W, 0.0)
