@@ -44,6 +44,62 @@ def test_phantom_levels_and_dice(ph, case):
     assert min(body) > 0.96, body
 
 
+def test_working_grid_follows_the_scan_slices():
+    """The working grid's slices are the scan's own when the scan is turned about SI or LR (no
+    interpolation across thick slices), but stay upright when the slices lean left-right (the
+    working slices must not cut the spine obliquely); beyond 15 degrees it is world-aligned."""
+    from discmeasure.segmentation.auto import _grid_direction
+
+    def scan(rot):
+        shape, aff = phantom.make_grid(fov_mm=(100, 100), spacing=(0.7, 0.7, 4.0), n_slices=5, rotation_deg=rot)
+        return Scan(np.zeros(shape, np.float32), aff)
+
+    for rot in ((0, 0, 8), (6, 0, 0), (0, 0, -12)):
+        a = scan(rot).affine
+        normal = a[:3, 2] / np.linalg.norm(a[:3, 2])
+        D = _grid_direction(scan(rot))
+        assert abs(abs(D[:, 0] @ normal) - 1) < 1e-9, rot
+        assert np.allclose(D.T @ D, np.eye(3)) and np.linalg.det(D) > 0
+    D = _grid_direction(scan((0, 10, 0)))
+    assert np.allclose(D[:, 2], [0, 0, 1])  # leaning slices: SI stays world SI
+    assert np.allclose(_grid_direction(scan((0, 0, 30))), np.eye(3))
+    assert np.allclose(_grid_direction(scan((0, 0, 0))), np.eye(3))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("rot", [(5, 5, 5), (0, 10, 0)])
+def test_phantom_compound_obliquity_levels(ph, rot):
+    """Slices turned about all three axes, or leaning 10 degrees left-right: every level found.
+
+    With the working grid following the scan, the sacrum of the (5, 5, 5) scan (S1 with the top of
+    the sacrum, inclined) measured 61 mm front to back and was rejected as too large for a body:
+    L5 was taken for S1 and every label was one level off. A large component right below the
+    lowest body is now taken as the sacrum. Measured: disc Dice min 0.913 / 0.871, body min
+    0.954 / 0.967.
+    """
+    shape, aff = phantom.make_grid(fov_mm=(170.0, 220.0), center_mm=(0.0, 0.0, 10.0), spacing=(0.7, 0.7, 4.0),
+                                   n_slices=13, rotation_deg=rot)
+    img, truth = phantom.render_t2w(ph, shape, aff, snr=35, supersample=2, seed=5)
+    seg = segment(img)
+    assert seg.levels == ["L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"]
+    disc = [dice(truth == v, seg.labels == v) for v in range(120, 125)]
+    body = [dice(truth == v, seg.labels == v) for v in (20, 21, 22, 23, 24, 26)]
+    assert min(disc) > 0.85 and min(body) > 0.94, (disc, body)
+
+
+@pytest.mark.slow
+def test_single_oblique_slice():
+    """One sagittal slice turned 8 degrees about SI. The working slice was world-sagittal and met
+    the 1 mm scan slice only near its centre: no canal was found and segmentation failed. It is now
+    the scan's own slice. Measured: disc Dice min 0.943, body min 0.967 (aligned slice: 0.940, 0.964)."""
+    shape, aff = phantom.make_grid(fov_mm=(200, 220), spacing=(1.0, 1.0, 1.0), n_slices=1, rotation_deg=(0, 0, 8))
+    img, truth = phantom.render_t2w(phantom.default_phantom(), shape, aff, snr=30, supersample=2, seed=3)
+    seg = segment(img)
+    assert seg.levels == ["L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"]
+    disc = [dice(truth == v, seg.labels == v) for v in range(120, 125)]
+    assert min(disc) > 0.90, disc
+
+
 def test_cortex_shell_pv_lateral_slice():
     """A lateral wall inside a thick slice: labelled by the majority of the slice's volume."""
     from discmeasure.segmentation.auto import _cortex_shell_pv
