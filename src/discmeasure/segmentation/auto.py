@@ -55,12 +55,12 @@ def _working_grid(scan, max_inplane=0.8):
     s_ip = float(np.clip(min(sp[others]), 0.5, max_inplane))
     if scan.shape[ax_x] == 1:
         # one sagittal slice: keep it as one working slice
-        shape, aff = bounding_grid(scan.affine, scan.shape, _grid_direction(scan), (s_lr, s_ip, s_ip))
+        shape, aff = bounding_grid(scan.affine, scan.shape, _grid_direction(scan, single=True), (s_lr, s_ip, s_ip))
         return (1,) + shape[1:], aff
     return bounding_grid(scan.affine, scan.shape, _grid_direction(scan), (min(s_lr, 4.0), s_ip, s_ip))
 
 
-def _grid_direction(scan, max_deg=15.0):
+def _grid_direction(scan, max_deg=15.0, *, single=False):
     """Axes (columns: LR, AP, SI) of the working grid: the scan's own where that does no harm.
 
     Resampling a thick-slice scan onto world-aligned slices interpolates across its slices, and
@@ -73,12 +73,17 @@ def _grid_direction(scan, max_deg=15.0):
     axis nearest to world LR with its SI component removed; the SI axis is the scan's axis
     nearest to world SI, made orthogonal to it. Beyond ``max_deg`` from world axes (a scan planned
     far off the body's axes) the grid is world-aligned, as the algorithm assumes.
+
+    One slice (``single``) is always followed, lean included: there is nothing to interpolate
+    from, and a world-aligned working slice would meet a leaning or far-turned slice only along
+    a line.
     """
     R = np.asarray(scan.affine, float)[:3, :3]
     R = R / np.linalg.norm(R, axis=0)
     lr = R[:, int(np.argmax(np.abs(R[0])))].copy()
     si = R[:, int(np.argmax(np.abs(R[2])))]
-    lr[2] = 0.0
+    if not single:
+        lr[2] = 0.0
     if np.linalg.norm(lr) < 0.5:
         return np.eye(3)
     lr = np.sign(lr[0]) * lr / np.linalg.norm(lr)
@@ -86,7 +91,7 @@ def _grid_direction(scan, max_deg=15.0):
     si = si / np.linalg.norm(si)
     D = np.column_stack([lr, np.cross(si, lr), si])
     angle = np.degrees(np.arccos(np.clip((np.trace(D) - 1) / 2, -1, 1)))
-    return D if angle <= max_deg else np.eye(3)
+    return D if single or angle <= max_deg else np.eye(3)
 
 
 def _ball2(radius_vox):
@@ -495,7 +500,9 @@ def _stacked(a, b):
     dz = a["c"][1] - b["c"][1]
     if not 15.0 <= dz <= 55.0 or abs(a["c"][0] - b["c"][0]) > 0.5 * dz + 5.0:
         return False
-    if not 0.5 <= a["area"] / b["area"] <= 2.0 or not -2.0 <= a["si"][0] - b["si"][1] <= 15.0:
+    # boxes of bodies around an inclined disc overlap in SI: up to a quarter of the lower height
+    overlap_ok = max(2.0, 0.25 * min(a["si"][1] - a["si"][0], b["si"][1] - b["si"][0]))
+    if not 0.5 <= a["area"] / b["area"] <= 2.0 or not -overlap_ok <= a["si"][0] - b["si"][1] <= 15.0:
         return False
     overlap = min(a["ap"][1], b["ap"][1]) - max(a["ap"][0], b["ap"][0])
     return overlap >= 0.5 * min(a["ap"][1] - a["ap"][0], b["ap"][1] - b["ap"][0])
