@@ -349,7 +349,9 @@ def _body_components(comp, n, sp, a_c, min_vol, *, radii_mm=(3.0, 4.0, 5.0)):
     (at least two of those; volume 0.5-2 x their median, AP extent at most 1.3 x theirs)
     replace the component, and their corners are regrown by that radius afterwards. Without
     such a reference nothing is rescued: pieces of muscle cut apart by a large opening would
-    pass as bodies too.
+    pass as bodies too. A large component that no opening splits and that lies right below the
+    lowest body is the sacrum (S1 with the top of the sacrum, inclined): it is taken whole when
+    it measures at most 80 mm in AP and SI.
     """
     bodies, aps, large = [], [], []
     s_ip = sp[1]
@@ -494,13 +496,14 @@ def _stacked(a, b):
     """Whether blob ``b`` can be the vertebral body right below blob ``a`` (one disc between them).
 
     Centres 15-55 mm apart in SI, AP offset at most half of that plus 5 mm (lordosis), areas within
-    a factor 2, the gap between them -2 to 15 mm (a disc) and AP extents overlapping by at least
-    half of the narrower one.
+    a factor 2, the gap between their boxes in SI at most 15 mm (a disc) and an overlap of at most
+    a quarter of the shorter one's height (at least 2 mm: the boxes of two bodies around an
+    inclined disc overlap), and AP extents overlapping by at least half of the narrower one.
     """
     dz = a["c"][1] - b["c"][1]
     if not 15.0 <= dz <= 55.0 or abs(a["c"][0] - b["c"][0]) > 0.5 * dz + 5.0:
         return False
-    # boxes of bodies around an inclined disc overlap in SI: up to a quarter of the lower height
+    # boxes of bodies around an inclined disc overlap in SI: up to a quarter of the shorter height
     overlap_ok = max(2.0, 0.25 * min(a["si"][1] - a["si"][0], b["si"][1] - b["si"][0]))
     if not 0.5 <= a["area"] / b["area"] <= 2.0 or not -overlap_ok <= a["si"][0] - b["si"][1] <= 15.0:
         return False
