@@ -147,3 +147,21 @@ def test_height_where_bodies_touch_is_withheld_not_zero():
     # the other two still measured (the hole in the disc tilts the level frame a little: ~9.6 mm)
     assert 9.0 < row.height_anterior_mm < 10.5 and 9.0 < row.height_posterior_mm < 10.5
     assert "height_withheld_review_segmentation" in row.qc_flags
+
+
+def test_segmentation_flags_reach_the_table():
+    """The segmentation's per-level QC flags (e.g. the automatic numbering not confirmed) are
+    carried into ``qc_flags`` of the measurement table, prefixed ``segmentation:``; they used to
+    stay in ``Segmentation.qc``, which no table, report or CLI output showed."""
+    from discmeasure.segmentation.core import Segmentation
+
+    _, lab, scan = _measure(2.0)
+    seg = Segmentation(labels=lab, affine=scan.affine, levels=["L4-L5"], method="auto",
+                       qc={"L4-L5": {"confidence": 0.5, "flags": ["canal_ends_above_s1"]}})
+    row = measure(scan, seg).iloc[0]
+    assert "segmentation: canal_ends_above_s1" in row.qc_flags.split(";")
+    assert np.isfinite(row.bulge_mm)
+    lab2 = lab.copy()
+    lab2[lab2 == 24] = 0  # no lower body: no frame, the segmentation's flag still shown
+    seg2 = Segmentation(labels=lab2, affine=scan.affine, levels=["L4-L5"], method="auto", qc=seg.qc)
+    assert "segmentation: canal_ends_above_s1" in measure(scan, seg2).iloc[0].qc_flags

@@ -148,17 +148,20 @@ def measure(scan, segmentation, *, t2=None, band_mm: float = 5.0, plane_step_mm:
     voxel_volume = float(abs(np.linalg.det(aff[:3, :3])))
     roi_map = np.zeros(lbl.shape, np.int32)
     index = LabelIndex(lbl, aff)
+    seg_qc = getattr(segmentation, "qc", None) or {}
     rows = []
     for d in discs:
         row = dict.fromkeys(COLUMNS, np.nan)
         row["level"] = lab.disc_level_name(d)
         row["label"] = d
-        flags: list[str] = []
+        # the segmentation's own QC flags for this level (auto: missed neighbour, sacrum not
+        # confirmed, ...), so that tables and reports carry them
+        flags: list[str] = [f"segmentation: {f}" for f in seg_qc.get(row["level"], {}).get("flags", [])]
         row["volume_mm3"] = float(len(index.indices(d)) * voxel_volume)
         try:
             frame = level_frame(lbl, aff, d, index=index)
         except MeasurementError as exc:
-            row["qc_flags"] = f"no_frame: {exc.reason}"
+            row["qc_flags"] = ";".join(flags + [f"no_frame: {exc.reason}"])
             rows.append(row)
             continue
         if not frame.has_canal:

@@ -1032,6 +1032,14 @@ def segment_auto(scan, *, inplane_mm: float = 0.8, column_depth_mm: float = 60.0
             out[m] = number[i]
         elif i > s1:
             out[m] = lab.SACRUM  # sacral segments below S1
+    # the dural sac ends between the L5-S1 disc and S3, most often at S2 (Binokay et al. 2006, 743
+    # adults, doi:10.1080/02841850600557158); a sac ending above the top of the body taken for S1
+    # means that body is probably L5 (S1 missed, every level one off) or the canal is cut short
+    sac_above_s1 = False
+    if canal_lab.any():
+        zc = np.flatnonzero(canal_lab.any(axis=(0, 1)))
+        zs = np.flatnonzero(body_masks[s1].any(axis=(0, 1)))
+        sac_above_s1 = len(zs) > 0 and (zs.max() - zc.min()) * sp[2] < 5.0
     for i, d in enumerate(discs):
         if d is None or i not in number or (i + 1) not in number:
             continue
@@ -1051,6 +1059,8 @@ def segment_auto(scan, *, inplane_mm: float = 0.8, column_depth_mm: float = 60.0
                 tilt = np.degrees(np.arctan2(abs(vv[0, 1]), abs(vv[1, 1])))  # major axis vs AP
                 if tilt < 15:
                     flags.append("sacrum_not_confirmed")
+        if sac_above_s1:
+            flags.append("canal_ends_above_s1")
         conf = 0.9 if not flags else 0.5
         qc[name] = {"confidence": conf, "flags": flags}
     labels = resample(out, waff, scan.shape, scan.affine, order=0, mode="grid-constant")
