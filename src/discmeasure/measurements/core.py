@@ -156,7 +156,8 @@ def measure(scan, segmentation, *, t2=None, band_mm: float = 5.0, plane_step_mm:
         row["label"] = d
         # the segmentation's own QC flags for this level (auto: missed neighbour, sacrum not
         # confirmed, ...), so that tables and reports carry them
-        flags: list[str] = [f"segmentation: {f}" for f in seg_qc.get(row["level"], {}).get("flags", [])]
+        entry = seg_qc.get(row["level"]) if isinstance(seg_qc, dict) else None
+        flags: list[str] = [f"segmentation: {f}" for f in (entry.get("flags", []) if isinstance(entry, dict) else [])]
         row["volume_mm3"] = float(len(index.indices(d)) * voxel_volume)
         try:
             frame = level_frame(lbl, aff, d, index=index)
