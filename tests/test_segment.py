@@ -19,6 +19,22 @@ def ph():
     return phantom.default_phantom()
 
 
+LEVELS = list(phantom.LEVELS)
+
+
+def auto_on_phantom(ph, *, snr=30, seed, pose=None, **grid):
+    """Render the phantom (``pose``: patient turned, degrees) on ``phantom.make_grid(**grid)``,
+    segment it automatically; returns the segmentation and the disc and body Dice lists."""
+    if pose is not None:
+        ph = ph.replace(pose=(pose, (0.0, 0.0, 0.0)))
+    shape, aff = phantom.make_grid(**grid)
+    img, truth = phantom.render_t2w(ph, shape, aff, snr=snr, supersample=2, seed=seed)
+    seg = segment(img)
+    disc = [dice(truth == v, seg.labels == v) for v in range(120, 125)]
+    body = [dice(truth == v, seg.labels == v) for v in (20, 21, 22, 23, 24, 26)]
+    return seg, disc, body
+
+
 CASES = {
     "sagittal_0.7x4": dict(spacing=(0.7, 0.7, 4.0), n_slices=13),
     "sagittal_0.5x3_oblique12": dict(spacing=(0.5, 0.5, 3.0), n_slices=17, rotation_deg=(0, 0, 12)),
@@ -29,12 +45,8 @@ CASES = {
 @pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_phantom_levels_and_dice(ph, case):
-    shape, aff = phantom.make_grid(fov_mm=(200, 220), **CASES[case])
-    img, truth = phantom.render_t2w(ph, shape, aff, snr=30, supersample=2, seed=3)
-    seg = segment(img)
-    assert seg.levels == ["L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"]
-    disc = [dice(truth == v, seg.labels == v) for v in range(120, 125)]
-    body = [dice(truth == v, seg.labels == v) for v in (20, 21, 22, 23, 24, 26)]
+    seg, disc, body = auto_on_phantom(ph, seed=3, fov_mm=(200, 220), **CASES[case])
+    assert seg.levels == LEVELS
     # measured level (docs/validation.md): since the disc stops at the bodies' anterior walls, the
     # working grid keeps the scan's outer half voxels and the column reaches 30 mm below the sac,
     # discs min 0.920 / 0.902 / 0.940 (oblique / 0.7x4 / single; were 0.888 / 0.895 / 0.906) and
@@ -78,41 +90,32 @@ def test_phantom_compound_obliquity_levels(ph, rot):
     lowest body is now taken as the sacrum. Measured: disc Dice min 0.913 / 0.871, body min
     0.954 / 0.967.
     """
-    shape, aff = phantom.make_grid(fov_mm=(170.0, 220.0), center_mm=(0.0, 0.0, 10.0), spacing=(0.7, 0.7, 4.0),
-                                   n_slices=13, rotation_deg=rot)
-    img, truth = phantom.render_t2w(ph, shape, aff, snr=35, supersample=2, seed=5)
-    seg = segment(img)
-    assert seg.levels == ["L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"]
-    disc = [dice(truth == v, seg.labels == v) for v in range(120, 125)]
-    body = [dice(truth == v, seg.labels == v) for v in (20, 21, 22, 23, 24, 26)]
+    seg, disc, body = auto_on_phantom(ph, snr=35, seed=5, fov_mm=(170.0, 220.0), center_mm=(0.0, 0.0, 10.0),
+                                      spacing=(0.7, 0.7, 4.0), n_slices=13, rotation_deg=rot)
+    assert seg.levels == LEVELS
     assert min(disc) > 0.85 and min(body) > 0.94, (disc, body)
 
 
 @pytest.mark.slow
-def test_single_oblique_slice():
+def test_single_oblique_slice(ph):
     """One sagittal slice turned 8 degrees about SI. The working slice was world-sagittal and met
     the 1 mm scan slice only near its centre: no canal was found and segmentation failed. It is now
     the scan's own slice. Measured: disc Dice min 0.943, body min 0.967 (aligned slice: 0.940, 0.964)."""
-    shape, aff = phantom.make_grid(fov_mm=(200, 220), spacing=(1.0, 1.0, 1.0), n_slices=1, rotation_deg=(0, 0, 8))
-    img, truth = phantom.render_t2w(phantom.default_phantom(), shape, aff, snr=30, supersample=2, seed=3)
-    seg = segment(img)
-    assert seg.levels == ["L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"]
-    disc = [dice(truth == v, seg.labels == v) for v in range(120, 125)]
+    seg, disc, _ = auto_on_phantom(ph, seed=3, fov_mm=(200, 220), spacing=(1.0, 1.0, 1.0), n_slices=1,
+                                   rotation_deg=(0, 0, 8))
+    assert seg.levels == LEVELS
     assert min(disc) > 0.90, disc
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("rot", [(0, 5, 0), (1.9, -4.8, 6.8)])
-def test_single_leaning_slice(rot):
+def test_single_leaning_slice(ph, rot):
     """One sagittal slice leaning left-right (turned about AP). Its working slice was world-sagittal
     (a lean is not followed in a volume) and met the scan slice along a line only: "the image is
     too small to segment". A single slice is now always its own working slice."""
-    shape, aff = phantom.make_grid(fov_mm=(180, 230), center_mm=(0, 0, 10), spacing=(1.0, 1.0, 1.0), n_slices=1,
-                                   rotation_deg=rot)
-    img, truth = phantom.render_t2w(phantom.default_phantom(), shape, aff, snr=30, supersample=2, seed=7)
-    seg = segment(img)
-    assert seg.levels == ["L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"]
-    body = [dice(truth == v, seg.labels == v) for v in (20, 21, 22, 23, 24, 26)]
+    seg, _, body = auto_on_phantom(ph, seed=7, fov_mm=(180, 230), center_mm=(0, 0, 10), spacing=(1.0, 1.0, 1.0),
+                                   n_slices=1, rotation_deg=rot)
+    assert seg.levels == LEVELS
     assert min(body) > 0.9, body
 
 
@@ -134,28 +137,21 @@ def test_stacked_bodies_around_an_inclined_disc():
 def test_posed_patient_in_tilted_scan_levels(ph):
     """The case the box overlap broke (scan turned (7.9, -1.5, 1.8) degrees, patient (-5.7, 2.1, 5.0)):
     the old code found L2-L3 ... L5-S1, every disc under the wrong label (Dice 0)."""
-    posed = ph.replace(pose=((-5.7, 2.1, 5.0), (0.0, 0.0, 0.0)))
-    shape, aff = phantom.make_grid(fov_mm=(180, 230), center_mm=(0, 0, 10), spacing=(0.7, 0.7, 4.0), n_slices=11,
-                                   rotation_deg=(7.9, -1.5, 1.8))
-    img, truth = phantom.render_t2w(posed, shape, aff, snr=30, supersample=2, seed=12)
-    seg = segment(img)
-    assert seg.levels == ["L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"]
-    disc = [dice(truth == v, seg.labels == v) for v in range(120, 125)]
+    seg, disc, _ = auto_on_phantom(ph, seed=12, pose=(-5.7, 2.1, 5.0), fov_mm=(180, 230), center_mm=(0, 0, 10),
+                                   spacing=(0.7, 0.7, 4.0), n_slices=11, rotation_deg=(7.9, -1.5, 1.8))
+    assert seg.levels == LEVELS
     assert min(disc) > 0.85, disc
 
 
 @pytest.mark.slow
-def test_misnumbered_leaning_slice_is_flagged():
+def test_misnumbered_leaning_slice_is_flagged(ph):
     """A single slice leaning ~11 degrees against the spine holds only part of the sacrum: L5 is
     taken for S1 and every level is one off. The dural sac ends between the L5-S1 disc and S3
     (Binokay et al. 2006), here above the top of the "S1": every level is flagged
     ``canal_ends_above_s1`` (it was unflagged, confidence 0.9). Numbered right, no flag is needed."""
-    posed = phantom.default_phantom().replace(pose=((0.1, 4.7, 3.3), (0.0, 0.0, 0.0)))
-    shape, aff = phantom.make_grid(fov_mm=(180, 230), center_mm=(0, 0, 10), spacing=(1.0, 1.0, 1.0), n_slices=1,
-                                   rotation_deg=(-2.2, -6.3, -3.1))
-    img, _ = phantom.render_t2w(posed, shape, aff, snr=30, supersample=2, seed=3)
-    seg = segment(img)
-    if seg.levels != ["L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"]:
+    seg, _, _ = auto_on_phantom(ph, seed=3, pose=(0.1, 4.7, 3.3), fov_mm=(180, 230), center_mm=(0, 0, 10),
+                                spacing=(1.0, 1.0, 1.0), n_slices=1, rotation_deg=(-2.2, -6.3, -3.1))
+    if seg.levels != LEVELS:
         assert seg.qc and all("canal_ends_above_s1" in q["flags"] and q["confidence"] < 0.9 for q in seg.qc.values()), seg.qc
 
 

@@ -148,7 +148,8 @@ def measure(scan, segmentation, *, t2=None, band_mm: float = 5.0, plane_step_mm:
     voxel_volume = float(abs(np.linalg.det(aff[:3, :3])))
     roi_map = np.zeros(lbl.shape, np.int32)
     index = LabelIndex(lbl, aff)
-    seg_qc = getattr(segmentation, "qc", None) or {}
+    seg_qc = getattr(segmentation, "qc", None)
+    seg_qc = seg_qc if isinstance(seg_qc, dict) else {}
     rows = []
     for d in discs:
         row = dict.fromkeys(COLUMNS, np.nan)
@@ -156,7 +157,7 @@ def measure(scan, segmentation, *, t2=None, band_mm: float = 5.0, plane_step_mm:
         row["label"] = d
         # the segmentation's own QC flags for this level (auto: missed neighbour, sacrum not
         # confirmed, ...), so that tables and reports carry them
-        entry = seg_qc.get(row["level"]) if isinstance(seg_qc, dict) else None
+        entry = seg_qc.get(row["level"])
         flags: list[str] = [f"segmentation: {f}" for f in (entry.get("flags", []) if isinstance(entry, dict) else [])]
         row["volume_mm3"] = float(len(index.indices(d)) * voxel_volume)
         try:
