@@ -19,3 +19,35 @@ print(matplotlib.get_backend(), png[:8] == b"\\x89PNG\\r\\n\\x1a\\n", len(plt.ge
 def test_qc_keeps_the_host_programs_backend():
     out = subprocess.run([sys.executable, "-c", CODE], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["svg", "True", "0"], out
+
+
+def test_zoom_on_a_level_whose_bulge_was_withheld():
+    """A level without a bulge point (bulge withheld for review) is zoomed on its disc centre, not
+    skipped (it is the level a reader most needs to see) and not a crash on NaN axis limits."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import numpy as np
+
+    import discmeasure as dm
+    from _blockspine import block_labels, sagittal_affine
+    from discmeasure.report import qc
+
+    aff, R = sagittal_affine()
+    shape = (110, 140, 11)
+    lab = block_labels(shape, aff, R, bulge_mm=3.0)
+    scan = dm.Scan((lab > 0).astype(np.float32) * 100, aff)
+    df = dm.measure(scan, lab, refine_edges=False)
+    assert np.isfinite(df.bulge_point_y_mm).all()
+    fig = qc.midsagittal_overlay(scan, lab, df)
+    disc_y, disc_z = fig.level_centres["L4-L5"]
+    withheld = df.copy()
+    for c in [c for c in df.columns if c.startswith(("bulge", "c_pi", "c_ps"))]:
+        withheld[c] = np.nan
+    qc.zoom_overlay(fig, withheld, "L4-L5")
+    (x1, x0), (z0, z1) = fig.axes[0].get_xlim(), fig.axes[0].get_ylim()
+    assert x0 < disc_y < x1 and z0 < disc_z < z1
+    # the posterior rim (behind the wall at y = -15 in the block's frame) is in the picture too
+    qc.zoom_overlay(fig, df, "L4-L5")
+    (w1, w0) = fig.axes[0].get_xlim()
+    assert x0 < df.bulge_point_y_mm[0] < x1 and w0 < df.bulge_point_y_mm[0] < w1

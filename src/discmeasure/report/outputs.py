@@ -87,9 +87,14 @@ def visit_files(result, d: Path, *, pictures: bool = True) -> None:
             zooms = []
             for lv in df["level"]:
                 row = df[df.level == lv].iloc[0]
-                if not np.isfinite(row.bulge_mm):
+                if np.isfinite(row.bulge_mm):
+                    title = f"{lv}: bulge {row.bulge_mm:.1f} mm"
+                elif lv in getattr(fig, "level_centres", {}):
+                    # no number: the level a reader most needs to look at
+                    title = f"{lv}: no bulge measured, review the segmentation (qc_flags)"
+                else:
                     continue
-                qc.zoom_overlay(fig, df, lv, title=f"{lv}: bulge {row.bulge_mm:.1f} mm")
+                qc.zoom_overlay(fig, df, lv, title=title)
                 zp = qc.png_bytes(fig)
                 (d / f"qc_{lv}.png").write_bytes(zp)
                 zooms.append(H.img_tag(zp, lv))

@@ -55,7 +55,12 @@ def _sagittal_slice(scan, labels):
 
 
 def midsagittal_overlay(scan, labels, table=None, *, title="", zoom_level=None):
-    """Figure: mid-sagittal image (anterior left, superior up), labels, level names, baselines, bulge marks."""
+    """Figure: mid-sagittal image (anterior left, superior up), labels, level names, baselines, bulge marks.
+
+    The figure carries ``level_centres``: ``{name: (y, z)}`` (world mm) of every labelled
+    structure's centre on the slice shown, where :func:`zoom_overlay` centres a level that has
+    no bulge point (bulge withheld for review).
+    """
     from matplotlib.colors import ListedColormap
 
     from .. import labels as L
@@ -70,6 +75,7 @@ def midsagittal_overlay(scan, labels, table=None, *, title="", zoom_level=None):
     over = np.ma.masked_equal(lab.T, 0)
     cmap = ListedColormap(colors)
     ax.imshow(over % 300, cmap=cmap, origin="lower", extent=extent, alpha=0.35, vmin=0, vmax=299, interpolation="nearest")
+    fig.level_centres = {}
     for v in np.unique(lab):
         if v == 0 or v == L.CANAL:
             continue
@@ -79,6 +85,7 @@ def midsagittal_overlay(scan, labels, table=None, *, title="", zoom_level=None):
         y = extent[0] + ys.mean() * (extent[1] - extent[0]) / max(lab.shape[0] - 1, 1)
         z = extent[2] + zs.mean() * (extent[3] - extent[2]) / max(lab.shape[1] - 1, 1)
         name = L.disc_level_name(v) if L.is_disc(v) else L.vertebra_name(v)
+        fig.level_centres[name] = (float(y), float(z))
         ax.text(y + (40 if L.is_disc(v) else 0), z, name, color="yellow" if L.is_disc(v) else "white",
                 fontsize=8, ha="center", va="center", fontweight="bold", clip_on=True)
     if table is not None:
@@ -103,12 +110,21 @@ def zoom_overlay(fig, table, zoom_level, *, title=None):
     """Turn a :func:`midsagittal_overlay` figure into the zoom on one level (in place; returns it).
 
     Drawing the overlay once and zooming it level after level gives the same pictures as one
-    overlay per level, for a fraction of the time.
+    overlay per level, for a fraction of the time. The zoom is centred on the level's bulge
+    point; where the bulge was withheld (no point), on the disc's centre on the slice shown
+    (the figure's ``level_centres``), 25 mm in front of which the posterior rim lies.
     """
     ax = fig.axes[0]
     r = table[table.level == zoom_level].iloc[0]
-    ax.set_xlim(r.bulge_point_y_mm + 45, r.bulge_point_y_mm - 20)
-    ax.set_ylim(r.bulge_point_z_mm - 25, r.bulge_point_z_mm + 25)
+    y, z = r.bulge_point_y_mm, r.bulge_point_z_mm
+    if not (np.isfinite(y) and np.isfinite(z)):
+        centre = getattr(fig, "level_centres", {}).get(zoom_level)
+        if centre is None:
+            raise ValueError(f"level {zoom_level} has neither a bulge point nor a disc on the slice shown")
+        # the posterior rim lies about half a disc depth behind the centre (-y = posterior)
+        y, z = centre[0] - 15.0, centre[1]
+    ax.set_xlim(y + 45, y - 20)
+    ax.set_ylim(z - 25, z + 25)
     if title is not None:
         ax.set_title(title, fontsize=9)
     return fig
