@@ -73,3 +73,37 @@ def test_sample_scans_match_truth_and_regenerate(sample_scans, tmp_path):
     assert st.t2w.meta["series_number"] == 3 and st.mese.echo_times_ms == pytest.approx([10.0 * (i + 1) for i in range(10)])
     size = sum(f.stat().st_size for f in sample_scans.rglob("*") if f.is_file())
     assert size < 15e6
+
+
+def test_listhesis_and_coronal_wedge_geometry(ph):
+    """Pathology parameters move what they say: a listhesis displaces the upper body along the
+    disc's AP axis (true posterior corners included); a coronal wedge makes the disc taller on
+    the left and leans the spine above it to the right."""
+    sk0 = ph.skeleton()
+    c, R, hp, ha = sk0["discs"]["L4-L5"]
+    antero = ph.replace(listhesis_mm={"L4-L5": 5.0})
+    sk = antero.skeleton()
+    step = (sk["bodies"]["L4"][0] - sk0["bodies"]["L4"][0]) @ R[:, 1]
+    assert step == pytest.approx(5.0, abs=1e-6)
+    np.testing.assert_allclose(sk["bodies"]["L5"][0], sk0["bodies"]["L5"][0])
+    t0 = phantom.truth(ph, levels=("L4-L5",))["levels"]["L4-L5"]
+    t1 = phantom.truth(antero, levels=("L4-L5",))["levels"]["L4-L5"]
+    # the upper body's posterior-inferior corner moves 5 mm anteriorly (world +y, turned by the
+    # disc's inclination), the lower body's stays
+    d_pi = np.subtract(t1["c_pi_mm"], t0["c_pi_mm"]) @ R[:, 1]
+    d_ps = np.subtract(t1["c_ps_mm"], t0["c_ps_mm"]) @ R[:, 1]
+    assert d_pi == pytest.approx(5.0, abs=0.3) and d_ps == pytest.approx(0.0, abs=0.3)
+    # the disc is sheared, not torn: disc label at the middle of its height over the whole span
+    mid = c + R[:, 2] * 0.0 + R[:, 1] * np.linspace(-10, 10, 21)[:, None]
+    assert (antero.classify(mid)[1] == 123).all()
+
+    wedge = ph.replace(coronal_wedge_deg={"L3-L4": 6.0})
+    c, R, hp, ha = wedge.skeleton()["discs"]["L3-L4"]
+    s = np.linspace(-12, 12, 2401)
+
+    def height_at(x):
+        pts = c + x * R[:, 0] + s[:, None] * R[:, 2]
+        return (wedge.classify(pts)[1] == 122).sum() * (s[1] - s[0])
+
+    assert height_at(-15.0) - height_at(15.0) == pytest.approx(30 * np.tan(np.radians(6.0)), abs=0.2)
+    assert wedge.skeleton()["bodies"]["L1"][0][0] > sk0["bodies"]["L1"][0][0] + 5.0

@@ -15,7 +15,7 @@ Typical use::
     truth = phantom.truth(ph)
 """
 
-from .anatomy import BODIES, LEVELS, TISSUES, Phantom, default_phantom, rotation_matrix
+from .anatomy import BODIES, LEVELS, PATHOLOGIES, TISSUES, Phantom, default_phantom, rotation_matrix
 from .pair import make_pair
 from .render import b1_field, make_grid, render_mese, render_t2w, tissue_fractions
 from .truth import truth
@@ -24,5 +24,5 @@ from .write import write_dicom_series, write_nifti
 __all__ = [
     "Phantom", "default_phantom", "make_grid", "render_t2w", "render_mese", "truth", "make_pair",
     "write_dicom_series", "write_nifti", "b1_field", "tissue_fractions", "rotation_matrix",
-    "LEVELS", "BODIES", "TISSUES",
+    "LEVELS", "BODIES", "TISSUES", "PATHOLOGIES",
 ]

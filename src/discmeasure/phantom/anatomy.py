@@ -20,7 +20,7 @@ import numpy as np
 
 from .. import labels as lab
 
-__all__ = ["Phantom", "Tissue", "TISSUES", "default_phantom", "LEVELS", "BODIES"]
+__all__ = ["Phantom", "Tissue", "TISSUES", "default_phantom", "LEVELS", "BODIES", "PATHOLOGIES"]
 
 #: bodies from top to bottom and the disc levels between them
 BODIES = ("L1", "L2", "L3", "L4", "L5", "S1")
@@ -60,6 +60,14 @@ def _rot_x(deg: float) -> np.ndarray:
     return np.array([[1, 0, 0], [0, c, s], [0, -s, c]], float)
 
 
+def _frame(tilt_deg: float, roll_deg: float = 0.0) -> np.ndarray:
+    """Frame (columns lr, ap, si) tilted sagittally by ``tilt_deg`` (:func:`_rot_x`), then turned
+    about its own AP axis by ``roll_deg`` (+ = the superior axis leans towards +x, right)."""
+    a = np.deg2rad(roll_deg)
+    c, s = np.cos(a), np.sin(a)
+    return _rot_x(tilt_deg) @ np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]], float)
+
+
 def rotation_matrix(rx=0.0, ry=0.0, rz=0.0) -> np.ndarray:
     """Rotation (degrees) about world x, then y, then z."""
     rx, ry, rz = np.deg2rad([rx, ry, rz])
@@ -75,12 +83,21 @@ class Phantom:
     """Parameters of the digital lumbar spine.
 
     Dimensions in mm, angles in degrees, T2 in ms. ``disc_heights`` gives
-    (posterior, anterior) heights per level; ``bulge_mm`` the designed posterior
+    (posterior, anterior) heights per level at the mid-sagittal plane; ``bulge_mm`` the designed posterior
     protrusion depth of each disc behind its posterior corners' line, over a
     left-right half-width ``bulge_width_mm``; ``np_t2_ms`` the nucleus T2 per
     level (degenerated discs: lower). ``pose`` = (rotation degrees (rx, ry, rz)
     about ``pose_center``, translation mm) moves the whole anatomy (session
     re-positioning).
+
+    Pathology: ``coronal_wedge_deg`` per level makes the disc a coronal wedge as well (taller on
+    the left, -x, for positive angles), so that the spine above it leans to the right: a lumbar
+    scoliosis built from the discs, the way degenerative scoliosis forms (Aebi 2005,
+    doi:10.1007/s00586-005-0951-8). ``listhesis_mm`` per level moves the upper body, and the spine
+    above it, along the disc's AP axis relative to the lower body (+ = anterolisthesis, - =
+    retrolisthesis; Meyerding grade I is up to 25 % of the body depth); the disc between them is
+    sheared to join the two endplates. A dark, degenerated disc is ``np_t2_ms`` / ``np_pd`` near
+    the annulus's values.
     """
 
     body_height: dict = field(default_factory=lambda: {"L1": 26.0, "L2": 27.0, "L3": 27.5, "L4": 27.0, "L5": 26.0, "S1": 30.0})
@@ -101,6 +118,8 @@ class Phantom:
     canal_half_width: float = 10.0
     canal_half_depth: float = 7.5
     epidural_mm: float = 6.0
+    coronal_wedge_deg: dict = field(default_factory=dict)
+    listhesis_mm: dict = field(default_factory=dict)
     modic_level: str | None = None  # a body adjacent to this disc gets oedematous (bright) marrow endplate band
     pose: tuple = ((0.0, 0.0, 0.0), (0.0, 0.0, 0.0))
     pose_center: tuple = (0.0, 0.0, 40.0)
@@ -119,22 +138,26 @@ class Phantom:
         """
         bodies, discs = {}, {}
         tilt = self.sacral_slope_deg  # tilt of the current endplate's normal towards anterior
+        roll = 0.0  # coronal lean of the current endplate's normal (scoliosis)
         ep = np.asarray(self.s1_endplate_center, float)
-        R = _rot_x(tilt)
+        R = _frame(tilt)
         hs = self.body_height["S1"]
         bodies["S1"] = (ep - R[:, 2] * hs / 2, R)
         for upper, level in zip(reversed(BODIES[:-1]), reversed(LEVELS)):
             hp, ha = self.disc_heights[level]
             depth = 0.5 * (self.body_depth[upper] + self.body_depth[BODIES[BODIES.index(upper) + 1]])
             wedge = np.degrees(np.arctan2(ha - hp, depth))
-            Rd = _rot_x(tilt - wedge / 2)
+            cw = float(self.coronal_wedge_deg.get(level, 0.0))
+            Rd = _frame(tilt - wedge / 2, roll + cw / 2)
             hmid = 0.5 * (hp + ha)
-            disc_c = ep + Rd[:, 2] * hmid / 2
+            shift = float(self.listhesis_mm.get(level, 0.0))
+            disc_c = ep + Rd[:, 2] * hmid / 2 + Rd[:, 1] * shift / 2
             discs[level] = (disc_c, Rd, hp, ha)
             tilt = tilt - wedge
+            roll = roll + cw
             bw = self.body_wedge_deg.get(upper, 0.0)
-            ep_up = disc_c + Rd[:, 2] * hmid / 2
-            Ru = _rot_x(tilt - bw / 2)
+            ep_up = disc_c + Rd[:, 2] * hmid / 2 + Rd[:, 1] * shift / 2
+            Ru = _frame(tilt - bw / 2, roll)
             h = self.body_height[upper]
             bodies[upper] = (ep_up + Ru[:, 2] * h / 2, Ru)
             ep = ep_up + Ru[:, 2] * h
@@ -205,14 +228,21 @@ class Phantom:
             q = (p - c) @ R
             depth = 0.5 * (self.body_depth[upper] + self.body_depth[lower])
             width = 0.5 * (self.body_width[upper] + self.body_width[lower])
-            hmax = max(hp, ha) / 2 + 1.0
-            near = (np.abs(q[:, 2]) <= hmax + 2) & (np.abs(q[:, 0]) <= width / 2 + 2) & (q[:, 1] >= -depth / 2 - 12) & (q[:, 1] <= depth / 2 + 2)
+            shift = float(self.listhesis_mm.get(level, 0.0))
+            cw = np.tan(np.deg2rad(float(self.coronal_wedge_deg.get(level, 0.0))) / 2)
+            hmax = max(hp, ha) / 2 + 1.0 + abs(cw) * width / 2
+            near = ((np.abs(q[:, 2]) <= hmax + 2) & (np.abs(q[:, 0]) <= width / 2 + 2)
+                    & (q[:, 1] >= -depth / 2 - 12 - abs(shift) / 2) & (q[:, 1] <= depth / 2 + 2 + abs(shift) / 2))
             if not near.any():
                 continue
-            qq = q[near]
-            # local half height linearly between posterior (ap=-d/2) and anterior (ap=+d/2)
+            qq = q[near].copy()
+            # listhesis: the disc is sheared so that its top follows the displaced upper body
+            if shift:
+                qq[:, 1] -= shift * np.clip(qq[:, 2] / (0.5 * (hp + ha)), -0.5, 0.5)
+            # local half height linearly between posterior (ap=-d/2) and anterior (ap=+d/2),
+            # and across (x) for a coronal wedge (taller on -x for a positive angle)
             t = np.clip((qq[:, 1] + depth / 2) / depth, 0, 1)
-            half = 0.5 * (hp + (ha - hp) * t)
+            half = np.maximum(0.5 * (hp + (ha - hp) * t) - qq[:, 0] * cw, 0.5)
             sn = qq[:, 2] / half
             ell = _ellipse_part(qq[:, 0], qq[:, 1], width, depth)
             B = self.bulge_mm.get(level, 0.0)
@@ -308,3 +338,41 @@ def default_phantom(seed: int = 0, **overrides) -> Phantom:
             body_depth={k: v + rng.uniform(-1, 1) for k, v in ph.body_depth.items()},
         )
     return ph.replace(**overrides) if overrides else ph
+
+
+#: Degenerative changes the automatic segmentation and the measurements are checked against
+#: (tests/test_segment.py, benchmarks/validate_pathology.py): parameter overrides of
+#: :func:`default_phantom`.
+#:
+#: - ``dark_discs``: L3-L4 and L4-L5 desiccated and narrowed (Pfirrmann grade IV-V: the nucleus
+#:   as dark as the annulus, L4-L5 collapsed to 4 / 6 mm; Pfirrmann et al. 2001,
+#:   doi:10.1097/00007632-200109010-00011);
+#: - ``modic_L4L5``, ``modic_L5S1``: a bright (type 1, oedema) band in both bodies along the
+#:   disc (Modic et al. 1988, doi:10.1148/radiology.166.1.3336678);
+#: - ``scoliosis``: coronal disc wedges of -4, 6, 6 and 4 degrees from L1-L2 to L4-L5, a 16 degree
+#:   curve between L2 and the sacrum (de novo degenerative scoliosis, Cobb > 10 degrees; Aebi 2005);
+#: - ``anterolisthesis_L4L5``: L4 5 mm anterior of L5 (degenerative spondylolisthesis, Meyerding
+#:   grade I); ``retrolisthesis_L2L3``: L2 4 mm posterior of L3;
+#: - ``..._narrow``: the same with more slip over a narrowed disc (L4-L5 8 mm over 5 / 8 mm,
+#:   L2-L3 -7 mm over 5 / 6.5 mm), so that the baseline joining the posterior corners runs
+#:   more than 40 degrees from the disc axis.
+PATHOLOGIES = {
+    "dark_discs": dict(
+        np_t2_ms={"L1-L2": 125.0, "L2-L3": 120.0, "L3-L4": 50.0, "L4-L5": 45.0, "L5-S1": 85.0},
+        np_pd={"L1-L2": 1.0, "L2-L3": 1.0, "L3-L4": 0.72, "L4-L5": 0.7, "L5-S1": 0.85},
+        disc_heights={"L1-L2": (7.0, 8.5), "L2-L3": (7.5, 10.0), "L3-L4": (6.0, 8.0), "L4-L5": (4.0, 6.0),
+                      "L5-S1": (7.0, 13.5)}),
+    "modic_L4L5": dict(modic_level="L4-L5"),
+    "modic_L5S1": dict(modic_level="L5-S1"),
+    "scoliosis": dict(coronal_wedge_deg={"L1-L2": -4.0, "L2-L3": 6.0, "L3-L4": 6.0, "L4-L5": 4.0}),
+    "anterolisthesis_L4L5": dict(listhesis_mm={"L4-L5": 5.0}),
+    "retrolisthesis_L2L3": dict(listhesis_mm={"L2-L3": -4.0}),
+    "anterolisthesis_L4L5_narrow": dict(
+        listhesis_mm={"L4-L5": 8.0},
+        disc_heights={"L1-L2": (7.0, 8.5), "L2-L3": (7.5, 10.0), "L3-L4": (8.0, 11.5), "L4-L5": (5.0, 8.0),
+                      "L5-S1": (7.0, 13.5)}),
+    "retrolisthesis_L2L3_narrow": dict(
+        listhesis_mm={"L2-L3": -7.0},
+        disc_heights={"L1-L2": (7.0, 8.5), "L2-L3": (5.0, 6.5), "L3-L4": (8.0, 11.5), "L4-L5": (8.0, 13.0),
+                      "L5-S1": (7.0, 13.5)}),
+}

@@ -60,8 +60,11 @@ def _level_truth(ph: Phantom, skel, level, step, band_mm, plane_step):
     c, R, hp, ha = skel["discs"][level]
     depth = 0.5 * (ph.body_depth[upper] + ph.body_depth[lower])
     hmax = max(hp, ha) / 2
-    # wide enough for the corner fits (wall and endplate 3-9 mm from the corner)
-    ap = np.arange(-depth / 2 - 9, -depth / 2 + 12, step)
+    # wide enough for the corner fits (wall and endplate 3-9 mm from the corner), also when a
+    # listhesis moves the two bodies' walls apart, or a coronal wedge makes a side taller
+    half_shift = abs(float(ph.listhesis_mm.get(level, 0.0))) / 2
+    hmax += band_mm * abs(np.tan(np.deg2rad(float(ph.coronal_wedge_deg.get(level, 0.0))) / 2))
+    ap = np.arange(-depth / 2 - 9 - half_shift, -depth / 2 + 12 + half_shift, step)
     si = np.arange(-hmax - 11, hmax + 11, step)
     best = None
     mid = None
@@ -88,7 +91,7 @@ def _level_truth(ph: Phantom, skel, level, step, band_mm, plane_step):
         if abs(x) < 1e-9:
             mid = (b, cpi, cps)
     # heights on the mid-sagittal plane, full AP range
-    ap_full = np.arange(-depth / 2 - 9, depth / 2 + 4, step)
+    ap_full = np.arange(-depth / 2 - 9 - half_shift, depth / 2 + 4 + half_shift, step)
     L = _plane(ph, skel, level, 0.0, ap_full, si)
     up, lo, dm = L == ul, L == ll, L == dl
     a_post = 0.5 * (_support(up, ap_full, si, (-1, -1))[0] + _support(lo, ap_full, si, (-1, 1))[0])
