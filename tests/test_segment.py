@@ -97,6 +97,41 @@ def test_phantom_compound_obliquity_levels(ph, rot):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("case,grid", [("modic_L4L5", "0.7x4"), ("modic_L5S1", "0.7x4"), ("modic_L4L5", "tilt6"),
+                                       ("modic_L5S1", "obl12")])
+def test_modic_band_stays_in_the_body(case, grid):
+    """A bright (Modic type 1) band along the endplates is marrow, not disc. It was not: too little
+    of its rim touches the marrow for a fatty-focus pocket, so the bodies stopped at the band, the
+    disc took it, and L4-L5 was measured with a bulge of -16.5 mm (old code, these four cases:
+    L4-L5 disc Dice 0.59-0.63, the two bodies 0.81-0.82; L5-S1 bodies 0.81-0.82). Measured now:
+    disc min 0.918-0.929, body min 0.968-0.984."""
+    grids = {"0.7x4": dict(spacing=(0.7, 0.7, 4.0), n_slices=13),
+             "tilt6": dict(spacing=(0.7, 0.7, 4.0), n_slices=11, rotation_deg=(6, 0, 0)),
+             "obl12": dict(spacing=(0.5, 0.5, 3.0), n_slices=17, rotation_deg=(0, 0, 12))}
+    ph = phantom.default_phantom(**phantom.PATHOLOGIES[case])
+    seg, disc, body = auto_on_phantom(ph, snr=35, seed=7, fov_mm=(170.0, 220.0), center_mm=(0.0, 0.0, 10.0),
+                                      **grids[grid])
+    assert seg.levels == LEVELS
+    assert min(disc) > 0.90 and min(body) > 0.95, (disc, body)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case,disc_min", [("dark_discs", 0.85), ("scoliosis", 0.80), ("anterolisthesis_L4L5", 0.85),
+                                           ("retrolisthesis_L2L3", 0.85)])
+def test_degenerative_spines(case, disc_min):
+    """Dark narrowed discs, a 16 degree scoliosis, antero- and retrolisthesis: every level found and
+    segmented. Measured disc Dice min 0.900-0.917, bodies 0.979-0.981 (docs/validation.md); the
+    scoliosis's L2-L3 only 0.83-0.84: the disc-height cap of step 5 fits one height line across
+    all slices, and the coronal wedge makes the disc taller in its lateral slices than that line
+    allows (docs/segmentation.md). A guard, not the 0.95 goal."""
+    ph = phantom.default_phantom(**phantom.PATHOLOGIES[case])
+    seg, disc, body = auto_on_phantom(ph, snr=35, seed=5, fov_mm=(170.0, 220.0), center_mm=(0.0, 0.0, 10.0),
+                                      spacing=(0.7, 0.7, 4.0), n_slices=13)
+    assert seg.levels == LEVELS
+    assert min(disc) > disc_min and min(body) > 0.95, (disc, body)
+
+
+@pytest.mark.slow
 def test_single_oblique_slice(ph):
     """One sagittal slice turned 8 degrees about SI. The working slice was world-sagittal and met
     the 1 mm scan slice only near its centre: no canal was found and segmentation failed. It is now

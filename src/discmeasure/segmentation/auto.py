@@ -178,8 +178,9 @@ def _split_tall(comp, n, sp, max_ratio=1.6, min_big_mm3=1000.0):
     return comp, n
 
 
-def _marrow_pockets(m, bright, min_share=0.5):
-    """``m`` plus the bright pockets (per slice) whose rim lies mostly (>= ``min_share``) in ``m``.
+def _marrow_pockets(m, bright, min_share=0.5, band_share=0.25, others=None, clear=1):
+    """``m`` plus the bright pockets (per slice) whose rim lies mostly (>= ``min_share``) in ``m``,
+    and the bright bands across the body (rim >= ``band_share`` in ``m``, within its AP span).
 
     Marrow with fatty foci is brighter on T2-weighted images than the intermediate class (its
     upper threshold is a global one, set between muscle/marrow and fat/CSF). Such a focus under
@@ -187,12 +188,26 @@ def _marrow_pockets(m, bright, min_share=0.5):
     gets a "bite" there; whether a few voxels pass the threshold changes with a small move of the
     patient (sct_t2_lumbar L5: anterior L4-L5 height 5 mm or 13 mm). A pocket mostly surrounded
     by the body is marrow; the nucleus, CSF, fat and vessels are bordered by dark or other tissue.
+
+    A Modic change (type 1 oedema, type 2 fat; Modic et al. 1988, doi:10.1148/radiology.166.1.3336678)
+    is a bright band along an endplate, often across the whole body: marrow on one side, the
+    dark endplate and walls on the others, so only a third or so of its rim is marrow. It is
+    taken when at least ``band_share`` of its rim is the body's marrow, it lies within the
+    body's AP span in that slice (three quarters of it at least: an inclined body's ends are
+    shifted against its middle) and covers at least a third of that span (small bright spots at
+    a wall or corner, veins, fat along a wall are not bands), at most half as thick as it is long (standard deviations across and along it:
+    a band along the endplate, not a blob of fat beside a lateral slice of the body), and when no marrow of ``others`` (the other bodies) lies within
+    ``clear`` voxels of it. The nucleus is kept from the marrow by the endplate, but where
+    resampling blurs a thin endplate it touches the marrow of both bodies, whereas a band is a
+    whole disc height away from the next body; epidural and prevertebral fat lie outside the span.
     """
     out = m.copy()
     four = ndimage.generate_binary_structure(2, 1)
     for x in range(m.shape[0]):
         if not m[x].any():
             continue
+        cols = np.flatnonzero(m[x].any(axis=1))
+        a0, a1 = cols.min(), cols.max()
         cand = bright[x] & ~m[x]
         cc, _ = ndimage.label(cand, four)
         ids = np.unique(cc[ndimage.binary_dilation(m[x], four) & cand])
@@ -201,7 +216,18 @@ def _marrow_pockets(m, bright, min_share=0.5):
             sl = tuple(slice(max(s_.start - 1, 0), s_.stop + 1) for s_ in objs[j - 1])
             pm = cc[sl] == j
             rim = ndimage.binary_dilation(pm, four) & ~pm
-            if m[x][sl][rim].mean() >= min_share:
+            share = m[x][sl][rim].mean()
+            p0, p1 = objs[j - 1][0].start, objs[j - 1][0].stop - 1
+            inside = min(p1, a1) - max(p0, a0) + 1  # AP columns shared with the body's span
+            band = inside >= 0.75 * (p1 - p0 + 1) and inside >= (a1 - a0 + 1) / 3
+            if band and share < min_share:
+                # thin and long, in whatever direction the endplate runs (voxels in-plane isotropic)
+                ev = np.linalg.eigvalsh(np.cov(np.argwhere(pm).T.astype(float)))
+                band = ev[0] <= 0.25 * ev[-1]
+            if band and others is not None and share < min_share:
+                near = tuple(slice(max(q.start - clear, 0), min(q.stop + clear, n)) for q, n in zip(sl, cc.shape))
+                band = not (others[x][near] & ndimage.binary_dilation(cc[near] == j, iterations=clear)).any()
+            if share >= min_share or (share >= band_share and band):
                 out[x][sl] |= pm
     return out
 
@@ -977,7 +1003,8 @@ def segment_auto(scan, *, inplane_mm: float = 0.8, column_depth_mm: float = 60.0
         # 2 mm into the disc, anterior heights 2.3 mm short at SNR 15)
         m[box] = _regrow(m[box], m[box], free, r_open / s_ip)
         # bright (fatty) marrow: pockets of bright-class signal whose rim is mostly this body
-        with_pockets = _marrow_pockets(m, bright_col)
+        others = np.isin(comp, [j for _, j, _ in bodies if j != i])
+        with_pockets = _marrow_pockets(m, bright_col, others=others, clear=int(np.ceil(2.5 / s_ip)))
         added = with_pockets[box] & ~m[box]
         if added.any():
             # the marrow between a pocket and the endplate: a strip thinner than the opening, cut
