@@ -165,3 +165,16 @@ def test_segmentation_flags_reach_the_table():
     lab2[lab2 == 24] = 0  # no lower body: no frame, the segmentation's flag still shown
     seg2 = Segmentation(labels=lab2, affine=scan.affine, levels=["L4-L5"], method="auto", qc=seg.qc)
     assert "segmentation: canal_ends_above_s1" in measure(scan, seg2).iloc[0].qc_flags
+
+
+def test_listhesis_offset_accepts_offset_walls_only():
+    """A steep baseline is a listhesis only when both corners are fitted junctions of upright walls."""
+    from discmeasure.measurements.bulge import listhesis_offset
+
+    up, lo = (-9.0, 0.05), (-15.0, -0.05)  # walls ap = a + b si: upper body 6 mm anterior
+    c_pi, c_ps = np.array([-9.0, 2.5]), np.array([-15.0, -2.5])
+    assert listhesis_offset(c_pi, c_ps, up, lo) == pytest.approx(6.0)
+    assert listhesis_offset(c_pi, c_ps, None, lo) is None  # a support-point corner, not a junction
+    assert listhesis_offset(c_pi, c_ps, (-9.0, 0.6), lo) is None  # a wall 31 deg off the SI axis
+    assert listhesis_offset(np.array([-9.0, 0.5]), np.array([-15.0, -0.5]), up, lo) is None  # one height
+    assert listhesis_offset(np.array([-13.0, 2.5]), np.array([-15.0, -2.5]), (-13.0, 0.05), lo) is None  # 2 mm: normal

@@ -38,7 +38,8 @@ from scipy import ndimage
 from .edges import refine_edge
 from .planes import PlaneStack, contours
 
-__all__ = ["PlaneBulge", "corner", "wall_corner", "plausible_baseline", "plane_bulge", "band_bulge"]
+__all__ = ["PlaneBulge", "corner", "wall_corner", "plausible_baseline", "listhesis_offset", "plane_bulge",
+           "band_bulge"]
 
 
 @dataclass
@@ -50,7 +51,8 @@ class PlaneBulge:
     c_pi: np.ndarray  # (ap, si)
     c_ps: np.ndarray
     point: np.ndarray  # disc boundary point of the maximum (ap, si)
-    plausible: bool = True  # baseline passes :func:`plausible_baseline`
+    plausible: bool = True  # baseline passes :func:`plausible_baseline` (or :func:`listhesis_offset`)
+    listhesis_mm: float | None = None  # wall offset when the baseline is steep because of a listhesis
 
 
 def corner(outline: np.ndarray, direction) -> np.ndarray:
@@ -74,7 +76,7 @@ def _fit_line(u: np.ndarray, v: np.ndarray) -> tuple[float, float] | None:
 
 
 def wall_corner(outline: np.ndarray, vertical: int, *, near_mm: float = 3.0, far_mm: float = 9.0,
-                max_shift_mm: float = 3.0, refine=None) -> np.ndarray:
+                max_shift_mm: float = 3.0, refine=None, with_wall: bool = False):
     """Posterior corner of a vertebral body outline: posterior wall x endplate line intersection.
 
     Parameters
@@ -96,12 +98,18 @@ def wall_corner(outline: np.ndarray, vertical: int, *, near_mm: float = 3.0, far
         plane's image: the posterior wall's points are moved onto the image edge (direction
         -ap) before the wall line is fitted.
 
+    with_wall : bool
+        Also return the fitted posterior wall line.
+
     Returns
     -------
     (2,) array
         The corner (ap, si). Falls back to the diagonal support point (:func:`corner`)
         when a side has too few points, the lines are nearly parallel or the fit is implausible
         (see ``max_shift_mm``).
+    wall : (a, b) or None
+        Only with ``with_wall``: the wall line ``ap = a + b si`` when the corner is the fitted
+        junction, None when it is the support point.
 
     Notes
     -----
@@ -139,13 +147,14 @@ def wall_corner(outline: np.ndarray, vertical: int, *, near_mm: float = 3.0, far
         ext = np.full(len(u_ap), -np.inf)
         np.maximum.at(ext, inv, si[e] * vertical)  # nearest the disc: lowest si (C_PI) / highest (C_PS)
         plate = _fit_line(u_ap * 0.25, ext * vertical)
+    fallback = (seed, None) if with_wall else seed
     if wall is None or plate is None:
-        return seed
+        return fallback
     a1, b1 = wall
     a2, b2 = plate
     den = 1.0 - b1 * b2
     if abs(den) < 0.2:  # nearly parallel: no well-defined corner
-        return seed
+        return fallback
     s_c = (a2 + b2 * a1) / den
     a_c = a1 + b1 * s_c
     pt = np.array([a_c, s_c])
@@ -154,8 +163,8 @@ def wall_corner(outline: np.ndarray, vertical: int, *, near_mm: float = 3.0, far
     # away was misled (a lateral plane cutting the wall obliquely, a short or curved side)
     d = pt - seed
     if d @ (np.array([-1.0, float(vertical)]) / np.sqrt(2.0)) < -0.5 or np.linalg.norm(d) > max_shift_mm:
-        return seed
-    return pt
+        return fallback
+    return (pt, wall) if with_wall else pt
 
 
 def _consistent_shift(shift: np.ndarray, moved: np.ndarray, *, min_share: float = 0.75,
@@ -209,6 +218,36 @@ def plausible_baseline(c_pi: np.ndarray, c_ps: np.ndarray, *, max_tilt_deg: floa
     return bool(abs(base[0]) <= np.tan(np.radians(max_tilt_deg)) * abs(base[1]))
 
 
+def listhesis_offset(c_pi: np.ndarray, c_ps: np.ndarray, wall_up, wall_lo, *, max_wall_tilt_deg: float = 20.0,
+                     min_gap_mm: float = 1.5, min_offset_mm: float = 3.0) -> float | None:
+    """AP offset (mm, + = upper body anterior) of two upright posterior walls, when a listhesis
+    explains a baseline that :func:`plausible_baseline` rejects as too steep; else None.
+
+    A vertebra displaced on the one below (degenerative antero- or retrolisthesis; Meyerding
+    grading, Koslosky & Gendelberg 2020, doi:10.1016/j.xnsj.2020.100027 for a review) puts the
+    two posterior corners several millimetres apart front to back, while a narrowed disc brings
+    them close in SI: the C_PI -> C_PS baseline is then steeper than 40 degrees although both
+    corners are right. That is accepted when both corners are fitted wall/endplate junctions
+    (``wall_up``, ``wall_lo``: their walls' lines ``ap = a + b si``, None for a support-point
+    fallback), both walls run within ``max_wall_tilt_deg`` of the level's SI axis, C_PS lies
+    at least ``min_gap_mm`` below C_PI and the walls are at least ``min_offset_mm`` apart (the
+    posterior walls of normal neighbours are 0-2 mm apart: concave walls, lipped corners; on the
+    real sct_t2_lumbar volume steep planes with 2 mm offsets were scattered over normal levels). A body creeping over the disc's rim, the failure
+    :func:`plausible_baseline` guards against, leaves the corners at one height or a corner off its
+    wall.
+    """
+    if wall_up is None or wall_lo is None:
+        return None
+    if c_ps[1] - c_pi[1] > -min_gap_mm:
+        return None
+    t = np.tan(np.radians(max_wall_tilt_deg))
+    if abs(wall_up[1]) > t or abs(wall_lo[1]) > t:
+        return None
+    s_mid = 0.5 * (c_pi[1] + c_ps[1])
+    offset = float((wall_up[0] + wall_up[1] * s_mid) - (wall_lo[0] + wall_lo[1] * s_mid))
+    return offset if abs(offset) >= min_offset_mm else None
+
+
 def _outward_normals(mask: np.ndarray, ap: np.ndarray, si: np.ndarray, pts: np.ndarray) -> np.ndarray:
     """Unit outward normals (ap, si) of a soft mask's iso-line at ``pts`` (minus its gradient)."""
     fi = (pts[:, 0] - ap[0]) / (ap[1] - ap[0])
@@ -248,8 +287,8 @@ def plane_bulge(stack: PlaneStack, k: int, *, max_extension_mm: float = 3.0,
         def refine(p, direction):
             return refine_edge(img, ap, si, p, direction)
 
-    c_pi = wall_corner(up, -1, refine=refine)  # posterior (-ap) and inferior (-si)
-    c_ps = wall_corner(lo, +1, refine=refine)  # posterior (-ap) and superior (+si)
+    c_pi, wall_up = wall_corner(up, -1, refine=refine, with_wall=True)  # posterior (-ap) and inferior (-si)
+    c_ps, wall_lo = wall_corner(lo, +1, refine=refine, with_wall=True)  # posterior (-ap) and superior (+si)
     base = c_ps - c_pi
     length = np.linalg.norm(base)
     if length < 1e-6:
@@ -276,7 +315,11 @@ def plane_bulge(stack: PlaneStack, k: int, *, max_extension_mm: float = 3.0,
                 cand[np.flatnonzero(facing)[moved]] = moved_pts[moved]
                 dist = (cand - c_pi) @ n
     i = int(np.argmax(dist))
-    return PlaneBulge(float(stack.lr[k]), float(dist[i]), c_pi, c_ps, cand[i], plausible_baseline(c_pi, c_ps))
+    plausible, shift = plausible_baseline(c_pi, c_ps), None
+    if not plausible:
+        shift = listhesis_offset(c_pi, c_ps, wall_up, wall_lo)
+        plausible = shift is not None
+    return PlaneBulge(float(stack.lr[k]), float(dist[i]), c_pi, c_ps, cand[i], plausible, shift)
 
 
 def band_bulge(stack: PlaneStack) -> tuple[PlaneBulge | None, PlaneBulge | None, list[PlaneBulge]]:

@@ -177,6 +177,10 @@ def measure(scan, segmentation, *, t2=None, band_mm: float = 5.0, plane_step_mm:
         if n_bad:
             # corners at one height or a baseline running front to back: segmentation to review
             flags.append(f"implausible_baseline_{n_bad}_of_{len(per_plane)}_planes")
+        shifts = [b.listhesis_mm for b in per_plane if b.plausible and b.listhesis_mm is not None]
+        if shifts:
+            # steep baselines taken because the two posterior walls are offset, not a bad corner
+            flags.append(f"listhesis_{np.median(shifts):+.1f}_mm_{len(shifts)}_of_{len(per_plane)}_planes")
         if n_bad and 2 * n_bad > len(per_plane):
             # most of the band has no usable baseline: the segmentation is wrong at this level,
             # and a maximum over the few remaining planes would be a number without support
