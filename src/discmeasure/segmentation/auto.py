@@ -195,11 +195,13 @@ def _marrow_pockets(m, bright, min_share=0.5, band_share=0.25, others=None, clea
     taken when at least ``band_share`` of its rim is the body's marrow, it lies within the
     body's AP span in that slice (three quarters of it at least: an inclined body's ends are
     shifted against its middle) and covers at least a third of that span (small bright spots at
-    a wall or corner, veins, fat along a wall are not bands), at most half as thick as it is long (standard deviations across and along it:
-    a band along the endplate, not a blob of fat beside a lateral slice of the body), and when no marrow of ``others`` (the other bodies) lies within
-    ``clear`` voxels of it. The nucleus is kept from the marrow by the endplate, but where
-    resampling blurs a thin endplate it touches the marrow of both bodies, whereas a band is a
-    whole disc height away from the next body; epidural and prevertebral fat lie outside the span.
+    a wall or corner, veins, fat along a wall are not bands), it is at most half as thick as it
+    is long (standard deviations across and along it: a band along the endplate, not a blob of
+    fat beside a lateral slice of the body), and no marrow of ``others`` (the other bodies, one
+    mask per slice like ``m``) lies within ``clear`` voxels of it. The nucleus is kept from the
+    marrow by the endplate, but where resampling blurs a thin endplate it touches the marrow of
+    both bodies, whereas a band is a whole disc height away from the next body; epidural and
+    prevertebral fat lie outside the span.
     """
     out = m.copy()
     four = ndimage.generate_binary_structure(2, 1)
@@ -217,19 +219,31 @@ def _marrow_pockets(m, bright, min_share=0.5, band_share=0.25, others=None, clea
             pm = cc[sl] == j
             rim = ndimage.binary_dilation(pm, four) & ~pm
             share = m[x][sl][rim].mean()
-            p0, p1 = objs[j - 1][0].start, objs[j - 1][0].stop - 1
-            inside = min(p1, a1) - max(p0, a0) + 1  # AP columns shared with the body's span
-            band = inside >= 0.75 * (p1 - p0 + 1) and inside >= (a1 - a0 + 1) / 3
-            if band and share < min_share:
-                # thin and long, in whatever direction the endplate runs (voxels in-plane isotropic)
-                ev = np.linalg.eigvalsh(np.cov(np.argwhere(pm).T.astype(float)))
-                band = ev[0] <= 0.25 * ev[-1]
-            if band and others is not None and share < min_share:
-                near = tuple(slice(max(q.start - clear, 0), min(q.stop + clear, n)) for q, n in zip(sl, cc.shape))
-                band = not (others[x][near] & ndimage.binary_dilation(cc[near] == j, iterations=clear)).any()
-            if share >= min_share or (share >= band_share and band):
+            if share >= min_share or (share >= band_share and _is_band(cc, j, objs[j - 1], sl, (a0, a1),
+                                                                        None if others is None else others[x], clear)):
                 out[x][sl] |= pm
     return out
+
+
+def _is_band(cc, j, obj, sl, span, others, clear):
+    """Whether component ``j`` of the labelled slice ``cc`` (bounding box ``obj``, ``sl`` = box + 1)
+    is a band across a body whose AP span (working-grid axis 0 of the slice) is ``span``: see
+    :func:`_marrow_pockets`."""
+    (a0, a1), p0, p1 = span, obj[0].start, obj[0].stop - 1
+    inside = min(p1, a1) - max(p0, a0) + 1  # AP columns shared with the body's span
+    if inside < 0.75 * (p1 - p0 + 1) or inside < (a1 - a0 + 1) / 3:
+        return False
+    pts = np.argwhere(cc[sl] == j)
+    if len(pts) < 3:
+        return False
+    # thin and long, in whatever direction the endplate runs (voxels in-plane isotropic)
+    ev = np.linalg.eigvalsh(np.cov(pts.T.astype(float)))
+    if ev[0] > 0.25 * ev[-1]:
+        return False
+    if others is None:
+        return True
+    near = tuple(slice(max(q.start - clear, 0), min(q.stop + clear, n)) for q, n in zip(sl, cc.shape))
+    return not (others[near] & ndimage.binary_dilation(cc[near] == j, iterations=clear)).any()
 
 
 def _marrow_fraction(W, m, cand, dark_level):
