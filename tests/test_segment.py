@@ -103,8 +103,8 @@ def test_modic_band_stays_in_the_body(case, grid):
     """A bright (Modic type 1) band along the endplates is marrow, not disc. It was not: too little
     of its rim touches the marrow for a fatty-focus pocket, so the bodies stopped at the band, the
     disc took it, and L4-L5 was measured with a bulge of -16.5 mm (old code, these four cases:
-    L4-L5 disc Dice 0.59-0.63, the two bodies 0.81-0.82; L5-S1 bodies 0.81-0.82). Measured now:
-    disc min 0.918-0.929, body min 0.968-0.984."""
+    L4-L5 disc Dice 0.59-0.63, the two bodies 0.81-0.82; L5-S1 bodies 0.81-0.82). Measured with
+    the band rule: disc min 0.918-0.929, body min 0.968-0.984."""
     grids = {"0.7x4": dict(spacing=(0.7, 0.7, 4.0), n_slices=13),
              "tilt6": dict(spacing=(0.7, 0.7, 4.0), n_slices=11, rotation_deg=(6, 0, 0)),
              "obl12": dict(spacing=(0.5, 0.5, 3.0), n_slices=17, rotation_deg=(0, 0, 12))}

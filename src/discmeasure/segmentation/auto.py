@@ -178,7 +178,7 @@ def _split_tall(comp, n, sp, max_ratio=1.6, min_big_mm3=1000.0):
     return comp, n
 
 
-def _marrow_pockets(m, bright, min_share=0.5, band_share=0.25, others=None, clear=1):
+def _marrow_pockets(m, bright, min_share=0.5, band_share=0.25, others=None, clear=1, *, return_bands=False):
     """``m`` plus the bright pockets (per slice) whose rim lies mostly (>= ``min_share``) in ``m``,
     and the bright bands across the body (rim >= ``band_share`` in ``m``, within its AP span).
 
@@ -201,9 +201,11 @@ def _marrow_pockets(m, bright, min_share=0.5, band_share=0.25, others=None, clea
     mask per slice like ``m``) lies within ``clear`` voxels of it. The nucleus is kept from the
     marrow by the endplate, but where resampling blurs a thin endplate it touches the marrow of
     both bodies, whereas a band is a whole disc height away from the next body; epidural and
-    prevertebral fat lie outside the span.
+    prevertebral fat lie outside the span. With ``return_bands`` the bands taken are returned
+    too, as a second mask.
     """
     out = m.copy()
+    bands = np.zeros_like(m)
     four = ndimage.generate_binary_structure(2, 1)
     for x in range(m.shape[0]):
         if not m[x].any():
@@ -219,10 +221,13 @@ def _marrow_pockets(m, bright, min_share=0.5, band_share=0.25, others=None, clea
             pm = cc[sl] == j
             rim = ndimage.binary_dilation(pm, four) & ~pm
             share = m[x][sl][rim].mean()
-            if share >= min_share or (share >= band_share and _is_band(cc, j, objs[j - 1], sl, (a0, a1),
-                                                                        None if others is None else others[x], clear)):
+            if share >= min_share:
                 out[x][sl] |= pm
-    return out
+            elif share >= band_share and _is_band(cc, j, objs[j - 1], sl, (a0, a1),
+                                                  None if others is None else others[x], clear):
+                out[x][sl] |= pm
+                bands[x][sl] |= pm
+    return (out, bands) if return_bands else out
 
 
 def _is_band(cc, j, obj, sl, span, others, clear):
@@ -1018,8 +1023,11 @@ def segment_auto(scan, *, inplane_mm: float = 0.8, column_depth_mm: float = 60.0
         m[box] = _regrow(m[box], m[box], free, r_open / s_ip)
         # bright (fatty) marrow: pockets of bright-class signal whose rim is mostly this body
         others = np.isin(comp, [j for _, j, _ in bodies if j != i])
-        with_pockets = _marrow_pockets(m, bright_col, others=others, clear=int(np.ceil(2.5 / s_ip)))
-        added = with_pockets[box] & ~m[box]
+        with_pockets, bands = _marrow_pockets(m, bright_col, others=others, clear=int(np.ceil(2.5 / s_ip)),
+                                              return_bands=True)
+        # (a Modic band lies on the endplate: no marrow strip to regrow, and regrowing from it took
+        # the band's partial-volume rim as marrow, the shell then reaching 0.2-0.3 mm into the disc)
+        added = with_pockets[box] & ~m[box] & ~bands[box]
         if added.any():
             # the marrow between a pocket and the endplate: a strip thinner than the opening, cut
             # off by it and too far from the opened body to be regrown; regrown from the pocket
