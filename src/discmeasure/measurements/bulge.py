@@ -223,8 +223,8 @@ def listhesis_offset(c_pi: np.ndarray, c_ps: np.ndarray, wall_up, wall_lo, *, ma
     """AP offset (mm, + = upper body anterior) of two upright posterior walls, when a listhesis
     explains a baseline that :func:`plausible_baseline` rejects as too steep; else None.
 
-    A vertebra displaced on the one below (degenerative antero- or retrolisthesis; Meyerding
-    grading, Koslosky & Gendelberg 2020, doi:10.1016/j.xnsj.2020.100027 for a review) puts the
+    A vertebra displaced on the one below (degenerative antero- or retrolisthesis; graded by
+    Meyerding HW, "Spondylolisthesis", Surg Gynecol Obstet 1932;54:371-377) puts the
     two posterior corners several millimetres apart front to back, while a narrowed disc brings
     them close in SI: the C_PI -> C_PS baseline is then steeper than 40 degrees although both
     corners are right. That is accepted when both corners are fitted wall/endplate junctions
@@ -232,9 +232,9 @@ def listhesis_offset(c_pi: np.ndarray, c_ps: np.ndarray, wall_up, wall_lo, *, ma
     fallback), both walls run within ``max_wall_tilt_deg`` of the level's SI axis, C_PS lies
     at least ``min_gap_mm`` below C_PI and the walls are at least ``min_offset_mm`` apart (the
     posterior walls of normal neighbours are 0-2 mm apart: concave walls, lipped corners; on the
-    real sct_t2_lumbar volume steep planes with 2 mm offsets were scattered over normal levels). A body creeping over the disc's rim, the failure
-    :func:`plausible_baseline` guards against, leaves the corners at one height or a corner off its
-    wall.
+    real sct_t2_lumbar volume steep planes with 2 mm offsets were scattered over normal levels).
+    A body creeping over the disc's rim, the failure :func:`plausible_baseline` guards against,
+    leaves the corners at one height or a corner off its wall.
     """
     if wall_up is None or wall_lo is None:
         return None

@@ -92,11 +92,11 @@ class Phantom:
 
     Pathology: ``coronal_wedge_deg`` per level makes the disc a coronal wedge as well (taller on
     the left, -x, for positive angles), so that the spine above it leans to the right: a lumbar
-    scoliosis built from the discs, the way degenerative scoliosis forms (Aebi 2005,
-    doi:10.1007/s00586-005-0951-8). ``listhesis_mm`` per level moves the upper body, and the spine
-    above it, along the disc's AP axis relative to the lower body (+ = anterolisthesis, - =
-    retrolisthesis; Meyerding grade I is up to 25 % of the body depth); the disc between them is
-    sheared to join the two endplates. A dark, degenerated disc is ``np_t2_ms`` / ``np_pd`` near
+    scoliosis built from the discs, the way degenerative scoliosis forms in asymmetric disc
+    degeneration (de Vries et al. 2010, doi:10.1007/s00586-010-1368-z). ``listhesis_mm`` per
+    level moves the upper body, and the spine above it, along the disc's AP axis relative to the
+    lower body (+ = anterolisthesis, - = retrolisthesis; Meyerding grade I is up to 25 % of the
+    body depth); the disc between them is sheared to join the two endplates. A dark, degenerated disc is ``np_t2_ms`` / ``np_pd`` near
     the annulus's values.
     """
 
@@ -350,7 +350,7 @@ def default_phantom(seed: int = 0, **overrides) -> Phantom:
 #: - ``modic_L4L5``, ``modic_L5S1``: a bright (type 1, oedema) band in both bodies along the
 #:   disc (Modic et al. 1988, doi:10.1148/radiology.166.1.3336678);
 #: - ``scoliosis``: coronal disc wedges of -4, 6, 6 and 4 degrees from L1-L2 to L4-L5, a 16 degree
-#:   curve between L2 and the sacrum (de novo degenerative scoliosis, Cobb > 10 degrees; Aebi 2005);
+#:   curve between L2 and the sacrum (degenerative scoliosis, Cobb > 10 degrees; de Vries et al. 2010);
 #: - ``anterolisthesis_L4L5``: L4 5 mm anterior of L5 (degenerative spondylolisthesis, Meyerding
 #:   grade I); ``retrolisthesis_L2L3``: L2 4 mm posterior of L3;
 #: - ``..._narrow``: the same with more slip over a narrowed disc (L4-L5 8 mm over 5 / 8 mm,
