@@ -74,3 +74,14 @@ def timed(fn, n: int):
         out = fn()
         ts.append(time.perf_counter() - t0)
     return out, statistics.median(ts), min(ts)
+
+
+def publish_section(doc: str | Path, name: str, heading: str, lines: list[str], *, title: str,
+                    load: bool = False) -> str:
+    """Close ``lines`` with the machine line (:func:`machine_line`), print them, and record them
+    under ``heading`` as section ``name`` of ``doc`` (:func:`record_section`); returns the text."""
+    text = "\n".join(list(lines) + ["", machine_line(load=load)])
+    print(text)
+    record_section(doc, name, f"{heading}\n\n{text}", title=title)
+    return text
+

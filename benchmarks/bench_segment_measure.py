@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _record import machine_line, record_section, start_load, timed  # noqa: E402
+from _record import publish_section, start_load, timed  # noqa: E402
 
 import discmeasure as dm  # noqa: E402
 from discmeasure import phantom  # noqa: E402
@@ -101,12 +101,8 @@ def main():
     L += [f"| {n} | {c:.2f} s | {t:.2f} s |" for n, c, t in meas_rows]
     L += ["", "| library call (own time) | time | calls |", "|---|---|---|"]
     L += [f"| {n} | {t:.2f} s | {c} |" for n, t, c in meas_lib]
-    L += ["", machine_line(load=True)]
-    text = "\n".join(L)
-    print(text)
-    record_section("docs/benchmarks.md", "bench_segment_measure",
-                   "## Segmentation and measurement speed (issues 5-6)\n\n" + text,
-                   title="Benchmarks")
+    publish_section("docs/benchmarks.md", "bench_segment_measure", "## Segmentation and measurement speed (issues 5-6)",
+                    L, title="Benchmarks", load=True)
 
 
 if __name__ == "__main__":

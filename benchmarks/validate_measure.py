@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _record import machine_line, record_section  # noqa: E402
+from _record import publish_section  # noqa: E402
 
 import discmeasure as dm  # noqa: E402
 from discmeasure import phantom  # noqa: E402
@@ -92,10 +92,8 @@ def main():
         lines.append(f"| {r.level} | {tp['bulge_mm']:.2f} / {r.bulge_mm_pre:.2f} | {tq['bulge_mm']:.2f} / {r.bulge_mm_post:.2f} | "
                      f"{dbt:+.0f} / {r.bulge_mm_pct:+.0f} | {tp['np_t2_ms']:.1f} / {r.t2_np_ms_pre:.1f} | {tq['np_t2_ms']:.1f} / "
                      f"{r.t2_np_ms_post:.1f} | {dtt:+.1f} / {r.t2_np_ms_pct:+.1f} | {r.level_match_ok} |")
-    lines += ["", f"Both visits analysed and compared in {dt:.1f} s.", "", machine_line()]
-    text = "\n".join(lines)
-    print(text)
-    record_section("docs/validation.md", "measure", "## Disc measurements (issue 6)\n\n" + text, title="Validation")
+    lines += ["", f"Both visits analysed and compared in {dt:.1f} s."]
+    publish_section("docs/validation.md", "measure", "## Disc measurements (issue 6)", lines, title="Validation")
 
 
 if __name__ == "__main__":

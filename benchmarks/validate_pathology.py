@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _record import machine_line, record_section  # noqa: E402
+from _record import publish_section  # noqa: E402
 from validate_measure import errors, fmt  # noqa: E402
 
 import discmeasure as dm  # noqa: E402
@@ -63,10 +63,7 @@ def main():
             lines.append(f"{head}| {src} | {fmt(e['bulge'])} | {fmt(e['mid'])} | {fmt(e['h_a'])} | {fmt(e['h_m'])} | "
                          f"{fmt(e['h_p'])} | {', '.join(flags) or '-'} |")
         print(*lines[-2:], sep="\n", flush=True)
-    lines += ["", machine_line()]
-    text = "\n".join(lines)
-    print(text)
-    record_section("docs/validation.md", "pathology", "## Degenerative changes (issues 5 and 6)\n\n" + text, title="Validation")
+    publish_section("docs/validation.md", "pathology", "## Degenerative changes (issues 5 and 6)", lines, title="Validation")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _record import machine_line, record_section  # noqa: E402
+from _record import publish_section  # noqa: E402
 
 import discmeasure as dm  # noqa: E402
 from discmeasure.geometry import resample  # noqa: E402
@@ -131,10 +131,7 @@ def main(argv=None):
                       f"max {np.nanmax(arr[:, 0]):.2f} mm over the {n_b} of {len(arr)} level pairs with a bulge in both; "
                       f"{int(np.isnan(arr).sum())} of {arr.size} level x metric differences are NaN."]
     lines += _pooled(base, copies)
-    lines += ["", machine_line()]
-    text = "\n".join(lines)
-    print(text)
-    record_section("docs/validation.md", "retest", "## Test-retest on real anatomy (issue 6)\n\n" + text, title="Validation")
+    publish_section("docs/validation.md", "retest", "## Test-retest on real anatomy (issue 6)", lines, title="Validation")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _record import machine_line, record_section  # noqa: E402
+from _record import publish_section  # noqa: E402
 
 import discmeasure as dm  # noqa: E402
 from discmeasure import phantom  # noqa: E402
@@ -70,10 +70,7 @@ def main():
     if fails:
         L += ["", "Draws with wrong levels or no segmentation:", "", "| geometry | scan turned (°, x y z) | patient turned (°) | result |",
               "|---|---|---|---|"] + fails
-    L += ["", machine_line()]
-    text = "\n".join(L)
-    print(text)
-    record_section("docs/validation.md", "robustness", "## Segmentation robustness (issue 5)\n\n" + text, title="Validation")
+    publish_section("docs/validation.md", "robustness", "## Segmentation robustness (issue 5)", L, title="Validation")
 
 
 if __name__ == "__main__":

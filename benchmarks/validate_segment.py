@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _record import machine_line, record_section  # noqa: E402
+from _record import publish_section  # noqa: E402
 
 import discmeasure as dm  # noqa: E402
 from discmeasure import phantom  # noqa: E402
@@ -89,10 +89,7 @@ def main():
         except dm.DiscmeasureError as exc:
             res = f"**failed**: {exc.reason}"
         L += ["", "### Real 3-D volume sct_t2_lumbar (38 x 257 x 201, 1 mm)", "", f"auto segmentation: {res}."]
-    L += ["", machine_line()]
-    text = "\n".join(L)
-    print(text)
-    record_section("docs/validation.md", "segmentation", "## Segmentation (issue 5)\n\n" + text, title="Validation")
+    publish_section("docs/validation.md", "segmentation", "## Segmentation (issue 5)", L, title="Validation")
 
 
 if __name__ == "__main__":

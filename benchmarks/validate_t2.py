@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _record import machine_line, record_section  # noqa: E402
+from _record import publish_section  # noqa: E402
 
 from discmeasure.epg import cpmg_signal  # noqa: E402
 from discmeasure.t2 import fit_t2  # noqa: E402
@@ -78,10 +78,7 @@ def main():
                        offset=True, drop_first_echo=False, noise_sigma=0)
             o, m, ref = float(f.t2_ms[0]), float(r["T2 (mean)"]), float(r["T2_reference"])
             L.append(f"| {r.RoiLabel} | {ref:.1f} | {m:.1f} | {o:.1f} | {100 * (o - m) / m:+.2f}% | {100 * (o - ref) / ref:+.1f}% | {100 * (m - ref) / ref:+.1f}% |")
-    L += ["", machine_line()]
-    text = "\n".join(L)
-    print(text)
-    record_section("docs/validation.md", "t2", "## Quantitative T2 (issue 4)\n\n" + text, title="Validation")
+    publish_section("docs/validation.md", "t2", "## Quantitative T2 (issue 4)", L, title="Validation")
 
 
 if __name__ == "__main__":
