@@ -96,8 +96,8 @@ class Phantom:
     degeneration (de Vries et al. 2010, doi:10.1007/s00586-010-1368-z). ``listhesis_mm`` per
     level moves the upper body, and the spine above it, along the disc's AP axis relative to the
     lower body (+ = anterolisthesis, - = retrolisthesis; Meyerding grade I is up to 25 % of the
-    body depth); the disc between them is sheared to join the two endplates. A dark, degenerated disc is ``np_t2_ms`` / ``np_pd`` near
-    the annulus's values.
+    body depth); the disc between them is sheared to join the two endplates. A dark, degenerated
+    disc is ``np_t2_ms`` / ``np_pd`` near the annulus's values.
     """
 
     body_height: dict = field(default_factory=lambda: {"L1": 26.0, "L2": 27.0, "L3": 27.5, "L4": 27.0, "L5": 26.0, "S1": 30.0})
@@ -127,6 +127,11 @@ class Phantom:
     def replace(self, **kw) -> "Phantom":
         """A copy with some parameters changed."""
         return dataclasses.replace(self, **kw)
+
+    def disc_deformity(self, level: str) -> tuple[float, float]:
+        """Listhesis (mm, along the disc's AP axis) and half coronal wedge (tangent) of ``level``."""
+        half_wedge = np.deg2rad(float(self.coronal_wedge_deg.get(level, 0.0))) / 2
+        return float(self.listhesis_mm.get(level, 0.0)), float(np.tan(half_wedge))
 
     # ------------------------------------------------------------ skeleton
     def skeleton(self) -> dict:
@@ -228,8 +233,7 @@ class Phantom:
             q = (p - c) @ R
             depth = 0.5 * (self.body_depth[upper] + self.body_depth[lower])
             width = 0.5 * (self.body_width[upper] + self.body_width[lower])
-            shift = float(self.listhesis_mm.get(level, 0.0))
-            cw = np.tan(np.deg2rad(float(self.coronal_wedge_deg.get(level, 0.0))) / 2)
+            shift, cw = self.disc_deformity(level)
             hmax = max(hp, ha) / 2 + 1.0 + abs(cw) * width / 2
             near = ((np.abs(q[:, 2]) <= hmax + 2) & (np.abs(q[:, 0]) <= width / 2 + 2)
                     & (q[:, 1] >= -depth / 2 - 12 - abs(shift) / 2) & (q[:, 1] <= depth / 2 + 2 + abs(shift) / 2))
@@ -356,23 +360,26 @@ def default_phantom(seed: int = 0, **overrides) -> Phantom:
 #: - ``..._narrow``: the same with more slip over a narrowed disc (L4-L5 8 mm over 5 / 8 mm,
 #:   L2-L3 -7 mm over 5 / 6.5 mm), so that the baseline joining the posterior corners runs
 #:   more than 40 degrees from the disc axis.
+_DEFAULT = Phantom()
+
+
+def _changed(name: str, **levels) -> dict:
+    """The default phantom's per-level parameter ``name`` with some levels changed."""
+    return {**getattr(_DEFAULT, name), **levels}
+
+
 PATHOLOGIES = {
     "dark_discs": dict(
-        np_t2_ms={"L1-L2": 125.0, "L2-L3": 120.0, "L3-L4": 50.0, "L4-L5": 45.0, "L5-S1": 85.0},
-        np_pd={"L1-L2": 1.0, "L2-L3": 1.0, "L3-L4": 0.72, "L4-L5": 0.7, "L5-S1": 0.85},
-        disc_heights={"L1-L2": (7.0, 8.5), "L2-L3": (7.5, 10.0), "L3-L4": (6.0, 8.0), "L4-L5": (4.0, 6.0),
-                      "L5-S1": (7.0, 13.5)}),
+        np_t2_ms=_changed("np_t2_ms", **{"L3-L4": 50.0, "L4-L5": 45.0}),
+        np_pd=_changed("np_pd", **{"L3-L4": 0.72, "L4-L5": 0.7}),
+        disc_heights=_changed("disc_heights", **{"L3-L4": (6.0, 8.0), "L4-L5": (4.0, 6.0)})),
     "modic_L4L5": dict(modic_level="L4-L5"),
     "modic_L5S1": dict(modic_level="L5-S1"),
     "scoliosis": dict(coronal_wedge_deg={"L1-L2": -4.0, "L2-L3": 6.0, "L3-L4": 6.0, "L4-L5": 4.0}),
     "anterolisthesis_L4L5": dict(listhesis_mm={"L4-L5": 5.0}),
     "retrolisthesis_L2L3": dict(listhesis_mm={"L2-L3": -4.0}),
-    "anterolisthesis_L4L5_narrow": dict(
-        listhesis_mm={"L4-L5": 8.0},
-        disc_heights={"L1-L2": (7.0, 8.5), "L2-L3": (7.5, 10.0), "L3-L4": (8.0, 11.5), "L4-L5": (5.0, 8.0),
-                      "L5-S1": (7.0, 13.5)}),
-    "retrolisthesis_L2L3_narrow": dict(
-        listhesis_mm={"L2-L3": -7.0},
-        disc_heights={"L1-L2": (7.0, 8.5), "L2-L3": (5.0, 6.5), "L3-L4": (8.0, 11.5), "L4-L5": (8.0, 13.0),
-                      "L5-S1": (7.0, 13.5)}),
+    "anterolisthesis_L4L5_narrow": dict(listhesis_mm={"L4-L5": 8.0},
+                                        disc_heights=_changed("disc_heights", **{"L4-L5": (5.0, 8.0)})),
+    "retrolisthesis_L2L3_narrow": dict(listhesis_mm={"L2-L3": -7.0},
+                                       disc_heights=_changed("disc_heights", **{"L2-L3": (5.0, 6.5)})),
 }

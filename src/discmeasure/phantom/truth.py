@@ -62,8 +62,9 @@ def _level_truth(ph: Phantom, skel, level, step, band_mm, plane_step):
     hmax = max(hp, ha) / 2
     # wide enough for the corner fits (wall and endplate 3-9 mm from the corner), also when a
     # listhesis moves the two bodies' walls apart, or a coronal wedge makes a side taller
-    half_shift = abs(float(ph.listhesis_mm.get(level, 0.0))) / 2
-    hmax += band_mm * abs(np.tan(np.deg2rad(float(ph.coronal_wedge_deg.get(level, 0.0))) / 2))
+    shift, cw = ph.disc_deformity(level)
+    half_shift = abs(shift) / 2
+    hmax += band_mm * abs(cw)
     ap = np.arange(-depth / 2 - 9 - half_shift, -depth / 2 + 12 + half_shift, step)
     si = np.arange(-hmax - 11, hmax + 11, step)
     best = None
