@@ -38,7 +38,7 @@ from scipy import ndimage
 from .edges import refine_edge
 from .planes import PlaneStack, contours
 
-__all__ = ["PlaneBulge", "corner", "wall_corner", "plausible_baseline", "listhesis_offset", "plane_bulge",
+__all__ = ["PlaneBulge", "corner", "wall_corner", "wall_corner_and_wall", "plausible_baseline", "listhesis_offset", "plane_bulge",
            "band_bulge"]
 
 
@@ -76,7 +76,14 @@ def _fit_line(u: np.ndarray, v: np.ndarray) -> tuple[float, float] | None:
 
 
 def wall_corner(outline: np.ndarray, vertical: int, *, near_mm: float = 3.0, far_mm: float = 9.0,
-                max_shift_mm: float = 3.0, refine=None, with_wall: bool = False):
+                max_shift_mm: float = 3.0, refine=None) -> np.ndarray:
+    """Posterior corner of a vertebral body outline (see :func:`wall_corner_and_wall`)."""
+    return wall_corner_and_wall(outline, vertical, near_mm=near_mm, far_mm=far_mm, max_shift_mm=max_shift_mm,
+                                refine=refine)[0]
+
+
+def wall_corner_and_wall(outline: np.ndarray, vertical: int, *, near_mm: float = 3.0, far_mm: float = 9.0,
+                         max_shift_mm: float = 3.0, refine=None):
     """Posterior corner of a vertebral body outline: posterior wall x endplate line intersection.
 
     Parameters
@@ -98,9 +105,6 @@ def wall_corner(outline: np.ndarray, vertical: int, *, near_mm: float = 3.0, far
         plane's image: the posterior wall's points are moved onto the image edge (direction
         -ap) before the wall line is fitted.
 
-    with_wall : bool
-        Also return the fitted posterior wall line.
-
     Returns
     -------
     (2,) array
@@ -108,8 +112,8 @@ def wall_corner(outline: np.ndarray, vertical: int, *, near_mm: float = 3.0, far
         when a side has too few points, the lines are nearly parallel or the fit is implausible
         (see ``max_shift_mm``).
     wall : (a, b) or None
-        Only with ``with_wall``: the wall line ``ap = a + b si`` when the corner is the fitted
-        junction, None when it is the support point.
+        The wall line ``ap = a + b si`` when the corner is the fitted junction, None when it is
+        the support point.
 
     Notes
     -----
@@ -147,7 +151,7 @@ def wall_corner(outline: np.ndarray, vertical: int, *, near_mm: float = 3.0, far
         ext = np.full(len(u_ap), -np.inf)
         np.maximum.at(ext, inv, si[e] * vertical)  # nearest the disc: lowest si (C_PI) / highest (C_PS)
         plate = _fit_line(u_ap * 0.25, ext * vertical)
-    fallback = (seed, None) if with_wall else seed
+    fallback = (seed, None)
     if wall is None or plate is None:
         return fallback
     a1, b1 = wall
@@ -164,7 +168,7 @@ def wall_corner(outline: np.ndarray, vertical: int, *, near_mm: float = 3.0, far
     d = pt - seed
     if d @ (np.array([-1.0, float(vertical)]) / np.sqrt(2.0)) < -0.5 or np.linalg.norm(d) > max_shift_mm:
         return fallback
-    return (pt, wall) if with_wall else pt
+    return pt, wall
 
 
 def _consistent_shift(shift: np.ndarray, moved: np.ndarray, *, min_share: float = 0.75,
@@ -287,8 +291,8 @@ def plane_bulge(stack: PlaneStack, k: int, *, max_extension_mm: float = 3.0,
         def refine(p, direction):
             return refine_edge(img, ap, si, p, direction)
 
-    c_pi, wall_up = wall_corner(up, -1, refine=refine, with_wall=True)  # posterior (-ap) and inferior (-si)
-    c_ps, wall_lo = wall_corner(lo, +1, refine=refine, with_wall=True)  # posterior (-ap) and superior (+si)
+    c_pi, wall_up = wall_corner_and_wall(up, -1, refine=refine)  # posterior (-ap) and inferior (-si)
+    c_ps, wall_lo = wall_corner_and_wall(lo, +1, refine=refine)  # posterior (-ap) and superior (+si)
     base = c_ps - c_pi
     length = np.linalg.norm(base)
     if length < 1e-6:
