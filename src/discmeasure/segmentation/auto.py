@@ -178,7 +178,7 @@ def _split_tall(comp, n, sp, max_ratio=1.6, min_big_mm3=1000.0):
     return comp, n
 
 
-def _marrow_pockets(m, bright, min_share=0.5, band_share=0.25, others=None, clear=1, *, return_bands=False):
+def _marrow_pockets(m, bright, min_share=0.5, band_share=0.25, others=None, clear=1):
     """``m`` plus the bright pockets (per slice) whose rim lies mostly (>= ``min_share``) in ``m``,
     and the bright bands across the body (rim >= ``band_share`` in ``m``, within its AP span).
 
@@ -201,8 +201,8 @@ def _marrow_pockets(m, bright, min_share=0.5, band_share=0.25, others=None, clea
     mask per slice like ``m``) lies within ``clear`` voxels of it. The nucleus is kept from the
     marrow by the endplate, but where resampling blurs a thin endplate it touches the marrow of
     both bodies, whereas a band is a whole disc height away from the next body; epidural and
-    prevertebral fat lie outside the span. With ``return_bands`` the bands taken are returned
-    too, as a second mask.
+    prevertebral fat lie outside the span. Returns the grown mask and, as a second mask, the
+    bands taken.
     """
     out = m.copy()
     bands = np.zeros_like(m)
@@ -227,7 +227,7 @@ def _marrow_pockets(m, bright, min_share=0.5, band_share=0.25, others=None, clea
                                                   None if others is None else others[x], clear):
                 out[x][sl] |= pm
                 bands[x][sl] |= pm
-    return (out, bands) if return_bands else out
+    return out, bands
 
 
 def _is_band(cc, j, obj, sl, span, others, clear):
@@ -1010,6 +1010,7 @@ def segment_auto(scan, *, inplane_mm: float = 0.8, column_depth_mm: float = 60.0
     body_masks = []
     bright_col = roi & (Wf >= t_high) & (rel_ap > 1.0)
     shell = 1.2 + 0.5 * s_ip
+    any_body = np.isin(comp, [i for _, i, _ in bodies])  # the other bodies' marrow, for the pocket rule
     for _, i, r_open in bodies:
         m = comp == i
         # undo the opening's corner rounding: regrow by the opening radius inside the intermediate
@@ -1022,9 +1023,8 @@ def segment_auto(scan, *, inplane_mm: float = 0.8, column_depth_mm: float = 60.0
         # 2 mm into the disc, anterior heights 2.3 mm short at SNR 15)
         m[box] = _regrow(m[box], m[box], free, r_open / s_ip)
         # bright (fatty) marrow: pockets of bright-class signal whose rim is mostly this body
-        others = np.isin(comp, [j for _, j, _ in bodies if j != i])
-        with_pockets, bands = _marrow_pockets(m, bright_col, others=others, clear=int(np.ceil(2.5 / s_ip)),
-                                              return_bands=True)
+        with_pockets, bands = _marrow_pockets(m, bright_col, others=any_body & (comp != i),
+                                              clear=int(np.ceil(2.5 / s_ip)))
         # (a Modic band lies on the endplate: no marrow strip to regrow, and regrowing from it took
         # the band's partial-volume rim as marrow, the shell then reaching 0.2-0.3 mm into the disc)
         added = with_pockets[box] & ~m[box] & ~bands[box]
