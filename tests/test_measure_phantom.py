@@ -18,6 +18,14 @@ import discmeasure as dm
 from discmeasure import phantom
 
 
+def render(ph, *, n_slices, snr=35, **grid):
+    """The phantom as a sagittal 0.7 x 0.7 x 4 mm T2-weighted series (170 x 220 mm field of view,
+    seed 5): the image and its truth labels."""
+    shape, aff = phantom.make_grid(fov_mm=(170.0, 220.0), center_mm=(0.0, 0.0, 10.0), spacing=(0.7, 0.7, 4.0),
+                                   n_slices=n_slices, **grid)
+    return phantom.render_t2w(ph, shape, aff, snr=snr, supersample=3, seed=5)
+
+
 @pytest.fixture(scope="module")
 def truth_pair(sample_scans):
     return json.loads((sample_scans / "truth.json").read_text())
@@ -36,9 +44,7 @@ def sample_measurements(sample_scans):
 def truth_label_case():
     """The default phantom at 0.7 x 0.7 x 4 mm, SNR 35, its truth labels and analytic truth."""
     ph = phantom.default_phantom()
-    shape, aff = phantom.make_grid(fov_mm=(170.0, 220.0), center_mm=(0.0, 0.0, 10.0), spacing=(0.7, 0.7, 4.0),
-                                   n_slices=11)
-    img, lab = phantom.render_t2w(ph, shape, aff, snr=35, supersample=3, seed=5)
+    img, lab = render(ph, n_slices=11)
     seg = dm.segment(img, method="labels", labels=lab, convention="discmeasure")
     return img, seg, phantom.truth(ph)["levels"]
 
@@ -107,9 +113,7 @@ def test_auto_heights_at_snr_15():
     """
     ph = phantom.default_phantom()
     tr = phantom.truth(ph)["levels"]
-    shape, aff = phantom.make_grid(fov_mm=(170.0, 220.0), center_mm=(0.0, 0.0, 10.0), spacing=(0.7, 0.7, 4.0),
-                                   n_slices=11)
-    img, _ = phantom.render_t2w(ph, shape, aff, snr=15, supersample=3, seed=5)
+    img, _ = render(ph, n_slices=11, snr=15)
     df = dm.measure(img, dm.segment(img))
     assert list(df.level) == list(phantom.LEVELS)
     err = np.array([[r[f"height_{w}_mm"] - tr[r.level][f"height_{w}_mm"] for w in ("anterior", "middle", "posterior")]
@@ -129,9 +133,7 @@ def test_auto_bulge_on_oblique_scan():
     """
     ph = phantom.default_phantom()
     tr = phantom.truth(ph)["levels"]
-    shape, aff = phantom.make_grid(fov_mm=(170.0, 220.0), center_mm=(0.0, 0.0, 10.0), spacing=(0.7, 0.7, 4.0),
-                                   n_slices=13, rotation_deg=(0, 0, 8))
-    img, _ = phantom.render_t2w(ph, shape, aff, snr=35, supersample=3, seed=5)
+    img, _ = render(ph, n_slices=13, rotation_deg=(0, 0, 8))
     df = dm.measure(img, dm.segment(img))
     assert list(df.level) == list(phantom.LEVELS)
     err = np.array([r.bulge_mm - tr[r.level]["bulge_mm"] for _, r in df.iterrows()])
@@ -151,9 +153,7 @@ def test_listhesis_level_is_measured_and_flagged(case, level, limit):
     ph = phantom.default_phantom(**phantom.PATHOLOGIES[case])
     tr = phantom.truth(ph, levels=(level,))["levels"][level]
     shift = ph.listhesis_mm[level]
-    shape, aff = phantom.make_grid(fov_mm=(170.0, 220.0), center_mm=(0.0, 0.0, 10.0), spacing=(0.7, 0.7, 4.0),
-                                   n_slices=13)
-    img, lab = phantom.render_t2w(ph, shape, aff, snr=35, supersample=3, seed=5)
+    img, lab = render(ph, n_slices=13)
     for seg in (dm.segment(img, method="labels", labels=lab, convention="discmeasure"), dm.segment(img)):
         row = dm.measure(img, seg).set_index("level").loc[level]
         assert np.isfinite(row.bulge_mm), row.qc_flags
@@ -170,9 +170,7 @@ def test_heights_over_a_modic_band():
     -0.56 mm. The band is no longer regrown from: +0.08 / +0.18 / +0.02 mm."""
     ph = phantom.default_phantom(**phantom.PATHOLOGIES["modic_L4L5"])
     tr = phantom.truth(ph, levels=("L4-L5",))["levels"]["L4-L5"]
-    shape, aff = phantom.make_grid(fov_mm=(170.0, 220.0), center_mm=(0.0, 0.0, 10.0), spacing=(0.7, 0.7, 4.0),
-                                   n_slices=13)
-    img, _ = phantom.render_t2w(ph, shape, aff, snr=35, supersample=3, seed=5)
+    img, _ = render(ph, n_slices=13)
     row = dm.measure(img, dm.segment(img)).set_index("level").loc["L4-L5"]
     err = [row[f"height_{w}_mm"] - tr[f"height_{w}_mm"] for w in ("anterior", "middle", "posterior")]
     assert np.max(np.abs(err)) <= 0.3, err
