@@ -223,22 +223,22 @@ def _marrow_pockets(m, bright, min_share=0.5, band_share=0.25, others=None, clea
             share = m[x][sl][rim].mean()
             if share >= min_share:
                 out[x][sl] |= pm
-            elif share >= band_share and _is_band(cc, j, objs[j - 1], sl, (a0, a1),
+            elif share >= band_share and _is_band(cc, j, pm, objs[j - 1], sl, (a0, a1),
                                                   None if others is None else others[x], clear):
                 out[x][sl] |= pm
                 bands[x][sl] |= pm
     return out, bands
 
 
-def _is_band(cc, j, obj, sl, span, others, clear):
-    """Whether component ``j`` of the labelled slice ``cc`` (bounding box ``obj``, ``sl`` = box + 1)
-    is a band across a body whose AP span (working-grid axis 0 of the slice) is ``span``: see
-    :func:`_marrow_pockets`."""
+def _is_band(cc, j, pm, obj, sl, span, others, clear):
+    """Whether component ``j`` of the labelled slice ``cc`` (``pm``: its mask within ``sl``, its
+    bounding box ``obj`` grown by one voxel) is a band across a body whose AP span (working-grid
+    axis 0 of the slice) is ``span``: see :func:`_marrow_pockets`."""
     (a0, a1), p0, p1 = span, obj[0].start, obj[0].stop - 1
     inside = min(p1, a1) - max(p0, a0) + 1  # AP columns shared with the body's span
     if inside < 0.75 * (p1 - p0 + 1) or inside < (a1 - a0 + 1) / 3:
         return False
-    pts = np.argwhere(cc[sl] == j)
+    pts = np.argwhere(pm)
     if len(pts) < 3:
         return False
     # thin and long, in whatever direction the endplate runs (voxels in-plane isotropic)
