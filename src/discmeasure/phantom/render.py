@@ -3,7 +3,8 @@
 Partial volume: each voxel is supersampled on a regular sub-grid (``supersample``
 points per in-plane axis, and across the slice thickness), tissue fractions are
 averaged, and the signal is the fraction-weighted mix of per-tissue signals.
-The truth label of a voxel is the majority label of its sub-samples.
+The truth label of a voxel is the most frequent label of its sub-samples (ties: background
+when it is among them, else the lower label).
 
 Signal models: spin-echo T2-weighted contrast S = PD (1 - exp(-TR/T1)) exp(-TE/T2);
 multi-echo CPMG echoes from the extended phase graph
@@ -81,7 +82,7 @@ def _subsamples(shape, supersample):
 
 
 def tissue_fractions(ph: Phantom, shape, affine, *, supersample: int = 3, chunk: int = 400_000):
-    """Per-voxel tissue fractions, majority truth labels and disc-level index.
+    """Per-voxel tissue fractions, truth labels (most frequent among sub-samples) and disc-level index.
 
     Voxels are first classified at their centres; those whose 3x3x3 neighbourhood is not
     uniform (boundary voxels) are then supersampled on a ``supersample``^3 sub-grid (only
@@ -92,7 +93,8 @@ def tissue_fractions(ph: Phantom, shape, affine, *, supersample: int = 3, chunk:
     frac : ndarray (n_tissues, *shape) float32
         Fraction of each tissue (:data:`~discmeasure.phantom.anatomy.TISSUES`) per voxel.
     labels : ndarray int16
-        Majority label per voxel (discmeasure convention).
+        Most frequent label per voxel (discmeasure convention; ties: background when it is
+        among them, else the lower label).
     disc_frac : ndarray (len(LEVELS), 2, *shape) float32
         NP and AF fraction per disc level (for level-specific T2).
     """
@@ -139,18 +141,21 @@ def tissue_fractions(ph: Phantom, shape, affine, *, supersample: int = 3, chunk:
             np.add.at(frac, (t.astype(np.intp), rep), 1.0 / n)
             m = lev >= 0
             np.add.at(disc_frac, (lev[m].astype(np.intp), (t[m] != NUCLEUS).astype(np.intp), rep[m]), 1.0 / n)
-            # majority label among sub-samples (background wins ties)
+            # the most frequent label among the sub-samples; background wins a tie it is part
+            # of, and between two structures the lower label (bodies, then canal, then discs).
+            # (Requiring a strict majority left a voxel split evenly between a body and a disc --
+            # half of the faces on an even sub-grid -- as background: a row of "background"
+            # between every such body and disc, which any segmentation was counted wrong on.)
             lbl2 = lbl.reshape(len(ids), n)
             best = np.zeros(len(ids), np.int16)
-            best_n = np.zeros(len(ids), np.int32)
-            for v in np.unique(lbl2):
+            best_n = (lbl2 == 0).sum(axis=1)
+            for v in np.unique(lbl2):  # ascending: a later label must be strictly more frequent
                 if v == 0:
                     continue
                 cnt = (lbl2 == v).sum(axis=1)
                 better = cnt > best_n
                 best[better] = v
                 best_n[better] = cnt[better]
-            best[best_n * 2 <= n] = 0
             labels[ids] = best
     return frac.reshape((nt,) + shape), labels.reshape(shape), disc_frac.reshape((len(LEVELS), 2) + shape)
 
