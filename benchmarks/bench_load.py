@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _record import machine_line, record_section, start_load  # noqa: E402
+from _record import publish_section, start_load  # noqa: E402
 
 import discmeasure as dm  # noqa: E402
 from discmeasure.phantom.write import write_dicom_series  # noqa: E402
@@ -139,11 +139,8 @@ def main():
           "network reads. dcm2niix also writes its NIfTI output to disk; SimpleITK and discmeasure return arrays. "
           "SimpleITK has no echo split of its own: the first SimpleITK row of dcm_qa_pdt2 groups the files by their "
           "EchoTime header (what discmeasure does) and is the like-for-like peer; the second reads all 70 slices as "
-          "one (wrong, 70-slice) volume: the cheapest read of the same pixels, shown for information.",
-          "", machine_line(load=True)]
-    text = "\n".join(L)
-    print(text)
-    record_section("docs/benchmarks.md", "bench_load", "## DICOM loading (issue 2)\n\n" + text, title="Benchmarks")
+          "one (wrong, 70-slice) volume: the cheapest read of the same pixels, shown for information."]
+    publish_section("docs/benchmarks.md", "bench_load", "## DICOM loading (issue 2)", L, title="Benchmarks", load=True)
 
 
 if __name__ == "__main__":

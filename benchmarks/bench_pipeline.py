@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _record import machine_line, record_section, start_load  # noqa: E402
+from _record import publish_section, start_load  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 ROUNDS = 2  # 1-2-2-1 blocks of batch runs: the shared host's speed varies by ~10 % from run to run
@@ -316,11 +316,9 @@ def main():
     L += big_table[:3] + [
         f"A registry-sized batch: the same with {N_LARGE} subjects, one 1-2-2-1 block. What both runs do once per "
         f"batch (the command's start-up and imports, the cohort tables), and for 2 workers Dask's "
-        f"start-up, weighs less here than with {n_sub} subjects.", ""] + big_table[3:] + [machine_line(load=True)]
-    text = "\n".join(L)
-    print(text)
-    record_section("docs/benchmarks.md", "bench_pipeline", "## The `pair` command and `batch` (issue 7)\n\n" + text,
-                   title="Benchmarks")
+        f"start-up, weighs less here than with {n_sub} subjects.", ""] + big_table[3:-1]
+    publish_section("docs/benchmarks.md", "bench_pipeline", "## The `pair` command and `batch` (issue 7)", L,
+                    title="Benchmarks", load=True)
 
 
 def _import_worker(x):

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _record import machine_line, record_section, start_load, timed  # noqa: E402
+from _record import publish_section, start_load, timed  # noqa: E402
 
 from discmeasure.t2 import fit_t2  # noqa: E402
 from discmeasure.t2._parallel import n_threads  # noqa: E402
@@ -111,11 +111,8 @@ def main():
         "(nested BLAS threads only spun); the EPG search as one matrix product per block with atoms "
         "pre-divided by their norm for the block's echo-weight pattern, then an argmax (the old code built "
         "four block x atoms arrays per block); atoms with identical echo trains searched once; the EPG "
-        "signal for the residuals updates only the phase states that can still reach F0 (bit-identical).",
-        "", machine_line(load=True)]
-    text = "\n".join(lines)
-    print(text)
-    record_section("docs/benchmarks.md", "bench_t2", "## T2 fitting (issue 4)\n\n" + text, title="Benchmarks")
+        "signal for the residuals updates only the phase states that can still reach F0 (bit-identical)."]
+    publish_section("docs/benchmarks.md", "bench_t2", "## T2 fitting (issue 4)", lines, title="Benchmarks", load=True)
 
 
 if __name__ == "__main__":

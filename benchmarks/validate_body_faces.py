@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _record import machine_line, record_section  # noqa: E402
+from _record import publish_section  # noqa: E402
 
 import discmeasure as dm  # noqa: E402
 from discmeasure import phantom  # noqa: E402
@@ -71,9 +71,7 @@ def main():
                f"{len(e['upper'])} |")
         print(row, flush=True)
         lines.append(row)
-    lines += ["", machine_line()]
-    text = "\n".join(lines)
-    record_section("docs/validation.md", "body_faces", text, title="Validation")
+    publish_section("docs/validation.md", "body_faces", lines[0], lines[2:], title="Validation")
 
 
 if __name__ == "__main__":
