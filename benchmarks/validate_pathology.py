@@ -19,6 +19,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _record import publish_section  # noqa: E402
 from validate_measure import errors, fmt  # noqa: E402
+from validate_segment import dice  # noqa: E402
 
 import discmeasure as dm  # noqa: E402
 from discmeasure import phantom  # noqa: E402
@@ -26,11 +27,6 @@ from discmeasure import phantom  # noqa: E402
 GRID = dict(spacing=(0.7, 0.7, 4.0), n_slices=13, fov_mm=(170.0, 220.0), center_mm=(0.0, 0.0, 10.0))
 DISCS = [dm.labels.disc_label_from_name(lv) for lv in phantom.LEVELS]
 BODIES = [dm.labels.vertebra_number(b) for b in phantom.BODIES]
-
-
-def dice(a, b):
-    s = a.sum() + b.sum()
-    return 2.0 * (a & b).sum() / s if s else np.nan
 
 
 def main():

@@ -18,6 +18,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _record import publish_section  # noqa: E402
+from validate_segment import dice  # noqa: E402
 
 import discmeasure as dm  # noqa: E402
 from discmeasure import phantom  # noqa: E402
@@ -26,10 +27,6 @@ GEOMETRIES = [("sagittal 0.7x0.7x4", (0.7, 0.7, 4.0), 11), ("sagittal 0.5x0.5x3"
               ("sagittal 0.9x0.9x4", (0.9, 0.9, 4.0), 11), ("one 1 mm slice", (1.0, 1.0, 1.0), 1)]
 SEEDS = (1, 2)
 DRAWS = 16  # per seed
-
-
-def dice(a, b):
-    return 2 * (a & b).sum() / max(a.sum() + b.sum(), 1)
 
 
 def main():

@@ -120,7 +120,7 @@ def test_listhesis_and_coronal_wedge_geometry(ph):
     d_ps = np.subtract(t1["c_ps_mm"], t0["c_ps_mm"]) @ R[:, 1]
     assert d_pi == pytest.approx(5.0, abs=0.3) and d_ps == pytest.approx(0.0, abs=0.3)
     # the disc is sheared, not torn: disc label at the middle of its height over the whole span
-    mid = c + R[:, 2] * 0.0 + R[:, 1] * np.linspace(-10, 10, 21)[:, None]
+    mid = c + R[:, 1] * np.linspace(-10, 10, 21)[:, None]
     assert (antero.classify(mid)[1] == 123).all()
 
     wedge = ph.replace(coronal_wedge_deg={"L3-L4": 6.0})
