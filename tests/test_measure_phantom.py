@@ -4,7 +4,8 @@ The numbers behind the tolerances are in docs/validation.md (benchmarks/validate
 The issue's goal is 0.3 mm; what is asserted here is what the method achieves today, so a
 regression fails: truth labels <= 0.3 mm with the image-edge refinement (0.45 mm from the label
 outlines alone, which the test also checks), automatic segmentation <= 0.45 mm on the sample scans.
-Heights: truth labels <= 0.4 mm, automatic segmentation at SNR 15 <= 0.8 mm.
+Heights: truth labels <= 0.4 mm, with the bodies' true partial volume <= 0.3 mm; automatic
+segmentation at SNR 15 <= 0.8 mm, at 0.8 mm pixels <= 0.3 mm.
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ import discmeasure as dm
 from discmeasure import phantom
 
 
-def render(ph, *, n_slices, snr=35, **grid):
+def render(ph, *, n_slices, snr=35, with_body_fraction=False, **grid):
     """The phantom as a sagittal 0.7 x 0.7 x 4 mm T2-weighted series (170 x 220 mm field of view,
-    seed 5): the image and its truth labels."""
+    seed 5): the image and its truth labels (and the bodies' partial volume)."""
     shape, aff = phantom.make_grid(fov_mm=(170.0, 220.0), center_mm=(0.0, 0.0, 10.0), spacing=(0.7, 0.7, 4.0),
                                    n_slices=n_slices, **grid)
-    return phantom.render_t2w(ph, shape, aff, snr=snr, supersample=3, seed=5)
+    return phantom.render_t2w(ph, shape, aff, snr=snr, supersample=3, seed=5, with_body_fraction=with_body_fraction)
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +45,9 @@ def sample_measurements(sample_scans):
 def truth_label_case():
     """The default phantom at 0.7 x 0.7 x 4 mm, SNR 35, its truth labels and analytic truth."""
     ph = phantom.default_phantom()
-    img, lab = render(ph, n_slices=11)
+    img, lab, body_fraction = render(ph, n_slices=11, with_body_fraction=True)
     seg = dm.segment(img, method="labels", labels=lab, convention="discmeasure")
+    seg.body_fraction_truth = body_fraction
     return img, seg, phantom.truth(ph)["levels"]
 
 
@@ -77,6 +79,55 @@ def test_truth_labels_heights(truth_label_case):
     assert err.shape == (5, 3) and np.all(np.isfinite(err)), err
     assert np.max(np.abs(err)) <= 0.4, err
     assert np.sqrt(np.mean(err**2)) <= 0.2, err
+
+
+@pytest.mark.slow
+def test_truth_partial_volume_heights_within_0_3_mm(truth_label_case):
+    """Heights from the truth labels plus the bodies' true partial volume meet the 0.3 mm goal.
+
+    From the labels alone they do not (0.39 mm here, test above): a label outline is only known
+    to a voxel. With the partial volume (``Segmentation.body_fraction``) the endplates are read
+    off its 0.5 crossing: max 0.20 mm (docs/validation.md).
+    """
+    from discmeasure.segmentation import Segmentation
+
+    img, seg, tr = truth_label_case
+    with_pv = Segmentation(labels=seg.labels, affine=seg.affine, levels=seg.levels, body_fraction=seg.body_fraction_truth)
+    err = {}
+    for name, s in (("labels", seg), ("partial volume", with_pv)):
+        df = dm.measure(img, s)
+        err[name] = np.array([[r[f"height_{w}_mm"] - tr[r.level][f"height_{w}_mm"] for w in ("anterior", "middle", "posterior")]
+                              for _, r in df.iterrows()])
+        assert err[name].shape == (5, 3) and np.all(np.isfinite(err[name])), (name, err[name])
+    assert np.max(np.abs(err["partial volume"])) <= 0.3, err["partial volume"]
+    assert np.max(np.abs(err["labels"])) > 0.3, err["labels"]
+
+
+def test_body_fraction_is_ignored_once_the_bodies_are_edited():
+    """A body partial volume made for other labels (a body voxel painted as disc) is not used."""
+    from discmeasure.measurements.core import _body_fraction
+    from discmeasure.segmentation import Segmentation
+
+    labels = np.zeros((20, 20, 3), np.int16)
+    labels[:, :8] = 22
+    labels[:, 8:12] = 122
+    labels[:, 12:] = 23
+    frac = np.where((labels == 22) | (labels == 23), 1.0, 0.0).astype(np.float32)
+    frac[:, 8] = 0.3  # the face 0.3 voxel into the disc's first row
+    seg = Segmentation(labels=labels.copy(), affine=np.eye(4), body_fraction=frac)
+    assert np.array_equal(_body_fraction(seg, seg.labels, np.eye(4)), frac)
+    seg.labels[5, 7, 1] = 122  # edited in place after segmentation
+    assert _body_fraction(seg, seg.labels, np.eye(4)) is None
+    # disc voxels painted as body: also stale
+    seg2 = Segmentation(labels=labels.copy(), affine=np.eye(4), body_fraction=frac)
+    seg2.labels[5, 9, 1] = 22
+    assert _body_fraction(seg2, seg2.labels, np.eye(4)) is None
+    # an edit of the discs alone leaves the bodies, and the fraction, valid
+    seg3 = Segmentation(labels=labels.copy(), affine=np.eye(4), body_fraction=frac)
+    seg3.labels[5, 10, 1] = 0
+    assert _body_fraction(seg3, seg3.labels, np.eye(4)) is not None
+    # another grid (labels resampled onto the scan's): not used
+    assert _body_fraction(seg3, seg3.labels, np.diag([2.0, 1, 1, 1])) is None
 
 
 @pytest.mark.slow
@@ -120,6 +171,29 @@ def test_auto_heights_at_snr_15():
                     for _, r in df.iterrows()])
     assert np.all(np.isfinite(err)), err
     assert np.max(np.abs(err)) <= 0.8, err
+
+
+@pytest.mark.slow
+def test_auto_heights_at_0_8_mm_pixels():
+    """0.8 mm pixels: the heights read the bodies' sub-voxel endplate faces, not whole voxels.
+
+    The cortical shell grown from the marrow mask's voxel faces covers 2 voxels, 1.6 mm for a
+    1.2 mm cortex: read off the labels, every automatic height was short, by 0.55 mm on average
+    and up to 1.14 mm (docs/validation.md, before 2026-11-24). The segmentation's body partial
+    volume places each endplate 1.2 mm beyond the marrow's sub-voxel edge: mean -0.06 / +0.01 /
+    -0.15 mm, max 0.29 mm.
+    """
+    ph = phantom.default_phantom()
+    tr = phantom.truth(ph)["levels"]
+    shape, aff = phantom.make_grid(fov_mm=(170.0, 220.0), center_mm=(0.0, 0.0, 10.0), spacing=(0.8, 0.8, 4.0), n_slices=11)
+    img, _ = phantom.render_t2w(ph, shape, aff, snr=35, supersample=3, seed=5)
+    df = dm.measure(img, dm.segment(img))
+    assert list(df.level) == list(phantom.LEVELS)
+    err = np.array([[r[f"height_{w}_mm"] - tr[r.level][f"height_{w}_mm"] for w in ("anterior", "middle", "posterior")]
+                    for _, r in df.iterrows()])
+    assert np.all(np.isfinite(err)), err
+    assert np.max(np.abs(err)) <= 0.3, err
+    assert np.all(np.abs(err.mean(axis=0)) <= 0.2), err.mean(axis=0)
 
 
 @pytest.mark.slow

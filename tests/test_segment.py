@@ -211,6 +211,44 @@ def test_cortex_shell_pv_lateral_slice():
     assert out[4, 13, 30] and not out[4, 12, 30]
 
 
+def test_endplate_faces_from_the_marrow_edge_not_whole_voxels():
+    """The endplate face lies 1.2 mm beyond the marrow's sub-voxel edge, not a whole number of voxels.
+
+    Grown from the marrow mask's voxel faces, the 1.2 mm cortex plus half a voxel covers 2 voxels
+    at 0.5 mm pixels (1.0 mm) wherever the marrow's edge lies inside its edge voxel; at 0.8 mm
+    pixels it covers 1.6 mm. Automatic heights were up to 0.79 mm (0.5 mm pixels) and 0.66 mm
+    (0.8 mm) off on the phantom (docs/methods.md).
+    """
+    from discmeasure.segmentation.auto import _cortex_shell_pv, _endplate_faces_pv
+
+    M, D = 1.0, 0.1
+    for s, f_out, f_in, first, short in ((0.5, 0.3, 1.0, 17, False), (0.5, 0.0, 1.0, 18, False), (0.8, 0.0, 0.6, 19, False),
+                                         (0.8, 0.0, 1.0, 18, False), (0.5, 0.0, 1.0, 18, True), (0.8, 0.3, 1.0, 18, True)):
+        sp = (4.0, s, s)
+        W = np.full((5, 80, 60), D, np.float32)
+        m = np.zeros(W.shape, bool)
+        m[1:4, 20:60, 20:40] = True  # marrow from SI index 20 up; its edge toward index 19
+        W[m] = M
+        W[1:4, 20:60, 19] = f_out * M + (1 - f_out) * D  # the marrow's edge f_out into voxel 19
+        W[1:4, 20:60, 20] = f_in * M + (1 - f_in) * D  # ... or 1 - f_in short of voxel 20's face
+        if short:  # noise cut the marrow mask two voxels short of the marrow in the middle columns
+            m[1:4, 35:45, 20:22] = False
+        allowed = np.ones(W.shape, bool)
+        grown = _cortex_shell_pv(m, W, allowed, sp, 1.2 + 0.5 * s)
+        out, frac = _endplate_faces_pv(grown, m, W, allowed, sp, 1.2, D)
+        # the edge at 19.5 - f_out + (1 - f_in) (index units); the face 1.2 mm below; a voxel is body
+        # when its centre lies within the face
+        col = out[2, 40, :20]
+        assert col[first:].all() and not col[:first].any(), (s, f_out, f_in, short, np.flatnonzero(col))
+        # the partial volume puts the face itself there: the body's share of the voxels below the
+        # marrow's voxel 20 is f_out - (1 - f_in) + 1.2 mm (in voxels)
+        assert frac[2, 40, :20].sum() == pytest.approx(f_out - (1 - f_in) + 1.2 / s, abs=0.01), (s, f_out, f_in, short)
+        assert np.all(frac[2, 40, 20:40] == 1.0)
+        # at the corners (within 2.5 mm of the marrow's AP ends) the grown shell is kept
+        assert (out[2, 20, :20] == grown[2, 20, :20]).all()
+        assert (frac[2, 20, :20] == grown[2, 20, :20]).all()
+
+
 def test_disc_columns_follow_an_inclined_disc():
     """An inclined disc (35 deg, like L5-S1) is disc space from endplate to endplate, and no more.
 

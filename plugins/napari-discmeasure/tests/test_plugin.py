@@ -369,6 +369,38 @@ def test_widgets_segment_measure_t2_compare(make_napari_viewer, qtbot, tmp_path,
     assert _nonblank(viewer.screenshot(canvas_only=True))
 
 
+def test_body_fraction_travels_with_the_labels_layer(pre_study):
+    """The automatic segmentation's body partial volume (read by the heights) goes into the Labels
+    layer and back, so napari measures what the library measures; once a body is painted it is
+    dropped and the heights come from the labels."""
+    from napari.layers import Labels
+
+    import discmeasure as dm
+    from discmeasure.measurements.core import _body_fraction
+    from napari_discmeasure._layers import labels_layer
+    from napari_discmeasure._widgets import _labels_snapshot, _seg_from_labels
+
+    scan = pre_study.t2w
+    aff = np.asarray(scan.affine, float)
+    seg = dm.segment(scan)
+    assert seg.body_fraction is not None
+    data, kw, _ = labels_layer(seg)
+    layer = Labels(data, **kw)
+    back = _seg_from_labels(scan, _labels_snapshot(layer))
+    np.testing.assert_array_equal(back.labels, seg.labels)
+    np.testing.assert_array_equal(_body_fraction(back, back.labels, aff), seg.body_fraction)
+    # a disc voxel erased: the bodies, and their fraction, still hold
+    disc_vox = np.argwhere(layer.data == 123)[0]
+    layer.data[tuple(disc_vox)] = 0
+    edited = _seg_from_labels(scan, _labels_snapshot(layer))
+    assert _body_fraction(edited, edited.labels, aff) is not None
+    # a body voxel painted as disc: the fraction no longer applies
+    body_vox = np.argwhere(layer.data == 23)[0]
+    layer.data[tuple(body_vox)] = 123
+    edited = _seg_from_labels(scan, _labels_snapshot(layer))
+    assert _body_fraction(edited, edited.labels, aff) is None
+
+
 def test_errors_become_notifications(make_napari_viewer, qtbot, pre_study):
     """Bad input: no traceback, the library's one-line message in a napari notification."""
     import discmeasure as dm

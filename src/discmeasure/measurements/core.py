@@ -50,6 +50,30 @@ def _labels_and_affine(scan, segmentation):
     return lbl, np.asarray(aff, float)
 
 
+def _body_fraction(segmentation, lbl: np.ndarray, aff: np.ndarray) -> np.ndarray | None:
+    """The segmentation's body partial volume, when it has one that still fits its labels.
+
+    Used only when it lies on the labels' grid as measured and the bodies' labels are those it
+    was made with (:func:`~discmeasure.segmentation.core.bodies_digest`): labels edited after
+    segmentation (a body voxel painted as disc in napari, or disc painted as body) no longer
+    match, and the heights then come from the labels alone.
+    """
+    from ..segmentation.core import bodies_digest
+
+    f = getattr(segmentation, "body_fraction", None)
+    if f is None:
+        return None
+    f = np.asarray(f, np.float32)
+    if f.ndim == 2:
+        f = f[:, :, None]
+    if f.shape != lbl.shape or not np.allclose(np.asarray(segmentation.affine, float), aff, atol=1e-4):
+        return None  # the labels were brought onto the scan's grid: the fraction was not
+    made_for = getattr(segmentation, "bodies_at_creation", None)
+    if made_for is not None and made_for != bodies_digest(lbl):
+        return None
+    return f
+
+
 def disc_labels(lbl: np.ndarray) -> list[int]:
     """Disc labels present in a label map, cranio-caudal."""
     present = np.unique(lbl)
@@ -141,6 +165,7 @@ def measure(scan, segmentation, *, t2=None, band_mm: float = 5.0, plane_step_mm:
     import pandas as pd
 
     lbl, aff = _labels_and_affine(scan, segmentation)
+    body_fraction = _body_fraction(segmentation, lbl, aff)
     discs = disc_labels(lbl)
     if not discs:
         raise MeasurementError("no disc labels (101-125) in the segmentation", hint="segment the scan first")
@@ -171,7 +196,8 @@ def measure(scan, segmentation, *, t2=None, band_mm: float = 5.0, plane_step_mm:
         offs = _band_offsets(index, frame, band_mm, plane_step_mm)
         stack = sample_planes(lbl, aff, frame, lr_offsets=offs, step=sample_step_mm, index=index,
                               image=image if refine_edges else None,
-                              image_ap_range=_posterior_range(index, frame) if refine_edges else None)
+                              image_ap_range=_posterior_range(index, frame) if refine_edges else None,
+                              body_fraction=body_fraction)
         best, mid, per_plane = band_bulge(stack)
         n_bad = sum(not b.plausible for b in per_plane)
         if n_bad:

@@ -72,6 +72,10 @@ def endplate_gap(stack: PlaneStack, k: int, ap_pos: float, *, min_gap_mm: float 
     one column (on the phantom from truth labels, max |error| of the heights 0.51 -> 0.37 mm;
     docs/methods.md).
 
+    The bodies are read off their partial volume (``masks["upper_pv"]``, ``masks["lower_pv"]``)
+    when the stack has it (:func:`~discmeasure.measurements.planes.sample_planes`), else off
+    their labels.
+
     NaN where the two bodies come closer than ``min_gap_mm`` or no disc lies between them at
     that position: the segmentation is wrong there, and 0 mm would be reported as a disc height.
     """
@@ -79,8 +83,10 @@ def endplate_gap(stack: PlaneStack, k: int, ap_pos: float, *, min_gap_mm: float 
     i = (ap_pos - ap[0]) / (ap[1] - ap[0])
     i0 = int(np.clip(np.floor(i), 0, len(ap) - 2))
     f = float(np.clip(i - i0, 0, 1))
-    up = (1 - f) * stack.masks["upper"][k, i0] + f * stack.masks["upper"][k, i0 + 1]
-    lo = (1 - f) * stack.masks["lower"][k, i0] + f * stack.masks["lower"][k, i0 + 1]
+    # the bodies' partial volume when the segmentation has it (sub-voxel faces), else the labels
+    body = {name: stack.masks.get(f"{name}_pv", stack.masks[name]) for name in ("upper", "lower")}
+    up = (1 - f) * body["upper"][k, i0] + f * body["upper"][k, i0 + 1]
+    lo = (1 - f) * body["lower"][k, i0] + f * body["lower"][k, i0 + 1]
     si = stack.si
     s_up, s_lo = _endplate(up, si, "upper"), _endplate(lo, si, "lower")
     gap = float(s_up - s_lo)
@@ -95,7 +101,7 @@ def endplate_gap(stack: PlaneStack, k: int, ap_pos: float, *, min_gap_mm: float 
     cols = np.flatnonzero(np.abs(ap - ap_pos) <= half_window_mm)
     ends = []
     for name in ("upper", "lower"):
-        s = np.array([_endplate(col, si, name) for col in stack.masks[name][k, cols]])
+        s = np.array([_endplate(col, si, name) for col in body[name][k, cols]])
         ok = np.isfinite(s)
         u = ap[cols][ok] - ap_pos
         if len(u) < 4 or np.ptp(u) < 1.0:  # too few columns: the single column's crossing

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from .. import labels as lab
 from .frame import LabelIndex, LevelFrame
 
 __all__ = ["PlaneStack", "sample_planes", "contours"]
@@ -43,6 +44,11 @@ class PlaneStack:
         return self.frame.to_world(lr, ap, si)
 
 
+def _is_body(labels: np.ndarray) -> np.ndarray:
+    """Voxels labelled as a vertebral body (1 ... 26)."""
+    return (labels >= 1) & (labels <= lab.SACRUM)
+
+
 def sample_planes(
     labels: np.ndarray,
     affine: np.ndarray,
@@ -56,6 +62,7 @@ def sample_planes(
     index=None,
     image: np.ndarray | None = None,
     image_ap_range: tuple[float, float] | None = None,
+    body_fraction: np.ndarray | None = None,
 ) -> PlaneStack:
     """Resample soft masks of the level's structures onto sagittal planes.
 
@@ -81,6 +88,13 @@ def sample_planes(
         for the image-based edge refinement of :mod:`~discmeasure.measurements.edges`.
     image_ap_range : (float, float), optional
         Sample the image only within this AP range (mm; the refinement needs the posterior part).
+    body_fraction : ndarray, optional
+        The bodies' partial volume on the label map's grid (:attr:`Segmentation.body_fraction
+        <discmeasure.segmentation.Segmentation.body_fraction>`). When given, the upper and
+        lower bodies are also sampled from it (``masks["upper_pv"]``, ``masks["lower_pv"]``):
+        in a voxel labelled as the body and in a voxel next to it that is no body's, the
+        fraction there; else 0. Their 0.5 crossing follows the sub-voxel face instead of the
+        voxel faces.
     """
     if structures is None:
         structures = {"disc": frame.label, "upper": frame.upper, "lower": frame.lower}
@@ -133,6 +147,17 @@ def sample_planes(
 
     masks = {name: interpolate(index.box(value), lambda crop, v=value: labels[crop] == v, "constant")
              for name, value in structures.items()}
+    if body_fraction is not None:
+        def partial(crop, v):
+            own = labels[crop] == v
+            nb = ndimage.binary_dilation(own) & ~own & ~_is_body(labels[crop])
+            f = body_fraction[crop]
+            return np.where(own | nb, f, 0.0)
+
+        for name in ("upper", "lower"):
+            if name in structures:
+                masks[f"{name}_pv"] = interpolate(index.box(structures[name]),
+                                                  lambda crop, v=structures[name]: partial(crop, v), "constant")
     img_out = None
     present = [b for b in (index.box(v) for v in structures.values()) if b is not None]
     if image is not None and present:

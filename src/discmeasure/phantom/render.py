@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import labels as lab
 from ..epg import cpmg_signal
 from ..scan import Scan
 from .anatomy import LEVELS, NUCLEUS, TISSUES, Phantom, rotation_matrix
@@ -81,7 +82,8 @@ def _subsamples(shape, supersample):
     return offs
 
 
-def tissue_fractions(ph: Phantom, shape, affine, *, supersample: int = 3, chunk: int = 400_000):
+def tissue_fractions(ph: Phantom, shape, affine, *, supersample: int = 3, chunk: int = 400_000,
+                     with_body_fraction: bool = False):
     """Per-voxel tissue fractions, truth labels (most frequent among sub-samples) and disc-level index.
 
     Voxels are first classified at their centres; those whose 3x3x3 neighbourhood is not
@@ -97,6 +99,10 @@ def tissue_fractions(ph: Phantom, shape, affine, *, supersample: int = 3, chunk:
         among them, else the lower label).
     disc_frac : ndarray (len(LEVELS), 2, *shape) float32
         NP and AF fraction per disc level (for level-specific T2).
+    body_fraction : ndarray float32
+        Only with ``with_body_fraction``: the fraction of each voxel's sub-samples inside a
+        vertebral body (the truth for :attr:`Segmentation.body_fraction
+        <discmeasure.segmentation.Segmentation.body_fraction>`).
     """
     from scipy import ndimage
 
@@ -121,6 +127,7 @@ def tissue_fractions(ph: Phantom, shape, affine, *, supersample: int = 3, chunk:
     inside = v0 >= 0
     disc_frac[v0[inside], (t0[inside] != NUCLEUS).astype(np.intp), np.flatnonzero(inside)] = 1.0
     labels = l0.copy()
+    body = ((l0 >= 1) & (l0 <= lab.SACRUM)).astype(np.float32)
 
     ids_b = np.flatnonzero(boundary)
     if len(ids_b) and supersample > 1:
@@ -141,6 +148,7 @@ def tissue_fractions(ph: Phantom, shape, affine, *, supersample: int = 3, chunk:
             np.add.at(frac, (t.astype(np.intp), rep), 1.0 / n)
             m = lev >= 0
             np.add.at(disc_frac, (lev[m].astype(np.intp), (t[m] != NUCLEUS).astype(np.intp), rep[m]), 1.0 / n)
+            body[ids] = ((lbl >= 1) & (lbl <= lab.SACRUM)).reshape(len(ids), n).mean(axis=1)
             # the most frequent label among the sub-samples; background wins a tie it is part
             # of, and between two structures the lower label (bodies, then canal, then discs).
             # (Requiring a strict majority left a voxel split evenly between a body and a disc --
@@ -157,7 +165,8 @@ def tissue_fractions(ph: Phantom, shape, affine, *, supersample: int = 3, chunk:
                 best[better] = v
                 best_n[better] = cnt[better]
             labels[ids] = best
-    return frac.reshape((nt,) + shape), labels.reshape(shape), disc_frac.reshape((len(LEVELS), 2) + shape)
+    out = frac.reshape((nt,) + shape), labels.reshape(shape), disc_frac.reshape((len(LEVELS), 2) + shape)
+    return out + (body.reshape(shape),) if with_body_fraction else out
 
 
 def _bias(shape, affine, strength, seed):
@@ -198,13 +207,15 @@ def _mix(frac, disc_frac, base, disc):
 
 def render_t2w(ph: Phantom, shape, affine, *, snr: float | None = 40.0, bias: float | bool = 0.15, supersample: int = 3,
                te_ms: float = 100.0, tr_ms: float = 3500.0, seed: int = 0, scale: float = 1000.0,
-               meta: dict | None = None):
+               meta: dict | None = None, with_body_fraction: bool = False):
     """T2-weighted (spin-echo) image of the phantom on a grid, and its truth labels.
 
     ``snr`` is the disc nucleus signal (healthy level) divided by the noise sigma; None = noiseless.
-    Returns ``(Scan, labels)``.
+    Returns ``(Scan, labels)``, and the bodies' partial volume as a third item with
+    ``with_body_fraction`` (:func:`tissue_fractions`).
     """
-    frac, labels, disc_frac = tissue_fractions(ph, shape, affine, supersample=supersample)
+    frac, labels, disc_frac, body_fraction = tissue_fractions(ph, shape, affine, supersample=supersample,
+                                                               with_body_fraction=True)
 
     def se(pd, t1, t2):
         return pd * (1 - np.exp(-tr_ms / t1)) * np.exp(-te_ms / t2)
@@ -225,7 +236,8 @@ def render_t2w(ph: Phantom, shape, affine, *, snr: float | None = 40.0, bias: fl
         "spacing_between_slices_mm": float(np.linalg.norm(affine[:3, 2])),
     }
     m.update(meta or {})
-    return Scan(img.astype(np.float32), affine, meta=m), labels
+    scan = Scan(img.astype(np.float32), affine, meta=m)
+    return (scan, labels, body_fraction) if with_body_fraction else (scan, labels)
 
 
 def _apply_modic(ph, img, frac, shape, affine, fn, scale):

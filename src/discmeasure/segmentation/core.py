@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,6 +30,17 @@ class Segmentation:
         Per level: ``{"confidence": 0..1, "flags": [...]}``.
     method : str
         "auto", "seeded" or "labels:<convention>".
+    body_fraction : ndarray (float32) or None
+        Partial volume of the vertebral bodies, on the labels' grid: the fraction of each voxel
+        that lies inside a vertebral body (1 inside, 0 far from any body). A voxel labelled as a
+        body holds 0.5 or more; a voxel next to a body but not labelled as one holds less than
+        0.5 of that body. The disc heights read the endplates off it to sub-voxel precision
+        (docs/methods.md). None when not known (imported or seeded labels, or an automatic
+        segmentation on an interpolated working grid). At an endplate a voxel labelled as a
+        body can hold less than half of one: the labels follow the segmentation's own rule
+        (automatic: a cortical shell grown over whole voxels). The fraction is ignored once
+        the bodies' labels change after the Segmentation was made (edited in napari, say):
+        see :func:`bodies_digest`.
     """
 
     labels: np.ndarray
@@ -36,6 +48,12 @@ class Segmentation:
     levels: list = field(default_factory=list)
     qc: dict = field(default_factory=dict)
     method: str = ""
+    body_fraction: np.ndarray | None = None
+    bodies_at_creation: str | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self):
+        if self.body_fraction is not None and self.bodies_at_creation is None:
+            self.bodies_at_creation = bodies_digest(self.labels)
 
     def to_scan(self):
         from ..scan import Scan
@@ -44,6 +62,13 @@ class Segmentation:
 
     def to_nifti(self):
         return self.to_scan().to_nifti(dtype=np.int16)
+
+
+def bodies_digest(labels: np.ndarray) -> str:
+    """SHA-1 of where a label map has vertebral bodies (labels 1-26): a changed body mask
+    changes it, so a body partial volume made for other labels is recognised as stale."""
+    body = (np.asarray(labels) >= 1) & (np.asarray(labels) <= lab.SACRUM)
+    return hashlib.sha1(np.packbits(body).tobytes() + str(body.shape).encode()).hexdigest()
 
 
 def levels_of(labels: np.ndarray) -> list[str]:

@@ -130,8 +130,15 @@ def labels_layer(seg, name="discmeasure labels", affine=None) -> tuple:
     lab, aff = canonical(lab, src_aff)
     values = sorted(int(v) for v in np.unique(lab) if v)
     names = [dl.disc_level_name(v) if dl.is_disc(v) else ("canal" if v == dl.CANAL else dl.vertebra_name(v)) for v in values]
+    md = {"affine": np.array(aff), "source_affine": np.array(src_aff)}
+    frac = getattr(seg, "body_fraction", None)
+    if frac is not None:
+        # the bodies' partial volume (read by the disc heights), in the layer's axis order; used
+        # again only while the layer's bodies are the ones it was made with
+        md["body_fraction"] = canonical(np.asarray(frac, np.float32), src_aff)[0]
+        md["bodies_at_creation"] = seg.bodies_at_creation
     kw = {"name": name, **transform_kwargs(aff), "features": {"index": values, "name": names},
-          "metadata": {META_KEY: {"affine": np.array(aff), "source_affine": np.array(src_aff)}}}
+          "metadata": {META_KEY: md}}
     return (lab.astype(np.int32), kw, "labels")
 
 

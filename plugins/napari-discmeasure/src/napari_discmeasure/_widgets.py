@@ -79,12 +79,14 @@ def _table_data(df, columns=None) -> dict:
 
 
 def _labels_snapshot(labels_layer):
-    """(copy of the label array, voxel -> RAS+ affine of that array), taken in the GUI thread so
-    painting while a worker runs cannot change what it measures."""
+    """(copy of the label array, voxel -> RAS+ affine of that array, the segmentation's body
+    partial volume and its bodies' digest or None), taken in the GUI thread so painting while a
+    worker runs cannot change what it measures."""
     lab = np.array(labels_layer.data, copy=True)
     md = labels_layer.metadata.get(META_KEY)
     aff = np.asarray(md["affine"], float) if md else layer_to_scan(labels_layer).affine
-    return lab, aff
+    pv = (md["body_fraction"], md.get("bodies_at_creation")) if md and md.get("body_fraction") is not None else None
+    return lab, aff, pv
 
 
 def _seg_from_labels(scan, snapshot):
@@ -100,11 +102,22 @@ def _seg_from_labels(scan, snapshot):
 
     from ._layers import reorient_to
 
-    lab, aff = snapshot
+    from discmeasure.segmentation import Segmentation
+
+    lab, aff, pv = snapshot
     on_grid = reorient_to(lab, aff, scan.affine, scan.shape)
+    frac = None
     if on_grid is None:
         on_grid = resample(lab.astype(np.int32), aff, scan.shape[:3], scan.affine, order=0)
-    return dm.segment(scan, method="labels", labels=on_grid.astype(np.int16), convention="discmeasure")
+    elif pv is not None:
+        frac = reorient_to(pv[0], aff, scan.affine, scan.shape)
+    seg = dm.segment(scan, method="labels", labels=on_grid.astype(np.int16), convention="discmeasure")
+    if frac is None:
+        return seg
+    # the automatic segmentation's body partial volume goes with its labels; measure() uses it
+    # only while the bodies are unedited (the digest taken when it was made)
+    return Segmentation(labels=seg.labels, affine=seg.affine, levels=seg.levels, qc=seg.qc, method=seg.method,
+                        body_fraction=frac, bodies_at_creation=pv[1])
 
 
 class _Base(Container):
