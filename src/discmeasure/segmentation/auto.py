@@ -294,8 +294,15 @@ def _cortex_level(m, W, allowed, sp, shell_mm, q=25.0):
     with the (often brighter) tissue beyond it, so the level is the median of the ring's darker
     half (its 25th percentile); 0 when the ring has 20 voxels or fewer.
     """
-    ring = (_per_slice(_distance_to, m, sp[1:]) <= shell_mm) & ~m & allowed
-    return float(np.percentile(W[ring], q)) if ring.sum() > 20 else 0.0
+    box = bounding_box(m)
+    if box is None:
+        return 0.0
+    # the ring lies within ``shell_mm`` of the marrow: its box grown by that much holds it
+    grow = [0] + [int(np.ceil(shell_mm / s)) + 1 for s in sp[1:]]
+    sl = tuple(slice(max(a - g, 0), min(b + g, n)) for a, b, g, n in zip(box[0], box[1], grow, m.shape))
+    mb = m[sl]
+    ring = (_per_slice(_distance_to, mb, sp[1:]) <= shell_mm) & ~mb & allowed[sl]
+    return float(np.percentile(W[sl][ring], q)) if ring.sum() > 20 else 0.0
 
 
 def _endplate_faces_pv(body, m, W, allowed, sp, cortex_mm, dark_level, corner_mm=2.5):
@@ -373,11 +380,24 @@ def _endplate_faces_pv(body, m, W, allowed, sp, cortex_mm, dark_level, corner_mm
             zi = np.clip(za - step * cut, 0, nz - 1)
             span = np.array([m[x, max(y - cut, 0):y + cut + 1, z].all() for y, z in zip(cols, zi)])
             ok &= span & (zi == za - step * cut)
+            # least-squares line through the edges of the ok columns within +-2 columns of each
+            # (window sums over the column numbers)
+            pos = cols - cols[0]
+            w = np.zeros(pos[-1] + 1)
+            w[pos[ok]] = 1.0
+            cx = np.zeros_like(w)
+            cx[pos] = cols * sy
+            cy = np.zeros_like(w)
+            cy[pos] = edge * sz
+            win = np.ones(5)
+            n_, sx_, sy_ = (np.convolve(a, win, "same")[pos] for a in (w, w * cx, w * cy))
+            sxx, sxy = (np.convolve(a, win, "same")[pos] for a in (w * cx * cx, w * cx * cy))
+            den = n_ * sxx - sx_ * sx_
             for k in np.flatnonzero(ok):
-                near = ok & (np.abs(cols - cols[k]) <= 2)
-                if near.sum() < 3:
+                if n_[k] < 3 or den[k] <= 1e-12:
                     continue
-                slope, icpt = np.polyfit(cols[near] * sy, edge[near] * sz, 1)
+                slope = (n_[k] * sxy[k] - sx_[k] * sy_[k]) / den[k]
+                icpt = (sy_[k] - slope * sx_[k]) / n_[k]
                 if abs(slope) > 1.0:  # steeper than 45 degrees: the SI mixture model does not hold
                     continue
                 e = (slope * cols[k] * sy + icpt) / sz  # the edge from the line: one voxel's noise averaged
@@ -389,7 +409,7 @@ def _endplate_faces_pv(body, m, W, allowed, sp, cortex_mm, dark_level, corner_mm
                         break
                     # the part of the voxel (SI extent z -+ 0.5) on the body's side of the face
                     f = float(np.clip(reach - step * (z - e) + 0.5, 0.0, 1.0)) if allowed[x, y, z] else 0.0
-                    out[x, y, z] = f >= 0.5
+                    out[x, y, z] = f >= 0.5 - 1e-9  # centre on the face: within (float rounding aside)
                     frac[x, y, z] = f
     return out, frac
 
