@@ -315,8 +315,9 @@ def _endplate_faces_pv(body, m, W, allowed, sp, cortex_mm, dark_level, corner_mm
     Here, in each column along the working grid's SI axis through the middle of the body (its
     AP extent in that slice less ``corner_mm`` at each end, where the faces are endplates), the
     marrow's edge is placed inside the two voxels that straddle it from their marrow fractions
-    (:func:`_marrow_fraction`'s two-tissue mixture of the marrow level and ``dark_level``): the
-    edge lies ``f_out`` of a voxel beyond the mask's face, less ``1 - f_in`` inside it. The
+    (:func:`_marrow_fraction`'s two-tissue mixture of the marrow level next to the face and
+    ``dark_level``): the edge lies ``f_out`` of a voxel beyond the last voxel that is mostly
+    marrow, less ``1 - f_in`` inside that one. The
     endplate face is ``cortex_mm`` beyond that edge along the endplate's normal (its local
     inclination from a line through the edges of +-2 neighbouring columns), and a voxel beyond
     the marrow belongs to the body when its centre lies within the face (majority of its length).
@@ -351,6 +352,17 @@ def _endplate_faces_pv(body, m, W, allowed, sp, cortex_mm, dark_level, corner_mm
                 inner &= m[xn][cols].any(axis=1)
         for step in (-1, 1):  # the face toward lower, then higher SI index
             za = np.array([np.flatnonzero(mx[y])[0 if step < 0 else -1] for y in cols])
+            # the marrow's own level next to this face: the median of the 3 marrow voxels inside
+            # the mask's end over the face's columns in this slice. A Modic band along the
+            # endplate is brighter (or darker) than the body's median: read against that, its
+            # edge voxels put the face up to a voxel into the disc (heights -0.9 mm at the Modic
+            # level). Not per column: a bright focus 1.3 mm inside the edge (fatty marrow) then
+            # set the level of the columns over it (their heights +0.3-0.4 mm); the median over
+            # the face follows a band covering most of the endplate, not a focus
+            depth = np.clip(za[None, :] - step * np.arange(1, 4)[:, None], 0, nz - 1)
+            inside = W[x, cols[None, :], depth][mx[cols[None, :], depth]]
+            M_face = float(np.median(inside)) if inside.size else M
+            Mf = M_face if M_face > dark_level else M
             # where noise cut the marrow mask short, the marrow continues beyond it: its edge
             # lies past the last voxel that is mostly marrow (up to 3 voxels beyond the mask;
             # at SNR 15 the mask stopped 2-3 voxels short of the marrow's edge in places, and
@@ -360,7 +372,8 @@ def _endplate_faces_pv(body, m, W, allowed, sp, cortex_mm, dark_level, corner_mm
             for _ in range(3):
                 zn = zm + step
                 active &= (zn >= 0) & (zn < nz)
-                active[active] &= allowed[x, cols[active], zn[active]] & (W[x, cols[active], zn[active]] >= 0.5 * (M + dark_level))
+                active[active] &= allowed[x, cols[active], zn[active]] & (
+                    W[x, cols[active], zn[active]] >= 0.5 * (Mf + dark_level))
                 if not active.any():
                     break
                 zm = np.where(active, zn, zm)
@@ -371,9 +384,9 @@ def _endplate_faces_pv(body, m, W, allowed, sp, cortex_mm, dark_level, corner_mm
                 continue
             # unclipped: a linear estimate, unbiased under noise, averaged by the line fit below
             # (clipped to [0, 1], pure marrow read low and pure cortex high: heights at SNR 15 up to 0.55 mm off)
-            f_in = (W[x, cols, zm] - dark_level) / (M - dark_level)
+            f_in = (W[x, cols, zm] - dark_level) / (Mf - dark_level)
             f_out = np.zeros(len(cols))
-            f_out[ok] = (W[x, cols[ok], zo[ok]] - dark_level) / (M - dark_level)
+            f_out[ok] = (W[x, cols[ok], zo[ok]] - dark_level) / (Mf - dark_level)
             edge = zm + step * (0.5 + f_out - (1.0 - f_in))  # continuous SI index of the marrow edge
             # an endplate continues ``cut`` columns to either side: ``cut`` rows inside the face, the
             # marrow spans them (else the face is a corner's rounding, or a wall of an inclined body)
@@ -1269,12 +1282,11 @@ def segment_auto(scan, *, inplane_mm: float = 0.8, column_depth_mm: float = 60.0
             qc.pop(name)
     body_fraction = None
     if native:
-        # the labelled bodies' partial volume (the same nearest-voxel mapping as the labels; on a
-        # native in-plane grid it is the scan's own voxels): 1 in a labelled body except at the
-        # endplate faces, which can leave less than half of a voxel of the grown shell, the
-        # faces' fraction next to a body, 0 elsewhere (also in a body left unnumbered)
-        is_body = (out >= 1) & (out <= lab.SACRUM)
-        pv = np.where(is_body, body_pv, np.where(body_pv < 0.5, body_pv, 0.0)).astype(np.float32)
-        body_fraction = resample(pv, waff, scan.shape, scan.affine, order=0, mode="grid-constant").astype(np.float32)
+        # the bodies' partial volume (the same nearest-voxel mapping as the labels; on a native
+        # in-plane grid it is the scan's own voxels): 1 in a body except at the endplate faces,
+        # where it can leave less than half of a voxel of the grown shell, or give more than half
+        # of one to a voxel the disc was given (it was zeroed there at first: L5-S1's anterior
+        # height +0.37 mm, the disc takes a row of mostly-cortex voxels under an inclined S1 face)
+        body_fraction = resample(body_pv, waff, scan.shape, scan.affine, order=0, mode="grid-constant").astype(np.float32)
     return Segmentation(labels=labels.astype(np.int16), affine=np.array(scan.affine), levels=levels, qc=qc, method="auto",
                         body_fraction=body_fraction)

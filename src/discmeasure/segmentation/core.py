@@ -32,15 +32,15 @@ class Segmentation:
         "auto", "seeded" or "labels:<convention>".
     body_fraction : ndarray (float32) or None
         Partial volume of the vertebral bodies, on the labels' grid: the fraction of each voxel
-        that lies inside a vertebral body (1 inside, 0 far from any body). A voxel labelled as a
-        body holds 0.5 or more; a voxel next to a body but not labelled as one holds less than
-        0.5 of that body. The disc heights read the endplates off it to sub-voxel precision
-        (docs/methods.md). None when not known (imported or seeded labels, or an automatic
-        segmentation on an interpolated working grid). At an endplate a voxel labelled as a
-        body can hold less than half of one: the labels follow the segmentation's own rule
-        (automatic: a cortical shell grown over whole voxels). The fraction is ignored once
-        the bodies' labels change after the Segmentation was made (edited in napari, say):
-        see :func:`bodies_digest`.
+        that lies inside a vertebral body (1 inside, 0 far from any body). The disc heights read
+        the endplates off it to sub-voxel precision, from the voxels labelled as the body and
+        their neighbours that are no body's (docs/methods.md). None when not known (imported or
+        seeded labels, or an automatic segmentation on an interpolated working grid). It need
+        not agree with the labels voxel by voxel: the labels follow the segmentation's own rule
+        (automatic: a cortical shell grown over whole voxels), so at an endplate a voxel
+        labelled as a body can hold less than half of one, and a voxel the disc was given more.
+        The fraction is ignored once the bodies' labels change after the Segmentation was made
+        (edited in napari, say): see :func:`bodies_digest`.
     """
 
     labels: np.ndarray

@@ -95,14 +95,14 @@ def _seg_from_labels(scan, snapshot):
     The array is imported through ``discmeasure.segment(method="labels")``. Labels made on the
     image's grid (the usual case: the layer only differs from the scan by axis order) are
     flipped/permuted back exactly; labels on another grid are moved through world coordinates
-    (nearest neighbour).
+    (nearest neighbour). The automatic segmentation's body partial volume, kept in the layer's
+    metadata, comes along when the labels come back exactly.
     """
     import discmeasure as dm
     from discmeasure.geometry import resample
+    from discmeasure.segmentation import Segmentation
 
     from ._layers import reorient_to
-
-    from discmeasure.segmentation import Segmentation
 
     lab, aff, pv = snapshot
     on_grid = reorient_to(lab, aff, scan.affine, scan.shape)
