@@ -167,7 +167,7 @@ def test_auto_heights_at_snr_15():
     into the disc and anterior heights were up to 2.35 mm short. Regrowth is now connected.
 
     Since 2026-11-24 the heights read the bodies' partial volume (sub-voxel endplate faces):
-    within the issue's 0.3 mm (max 0.24 mm; from the labels 0.38 mm, and 0.37 mm while the
+    within the issue's 0.3 mm (max 0.18 mm; from the labels 0.38 mm, and 0.37 mm while the
     faces' share of voxels the disc was given was dropped, under L5-S1's inclined S1 face).
     """
     ph = phantom.default_phantom()
@@ -187,8 +187,8 @@ def test_auto_heights_at_0_8_mm_pixels():
     The cortical shell grown from the marrow mask's voxel faces covers 2 voxels, 1.6 mm for a
     1.2 mm cortex: read off the labels, every automatic height was short, by 0.55 mm on average
     and up to 1.14 mm (docs/validation.md, before 2026-11-24). The segmentation's body partial
-    volume places each endplate 1.2 mm beyond the marrow's sub-voxel edge: mean -0.05 / +0.03 /
-    -0.14 mm, max 0.27 mm.
+    volume places each endplate 1.2 mm beyond the marrow's sub-voxel edge: mean +0.04 / +0.02 /
+    +0.02 mm, max 0.19 mm.
     """
     ph = phantom.default_phantom()
     tr = phantom.truth(ph)["levels"]

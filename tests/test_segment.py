@@ -244,7 +244,7 @@ def test_endplate_faces_from_the_marrow_edge_not_whole_voxels():
         # marrow's voxel 20 is f_out - (1 - f_in) + 1.2 mm (in voxels)
         assert frac[2, 40, :20].sum() == pytest.approx(f_out - (1 - f_in) + 1.2 / s, abs=0.01), (s, f_out, f_in, short)
         assert np.all(frac[2, 40, 20:40] == 1.0)
-        # at the corners (within 2.5 mm of the marrow's AP ends) the grown shell is kept
+        # at the corners (within 1.5 mm of the marrow's AP ends) the grown shell is kept
         assert (out[2, 20, :20] == grown[2, 20, :20]).all()
         assert (frac[2, 20, :20] == grown[2, 20, :20]).all()
 

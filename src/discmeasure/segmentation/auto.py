@@ -305,7 +305,7 @@ def _cortex_level(m, W, allowed, sp, shell_mm, q=25.0):
     return float(np.percentile(W[sl][ring], q)) if ring.sum() > 20 else 0.0
 
 
-def _endplate_faces_pv(body, m, W, allowed, sp, cortex_mm, dark_level, corner_mm=2.5):
+def _endplate_faces_pv(body, m, W, allowed, sp, cortex_mm, dark_level, corner_mm=1.5):
     """Place a body's endplate faces ``cortex_mm`` beyond its marrow's sub-voxel edge, column by column.
 
     The shell grown around the marrow mask (:func:`_cortex_shell_pv`) starts from the mask's voxel
