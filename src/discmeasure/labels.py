@@ -15,6 +15,8 @@ segmentation", Eur Radiol 2025, doi:10.1007/s00330-024-11155-y.
 
 from __future__ import annotations
 
+import numpy as np
+
 __all__ = [
     "CANAL",
     "SACRUM",
@@ -26,6 +28,7 @@ __all__ = [
     "disc_label_from_name",
     "is_disc",
     "is_vertebra",
+    "vertebra_mask",
     "vertebra_below",
     "LUMBAR_DISC_LEVELS",
 ]
@@ -98,6 +101,12 @@ def is_disc(label: int) -> bool:
 def is_vertebra(label: int) -> bool:
     """True for vertebral-body labels (1-26)."""
     return 1 <= int(label) <= SACRUM
+
+
+def vertebra_mask(labels):
+    """:func:`is_vertebra` element-wise: True where an array of labels holds a vertebral body."""
+    labels = np.asarray(labels)
+    return (labels >= 1) & (labels <= SACRUM)
 
 
 #: The lumbar disc levels in cranio-caudal order, as (name, label).

@@ -44,11 +44,6 @@ class PlaneStack:
         return self.frame.to_world(lr, ap, si)
 
 
-def _is_body(labels: np.ndarray) -> np.ndarray:
-    """Voxels labelled as a vertebral body (1 ... 26)."""
-    return (labels >= 1) & (labels <= lab.SACRUM)
-
-
 def sample_planes(
     labels: np.ndarray,
     affine: np.ndarray,
@@ -150,7 +145,7 @@ def sample_planes(
     if body_fraction is not None:
         def partial(crop, v):
             own = labels[crop] == v
-            nb = ndimage.binary_dilation(own) & ~own & ~_is_body(labels[crop])
+            nb = ndimage.binary_dilation(own) & ~own & ~lab.vertebra_mask(labels[crop])
             f = body_fraction[crop]
             return np.where(own | nb, f, 0.0)
 

@@ -127,7 +127,7 @@ def tissue_fractions(ph: Phantom, shape, affine, *, supersample: int = 3, chunk:
     inside = v0 >= 0
     disc_frac[v0[inside], (t0[inside] != NUCLEUS).astype(np.intp), np.flatnonzero(inside)] = 1.0
     labels = l0.copy()
-    body = ((l0 >= 1) & (l0 <= lab.SACRUM)).astype(np.float32)
+    body = lab.vertebra_mask(l0).astype(np.float32)
 
     ids_b = np.flatnonzero(boundary)
     if len(ids_b) and supersample > 1:
@@ -148,7 +148,7 @@ def tissue_fractions(ph: Phantom, shape, affine, *, supersample: int = 3, chunk:
             np.add.at(frac, (t.astype(np.intp), rep), 1.0 / n)
             m = lev >= 0
             np.add.at(disc_frac, (lev[m].astype(np.intp), (t[m] != NUCLEUS).astype(np.intp), rep[m]), 1.0 / n)
-            body[ids] = ((lbl >= 1) & (lbl <= lab.SACRUM)).reshape(len(ids), n).mean(axis=1)
+            body[ids] = lab.vertebra_mask(lbl).reshape(len(ids), n).mean(axis=1)
             # the most frequent label among the sub-samples; background wins a tie it is part
             # of, and between two structures the lower label (bodies, then canal, then discs).
             # (Requiring a strict majority left a voxel split evenly between a body and a disc --

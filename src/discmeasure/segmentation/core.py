@@ -67,7 +67,7 @@ class Segmentation:
 def bodies_digest(labels: np.ndarray) -> str:
     """SHA-1 of where a label map has vertebral bodies (labels 1-26): a changed body mask
     changes it, so a body partial volume made for other labels is recognised as stale."""
-    body = (np.asarray(labels) >= 1) & (np.asarray(labels) <= lab.SACRUM)
+    body = lab.vertebra_mask(labels)
     return hashlib.sha1(np.packbits(body).tobytes() + str(body.shape).encode()).hexdigest()
 
 
