@@ -235,17 +235,16 @@ def test_endplate_faces_from_the_marrow_edge_not_whole_voxels():
             m[1:4, 35:45, 20:22] = False
         allowed = np.ones(W.shape, bool)
         grown = _cortex_shell_pv(m, W, allowed, sp, 1.2 + 0.5 * s)
-        out, frac = _endplate_faces_pv(grown, m, W, allowed, sp, 1.2, D)
+        frac = _endplate_faces_pv(grown, m, W, allowed, sp, 1.2, D)
         # the edge at 19.5 - f_out + (1 - f_in) (index units); the face 1.2 mm below; a voxel is body
-        # when its centre lies within the face
-        col = out[2, 40, :20]
+        # when its centre lies within the face (half of it or more; a centre on the face counts)
+        col = frac[2, 40, :20] >= 0.5 - 1e-9
         assert col[first:].all() and not col[:first].any(), (s, f_out, f_in, short, np.flatnonzero(col))
         # the partial volume puts the face itself there: the body's share of the voxels below the
         # marrow's voxel 20 is f_out - (1 - f_in) + 1.2 mm (in voxels)
         assert frac[2, 40, :20].sum() == pytest.approx(f_out - (1 - f_in) + 1.2 / s, abs=0.01), (s, f_out, f_in, short)
         assert np.all(frac[2, 40, 20:40] == 1.0)
         # at the corners (within 1.5 mm of the marrow's AP ends) the grown shell is kept
-        assert (out[2, 20, :20] == grown[2, 20, :20]).all()
         assert (frac[2, 20, :20] == grown[2, 20, :20]).all()
 
 

@@ -319,10 +319,10 @@ def _endplate_faces_pv(body, m, W, allowed, sp, cortex_mm, dark_level, corner_mm
     ``dark_level``): the edge lies ``f_out`` of a voxel beyond the last voxel that is mostly
     marrow, less ``1 - f_in`` inside that one. The
     endplate face is ``cortex_mm`` beyond that edge along the endplate's normal (its local
-    inclination from a line through the edges of +-2 neighbouring columns), and a voxel beyond
-    the marrow belongs to the body when its centre lies within the face (majority of its length).
-    Returns the body mask and its partial volume (float32: the part of each voxel's SI extent
-    within the face on those columns; elsewhere 1 for the body's voxels, 0 for the rest).
+    inclination from a line through the edges of +-2 neighbouring columns).
+    Returns the body's partial volume (float32): the part of each voxel's SI extent within the
+    face on those columns (0.5 or more when its centre lies within the face), elsewhere 1 for
+    the voxels of ``body`` and 0 for the rest.
     Columns whose marrow has no neighbour in an adjacent slice (a lateral slice cutting the
     body's wall), whose face is steeper than 45 degrees, or where the marrow does not span
     ``corner_mm`` to either side of the column ``corner_mm`` inside the face (a corner's
@@ -334,8 +334,7 @@ def _endplate_faces_pv(body, m, W, allowed, sp, cortex_mm, dark_level, corner_mm
     M = float(np.median(W[m])) if m.any() else 0.0
     frac = body.astype(np.float32)
     if box is None or M <= dark_level:
-        return body, frac
-    out = body.copy()
+        return frac
     sy, sz = float(sp[1]), float(sp[2])
     nx, nz = m.shape[0], m.shape[2]
     cut = int(np.ceil(corner_mm / sy))
@@ -422,9 +421,8 @@ def _endplate_faces_pv(body, m, W, allowed, sp, cortex_mm, dark_level, corner_mm
                         break
                     # the part of the voxel (SI extent z -+ 0.5) on the body's side of the face
                     f = float(np.clip(reach - step * (z - e) + 0.5, 0.0, 1.0)) if allowed[x, y, z] else 0.0
-                    out[x, y, z] = f >= 0.5 - 1e-9  # centre on the face: within (float rounding aside)
                     frac[x, y, z] = f
-    return out, frac
+    return frac
 
 
 def _cortex_shell_pv(m, W, allowed, sp, shell_mm):
@@ -1200,7 +1198,7 @@ def segment_auto(scan, *, inplane_mm: float = 0.8, column_depth_mm: float = 60.0
         if native:
             # the sub-voxel endplate faces: the bodies' partial volume, for the disc heights
             np.maximum(body_pv, _endplate_faces_pv(grown, m, Wf, allowed, sp, 1.2,
-                                                   _cortex_level(m, Wf, allowed, sp, shell))[1], out=body_pv)
+                                                   _cortex_level(m, Wf, allowed, sp, shell)), out=body_pv)
         body_masks.append(grown)
     body_any = np.zeros(shape, bool)
     for m in body_masks:
