@@ -8,6 +8,7 @@ Writes the section `measure` of docs/validation.md.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 import sys
 import time
 from pathlib import Path
@@ -19,7 +20,6 @@ from _record import publish_section  # noqa: E402
 
 import discmeasure as dm  # noqa: E402
 from discmeasure import phantom  # noqa: E402
-from discmeasure.segmentation import Segmentation  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -74,7 +74,7 @@ def main():
                 else:
                     seg = dm.segment(img, method="labels", labels=lab, convention="discmeasure")
                     if src != "truth":
-                        seg = Segmentation(labels=seg.labels, affine=seg.affine, levels=seg.levels, body_fraction=body_fraction)
+                        seg = replace(seg, body_fraction=body_fraction)
             except dm.DiscmeasureError as exc:
                 lines.append(f"| {name} | {what} | failed: {exc} | | | | | |")
                 continue

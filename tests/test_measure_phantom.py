@@ -11,6 +11,7 @@ segmentation (which gives the partial volume) at SNR 15 and at 0.8 mm pixels <= 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -94,10 +95,8 @@ def test_truth_partial_volume_heights_within_0_3_mm(truth_label_case):
     to a voxel. With the partial volume (``Segmentation.body_fraction``) the endplates are read
     off its 0.5 crossing: max 0.20 mm (docs/validation.md).
     """
-    from discmeasure.segmentation import Segmentation
-
     img, seg, tr, body_fraction = truth_label_case
-    with_pv = Segmentation(labels=seg.labels, affine=seg.affine, levels=seg.levels, body_fraction=body_fraction)
+    with_pv = replace(seg, body_fraction=body_fraction)
     err = {}
     for name, s in (("labels", seg), ("partial volume", with_pv)):
         df = dm.measure(img, s)

@@ -98,9 +98,10 @@ def _seg_from_labels(scan, snapshot):
     (nearest neighbour). The automatic segmentation's body partial volume, kept in the layer's
     metadata, comes along when the labels come back exactly.
     """
+    from dataclasses import replace
+
     import discmeasure as dm
     from discmeasure.geometry import resample
-    from discmeasure.segmentation import Segmentation
 
     from ._layers import reorient_to
 
@@ -116,8 +117,7 @@ def _seg_from_labels(scan, snapshot):
         return seg
     # the automatic segmentation's body partial volume goes with its labels; measure() uses it
     # only while the bodies are unedited (the digest taken when it was made)
-    return Segmentation(labels=seg.labels, affine=seg.affine, levels=seg.levels, qc=seg.qc, method=seg.method,
-                        body_fraction=frac, bodies_at_creation=pv[1])
+    return replace(seg, body_fraction=frac, bodies_at_creation=pv[1])
 
 
 class _Base(Container):
