@@ -179,15 +179,49 @@ def test_posed_patient_in_tilted_scan_levels(ph):
 
 
 @pytest.mark.slow
-def test_misnumbered_leaning_slice_is_flagged(ph):
-    """A single slice leaning ~11 degrees against the spine holds only part of the sacrum: L5 is
-    taken for S1 and every level is one off. The dural sac ends between the L5-S1 disc and S3
-    (Binokay et al. 2006), here above the top of the "S1": every level is flagged
-    ``canal_ends_above_s1`` (it was unflagged, confidence 0.9). Numbered right, no flag is needed."""
-    seg, _, _ = auto_on_phantom(ph, seed=3, pose=(0.1, 4.7, 3.3), fov_mm=(180, 230), center_mm=(0, 0, 10),
-                                spacing=(1.0, 1.0, 1.0), n_slices=1, rotation_deg=(-2.2, -6.3, -3.1))
-    if seg.levels != LEVELS:
-        assert seg.qc and all("canal_ends_above_s1" in q["flags"] and q["confidence"] < 0.9 for q in seg.qc.values()), seg.qc
+def test_leaning_slice_with_part_of_the_sacrum(ph):
+    """A single slice leaning ~11 degrees against the spine holds only part of the sacrum. L5 was
+    taken for S1 and every level was one off (flagged ``canal_ends_above_s1``, the dural sac ending
+    above the top of that "S1"; Binokay et al. 2006). S1 is now sought one pitch below the lowest
+    body along its endplate normal (``_s1_below``) and found: numbered right. The flag stays (the
+    sac leaves the leaning slice above S1: "or the canal is cut short"), a prompt to look.
+    Measured: discs L1-L2 ... L5-S1 Dice 0.91, 0.94, 0.94, 0.93, 0.80; S1 0.85 (part of it only is
+    in the slice)."""
+    seg, disc, _ = auto_on_phantom(ph, seed=3, pose=(0.1, 4.7, 3.3), fov_mm=(180, 230), center_mm=(0, 0, 10),
+                                   spacing=(1.0, 1.0, 1.0), n_slices=1, rotation_deg=(-2.2, -6.3, -3.1))
+    assert seg.levels == LEVELS
+    assert min(disc[:4]) > 0.88 and disc[4] > 0.75, disc
+
+
+@pytest.mark.slow
+def test_grey_csf_single_slice_finds_s1(ph):
+    """Grey CSF (the canal as dark as 0.6 x the marrow, as on some real 2-D T2 slices): the column
+    comes from the chain of stacked bodies, which ended at L5; S1, one pitch below L5 along its
+    endplate normal and behind the chain's line, was not found and every level was one off
+    (L2-L3 ... L5-S1, each disc under the next label, Dice 0)."""
+    shape, aff = phantom.make_grid(spacing=(1.0, 1.0, 1.0), n_slices=1)
+    img, truth = phantom.render_t2w(ph, shape, aff, snr=35, seed=1)
+    data = np.asarray(img.data, float).copy()
+    data[truth == 61] = 0.6 * np.median(data[(truth >= 20) & (truth <= 26)])
+    seg = segment(Scan(data, img.affine))
+    assert seg.levels == LEVELS
+    disc = [dice(truth == v, seg.labels == v) for v in range(120, 125)]
+    assert min(disc) > 0.9, disc
+
+
+def test_inferior_normal_of_a_tilted_body():
+    """The lower endplate's normal of a body section tilted 30 degrees (anterior end lower, as L5
+    over a steep sacrum): pointing down and backwards, 30 degrees from SI."""
+    from discmeasure.segmentation.auto import _inferior_normal
+
+    Y, Z = np.mgrid[:120, :120] * 0.5  # (AP, SI) mm, anterior = +AP
+    t = np.radians(30.0)
+    a = (Y - 30) * np.cos(t) - (Z - 30) * np.sin(t)  # along the endplate, falling anteriorly
+    h = (Y - 30) * np.sin(t) + (Z - 30) * np.cos(t)  # along the body's axis
+    sec = (np.abs(a) < 17) & (np.abs(h) < 13)
+    n = _inferior_normal(sec, (0.5, 0.5))
+    assert n[1] < 0 and n[0] < 0  # down and backwards
+    assert np.degrees(np.arccos(-n[1])) == pytest.approx(30.0, abs=2.0)
 
 
 def test_cortex_shell_pv_lateral_slice():
@@ -478,8 +512,13 @@ def test_auto_on_real_2d_slices_without_bright_csf(testdata):
     corner regrowth; vertebra mean 0.765, min 0.651) minus a small margin. The goal of issue 5 (0.90)
     is not reached: the annotation counts the dark endplate line as disc, the discmeasure
     convention (like the phantom truth) counts the cortex as body (docs/validation.md).
+    On four of the six (2, 3, 6, 9) S1 lay behind the column's line under a steep sacrum and was
+    not found: L5 was taken for S1 and every level named one too low (the Dice, blind to names,
+    did not show it). With S1 sought along L5's endplate normal every segmented disc is named
+    right; disc Dice mean 0.657 -> 0.702 (min 0.613), vertebra mean 0.785 -> 0.808 (min 0.747).
     """
     from PIL import Image
+    from scipy import ndimage
 
     d = testdata / "spine" / "vesal_lumbar_2d"
     aff = np.array([[0, 0, 1.0, 0], [-1.0, 0, 0, 0], [0, -1.0, 0, 0], [0, 0, 0, 1]])  # 1 mm, i posterior, j inferior
@@ -490,8 +529,18 @@ def test_auto_on_real_2d_slices_without_bright_csf(testdata):
         seg = segment(Scan(im.T[:, :, None], aff))
         lab = seg.labels[:, :, 0].T
         assert len(seg.levels) >= 5, (i, seg.levels)
+        # level names: the lowest annotated disc is L5-S1 (S1 is annotated below it), the others
+        # count upwards; each annotated disc that is segmented must carry its level's label
+        cc, n = ndimage.label(m == 1)
+        rows = ndimage.center_of_mass(m == 1, cc, range(1, n + 1))
+        for k, j in enumerate(sorted(range(1, n + 1), key=lambda j: -rows[j - 1][0])):
+            v = lab[cc == j]
+            v = v[(v > 100) & (v < 130)]
+            assert v.size or k > 0, (i, "L5-S1 not segmented")
+            if v.size:
+                assert np.bincount(v).argmax() == 124 - k, (i, k, np.bincount(v).argmax())
         dds.append(dice((lab > 100) & (lab < 130), m == 1))
         vds.append(dice((lab >= 1) & (lab <= 26), m == 2))
-        assert dds[-1] > 0.58 and vds[-1] > 0.62, (i, dds[-1], vds[-1])
-    assert np.mean(dds) > 0.655, dds
-    assert np.mean(vds) > 0.75, vds
+        assert dds[-1] > 0.60 and vds[-1] > 0.72, (i, dds[-1], vds[-1])
+    assert np.mean(dds) > 0.69, dds
+    assert np.mean(vds) > 0.79, vds
