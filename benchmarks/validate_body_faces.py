@@ -73,7 +73,7 @@ def main():
              "(− the sum of the two). `benchmarks/validate_body_faces.py`; docs/segmentation.md explains.",
              "Labels: the label map's voxel faces; partial volume: the faces of `Segmentation.body_fraction`",
              "(the part of each voxel inside the body, summed along the column), which the heights read;",
-             "made only where the working grid's in-plane voxels are the scan's own (not at 1.0 mm).", "",
+             "made on the scan's own in-plane voxels (at 1.0 mm on a second working grid of 1 mm, since 2026-11-24).", "",
              "| in-plane pixel mm | SNR | upper body face, labels | lower body face, labels | height bias, labels | "
              "upper face, partial volume | lower face, partial volume | height bias, partial volume | columns |",
              "|---|---|---|---|---|---|---|---|---|"]

@@ -31,6 +31,9 @@ CASES = [
     ("tilted 6 deg (x), 0.7x0.7x4 mm", dict(spacing=(0.7, 0.7, 4.0), n_slices=11, rotation_deg=(6, 0, 0)), 35),
     # coarser pixels: the automatic bodies reach further into the discs (docs/segmentation.md)
     ("sagittal 0.8x0.8x4 mm, SNR 35", dict(spacing=(0.8, 0.8, 4.0), n_slices=11), 35),
+    # pixels coarser than the 0.8 mm working grid (the partial volume is made on the scan's own pixels)
+    ("sagittal 1.0x1.0x4 mm, SNR 35", dict(spacing=(1.0, 1.0, 4.0), n_slices=11), 35),
+    ("one 1.0 mm slice, SNR 35", dict(spacing=(1.0, 1.0, 1.0), n_slices=1), 35),
 ]
 
 

@@ -202,6 +202,28 @@ def test_auto_heights_at_0_8_mm_pixels():
 
 
 @pytest.mark.slow
+def test_auto_heights_at_1_mm_pixels():
+    """1 mm pixels, coarser than the 0.8 mm working grid: the bodies' partial volume is made on the
+    scan's own pixels (``_faces_on_scan_grid``), not on the interpolated working grid.
+
+    Before, such scans had no partial volume and the heights read the labels: mean -0.20 / -0.38 /
+    -0.55 mm, up to 0.96 mm off. Now mean +0.13 / +0.05 / -0.02 mm, max 0.23 mm.
+    """
+    ph = phantom.default_phantom()
+    tr = phantom.truth(ph)["levels"]
+    shape, aff = phantom.make_grid(fov_mm=(170.0, 220.0), center_mm=(0.0, 0.0, 10.0), spacing=(1.0, 1.0, 4.0), n_slices=11)
+    img, _ = phantom.render_t2w(ph, shape, aff, snr=35, supersample=3, seed=5)
+    seg = dm.segment(img)
+    assert seg.body_fraction is not None and seg.body_fraction.shape == img.shape
+    df = dm.measure(img, seg)
+    assert list(df.level) == list(phantom.LEVELS)
+    err = height_errors(df, tr)
+    assert np.all(np.isfinite(err)), err
+    assert np.max(np.abs(err)) <= 0.3, err
+    assert np.all(np.abs(err.mean(axis=0)) <= 0.2), err.mean(axis=0)
+
+
+@pytest.mark.slow
 def test_auto_bulge_on_oblique_scan():
     """An oblique sagittal scan (slices turned 8 degrees about SI): automatic bulge within 0.3 mm.
 

@@ -425,6 +425,44 @@ def _endplate_faces_pv(body, m, W, allowed, sp, cortex_mm, dark_level, corner_mm
     return frac
 
 
+def _faces_on_scan_grid(scan, hi, shape, waff, marrows, grown, allowed, max_inplane, *, coarsest=1.25):
+    """The bodies' partial volume (:func:`_endplate_faces_pv`) on the scan's own in-plane voxels,
+    for a scan whose pixels are coarser than the working grid's (0.8-1.25 mm; None otherwise).
+
+    The working grid (at most ``max_inplane``) interpolates such a scan, and an interpolated
+    voxel's intensity is not a partial volume. The faces are placed instead on a second working
+    grid of the scan's own in-plane spacing, when its voxels are the scan's (:func:`_native_inplane`):
+    the scan resampled there (at its own voxel centres) and each body's marrow and grown mask
+    carried over from the working grid (nearest voxel). Returns the fraction on the scan's grid.
+    """
+    sp_scan = np.asarray(scan.spacing, float)
+    ax_x = scan.axis_closest_to("x")
+    s_scan = float(min(sp_scan[[a for a in range(3) if a != ax_x]]))
+    if not max_inplane < s_scan <= coarsest:
+        return None
+    shape_n, waff_n = _working_grid(scan, s_scan)
+    if not _native_inplane(scan.affine, waff_n):
+        return None
+    valid = resample(np.ones(scan.shape[:3], bool), scan.affine, shape_n, waff_n, order=0, mode="grid-constant")
+    W = resample(np.asarray(scan.data, np.float32), scan.affine, shape_n, waff_n, order=1, mode="nearest")
+    W = np.where(valid, W, 0.0) / hi
+    sp_n = np.linalg.norm(waff_n[:3, :3], axis=0)
+
+    def carry(mask):
+        return resample(mask, waff, shape_n, waff_n, order=0, mode="grid-constant").astype(bool)
+
+    allowed_n = carry(allowed) & valid
+    shell = 1.2 + 0.5 * sp_n[1]
+    pv = np.zeros(shape_n, np.float32)
+    for m, g in zip(marrows, grown):
+        m_n, g_n = carry(m), carry(g)
+        if not m_n.any():
+            continue
+        np.maximum(pv, _endplate_faces_pv(g_n, m_n, W, allowed_n, sp_n, 1.2,
+                                          _cortex_level(m_n, W, allowed_n, sp_n, shell)), out=pv)
+    return resample(pv, waff_n, scan.shape, scan.affine, order=0, mode="grid-constant").astype(np.float32)
+
+
 def _cortex_shell_pv(m, W, allowed, sp, shell_mm):
     """A body's marrow mask ``m`` grown by its cortical shell, with sub-voxel partial volume across slices.
 
@@ -1318,7 +1356,7 @@ def segment_auto(scan, *, inplane_mm: float = 0.8, column_depth_mm: float = 60.0
     # a body the search missed leaves a gap of about two vertebral pitches between its neighbours:
     # what lies between them is not a disc, and the numbering must skip the missed vertebra
     missing = missed_bodies([zc * sp[2] for zc, _, _ in bodies])
-    body_masks = []
+    body_masks, marrows = [], []
     body_pv = np.zeros(shape, np.float32)  # the bodies' partial volume (sub-voxel endplate faces)
     bright_col = roi & (Wf >= t_high) & (rel_ap > 1.0)
     shell = 1.2 + 0.5 * s_ip
@@ -1355,6 +1393,7 @@ def segment_auto(scan, *, inplane_mm: float = 0.8, column_depth_mm: float = 60.0
             # the sub-voxel endplate faces: the bodies' partial volume, for the disc heights
             np.maximum(body_pv, _endplate_faces_pv(grown, m, Wf, allowed, sp, 1.2,
                                                    _cortex_level(m, Wf, allowed, sp, shell)), out=body_pv)
+        marrows.append(m)
         body_masks.append(grown)
     body_any = np.zeros(shape, bool)
     for m in body_masks:
@@ -1446,5 +1485,8 @@ def segment_auto(scan, *, inplane_mm: float = 0.8, column_depth_mm: float = 60.0
         # of one to a voxel the disc was given (it was zeroed there at first: L5-S1's anterior
         # height +0.37 mm, the disc takes a row of mostly-cortex voxels under an inclined S1 face)
         body_fraction = resample(body_pv, waff, scan.shape, scan.affine, order=0, mode="grid-constant").astype(np.float32)
+    else:
+        # pixels coarser than the working grid's (1 mm scans): the faces on the scan's own pixels
+        body_fraction = _faces_on_scan_grid(scan, hi, shape, waff, marrows, body_masks, roi & (Wf < t_high), inplane_mm)
     return Segmentation(labels=labels.astype(np.int16), affine=np.array(scan.affine), levels=levels, qc=qc, method="auto",
                         body_fraction=body_fraction)
