@@ -448,14 +448,21 @@ def _faces_on_scan_grid(scan, hi, shape, waff, marrows, grown, allowed, max_inpl
     W = np.where(valid, W, 0.0) / hi
     sp_n = np.linalg.norm(waff_n[:3, :3], axis=0)
 
-    def carry(mask):
-        return resample(mask, waff, shape_n, waff_n, order=0, mode="grid-constant").astype(bool)
+    def carry(a):
+        return resample(a, waff, shape_n, waff_n, order=0, mode="grid-constant")
 
-    allowed_n = carry(allowed) & valid
+    # every body's marrow and grown mask as two label maps, carried over once (a voxel two grown
+    # shells share goes to the later body, as in the label map; its fraction is 1 either way)
+    mlab, glab = np.zeros(shape, np.int16), np.zeros(shape, np.int16)
+    for i, (m, g) in enumerate(zip(marrows, grown), start=1):
+        glab[g] = i
+        mlab[m] = i
+    mlab, glab = carry(mlab), carry(glab)
+    allowed_n = carry(allowed).astype(bool) & valid
     shell = 1.2 + 0.5 * sp_n[1]
     pv = np.zeros(shape_n, np.float32)
-    for m, g in zip(marrows, grown):
-        m_n, g_n = carry(m), carry(g)
+    for i in range(1, len(marrows) + 1):
+        m_n, g_n = mlab == i, (glab == i) | (mlab == i)
         if not m_n.any():
             continue
         np.maximum(pv, _endplate_faces_pv(g_n, m_n, W, allowed_n, sp_n, 1.2,
@@ -1016,9 +1023,12 @@ def _s1_below(Wf, valid, found, sp, t_high, min_vol, *, radii_mm=(2.0, 3.0, 4.0,
     area_ref = float(np.median(areas))  # (a single body's section can be cut short by a fatty spot)
     sec_box = sec[box[1:]]
     c_box = np.array([y0, z0]) * sp2  # the box's origin (mm)
+    def opened(s_, r):
+        return ndimage.binary_fill_holes(ndimage.binary_opening(s_, _ball2(r / sp2[0])))
+
     for r in radii_mm:
-        cand = _per_slice(lambda s_: ndimage.binary_fill_holes(ndimage.binary_opening(s_, _ball2(r / sp2[0]))), raw)
-        cc, _ = ndimage.label(cand[x0 - xs.min()])
+        # candidates in the body's largest section; the other slices only for the one accepted
+        cc, _ = ndimage.label(opened(raw[x0 - xs.min()], r))
         for j, sl in enumerate(ndimage.find_objects(cc), start=1):
             if sl is None:
                 continue
@@ -1047,6 +1057,7 @@ def _s1_below(Wf, valid, found, sp, t_high, min_vol, *, radii_mm=(2.0, 3.0, 4.0,
             if st[np.argmax(in_c)] - st[len(in_low) - 1 - np.argmax(in_low[::-1])] < 2.5:
                 continue
             # the 3-D component of the opened mask that holds this section
+            cand = _per_slice(opened, raw, r)
             cc3, _ = ndimage.label(cand)
             body = np.zeros(Wf.shape, bool)
             body[box] = cc3 == np.bincount(cc3[x0 - xs.min()][b]).argmax()
