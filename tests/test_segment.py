@@ -245,6 +245,25 @@ def test_cortex_shell_pv_lateral_slice():
     assert out[4, 13, 30] and not out[4, 12, 30]
 
 
+def test_faces_on_scan_grid_only_for_coarser_native_pixels():
+    """The second, native working grid for the bodies' partial volume is made for sagittal scans
+    with in-plane pixels of 0.8-1.25 mm only: finer ones get it on the working grid itself, coarser
+    ones (1.5 mm) and axial stacks (their in-plane axes are not the sagittal plane's) get none."""
+    from discmeasure.segmentation.auto import _faces_on_scan_grid, _working_grid
+
+    def call(spacing, orientation="sagittal"):
+        shape, aff = phantom.make_grid(orientation=orientation, spacing=spacing, n_slices=3, fov_mm=(60.0, 60.0))
+        scan = Scan(np.zeros(shape, np.float32), aff)
+        wshape, waff = _working_grid(scan, 0.8)
+        return scan, _faces_on_scan_grid(scan, 1.0, wshape, waff, [], [], np.zeros(wshape, bool), 0.8)
+
+    scan, f = call((1.0, 1.0, 4.0))
+    assert f is not None and f.shape == scan.shape and f.dtype == np.float32
+    assert call((0.7, 0.7, 4.0))[1] is None
+    assert call((1.5, 1.5, 4.0))[1] is None
+    assert call((1.0, 1.0, 2.0), "axial")[1] is None
+
+
 def test_endplate_faces_from_the_marrow_edge_not_whole_voxels():
     """The endplate face lies 1.2 mm beyond the marrow's sub-voxel edge, not a whole number of voxels.
 
