@@ -15,8 +15,12 @@ Pipeline (all on a world-aligned working grid, so any scan orientation works):
 4. **vertebral bodies** are the intermediate-intensity (marrow) components of that region
    after a morphological opening that cuts them apart at the dark endplates and discs
    (components too big for a body are opened again with larger disks, which cuts off tissue
-   joined in front); each is grown by the cortical shell, across thick slices with the
-   marrow's sub-slice extent from partial volume (:func:`_cortex_shell_pv`);
+   joined in front); S1, which a steep sacrum turns out of that region, is also sought one
+   pitch below the lowest body along its endplate normal (:func:`_s1_below`); each body is grown
+   by the cortical shell, across thick slices with the marrow's sub-slice extent from partial
+   volume (:func:`_cortex_shell_pv`), and its endplate faces give the bodies' partial volume
+   (:func:`_endplate_faces_pv`; on the scan's own pixels when they are coarser than the working
+   grid's, :func:`_faces_on_scan_grid`);
 5. **discs** are the voxels between consecutive bodies, column by column, extended
    posteriorly (bulges) and laterally over voxels darker than the CSF/fat level;
 6. **levels**: the sacrum is the lowest body with a disc above it; bodies are numbered
@@ -958,24 +962,31 @@ def _inferior_normal(sec, sp2, *, iterations=3):
 def _s1_below(Wf, valid, found, sp, t_high, min_vol, *, radii_mm=(2.0, 3.0, 4.0, 5.0)):
     """The first sacral body below the lowest body found, along that body's endplate normal.
 
-    The lumbosacral junction turns backwards: with a steep sacrum (lumbosacral angle), S1 lies
-    one vertebral pitch below L5 along the normal of L5's inferior endplate, which points
-    backwards as well as down, so S1's centre can be 15-25 mm behind L5's and leave the column's
-    region and the stacking test of :func:`_stacked` (which works in the scan's SI direction).
-    On 4 of 6 real mid-sagittal slices (vesal_lumbar_2d) S1 was missed that way and every level
-    was named one too low. Here, in the lowest body's largest sagittal section, S1 is predicted at
-    that body's centre plus the median pitch of the other bodies along its inferior endplate
-    normal (:func:`_inferior_normal`); the intermediate class is re-thresholded halfway between
-    that body's marrow and the darkest row of the disc above it (as :func:`_extend_chain`), opened
-    with disks of 2-5 mm (the smallest that works: larger ones cut the body off the sacral
-    laminae and the pelvic soft tissue in front) and hole-filled; a component is S1 when its
-    centre lies within a quarter pitch of the prediction, at least half a pitch below the body
-    along the normal, its section measures 0.6-1.5 times the body's (the S2 segment below a
-    fused or rudimentary S1-S2 junction is smaller; pelvic soft tissue is larger) and fills at
-    least 60 % of its box in the endplate's frame, and a disc at least 2.5 mm thick separates
-    them along the normal at the body's centre. Returns ``found`` with the body added (its
-    opening radius, for regrowth), the region of interest grown over the search window, or
-    ``found`` unchanged.
+    The lumbosacral junction turns backwards: with a steep sacrum, S1 lies one vertebral pitch
+    below L5 along the normal of L5's inferior endplate, which points backwards as well as down,
+    so S1's centre lies behind L5's (9-18 mm on the real vesal slices) and can leave the
+    column's region and the stacking test of :func:`_stacked` (which works along world SI). On
+    4 of 6 real mid-sagittal slices (vesal_lumbar_2d) S1 was missed that way and every level was
+    named one too low. Here, in the lowest body's largest sagittal section, S1 is predicted at
+    that body's centre plus the median pitch of the bodies along its inferior endplate normal
+    (:func:`_inferior_normal`). The intermediate class is re-thresholded halfway between that
+    body's marrow and the darkest part of the disc above it (median across the middle half of
+    the body's width, along the line between the two centres; a local two-class threshold as in
+    :func:`_extend_chain`), opened with disks of 2-5 mm (the smallest that works: larger ones cut
+    the body off the sacral laminae and the pelvic soft tissue in front) and hole-filled. A
+    component is S1 when its centre lies within a quarter pitch of the prediction along the
+    normal and, along the endplate, at most a quarter pitch in front of it or 0.6 pitch behind it;
+    its section measures 0.6-1.5 times the median body section (the S2 segment below a
+    rudimentary S1-S2 disc is smaller, pelvic soft tissue larger) and fills at least 60 % of its
+    box in the endplate's frame; and at least 2.5 mm of disc separate it from the body along the
+    normal through the body's centre.
+
+    Returns
+    -------
+    found, label
+        ``found`` (as from :func:`_find_bodies`) with the body added (with its opening radius,
+        for regrowth) and the region of interest grown over the search window, and the new
+        body's component label; or ``found`` unchanged and None.
     """
     comp, bodies, mid_raw, roi, rel_ap, t_low = found
     if len(bodies) < 3:
@@ -1003,9 +1014,10 @@ def _s1_below(Wf, valid, found, sp, t_high, min_vol, *, radii_mm=(2.0, 3.0, 4.0,
     steps = np.arange(0.0, np.linalg.norm(d), 0.5 * sp2[0])
     width = np.ptp(np.nonzero(sec)[0]) * sp2[0]
     offs = np.linspace(-0.25 * width, 0.25 * width, 9)
-    pts = c_low[None, None, :] + steps[:, None, None] * (d / np.linalg.norm(d))[None, None, :] + offs[None, :, None] * u
+    axis = c_low[None, :] + steps[:, None] * (d / np.linalg.norm(d))[None, :]  # (steps, 2) mm
+    pts = axis[:, None, :] + offs[None, :, None] * u
     prof = np.median(ndimage.map_coordinates(Wf[x0], (pts / sp2).reshape(-1, 2).T, order=1).reshape(pts.shape[:2]), axis=1)
-    inside = ndimage.map_coordinates((sec | (comp[x0] == above)).astype(float), (c_low + steps[:, None] * d / np.linalg.norm(d)).T / sp2[:, None], order=0) > 0
+    inside = ndimage.map_coordinates((sec | (comp[x0] == above)).astype(float), (axis / sp2).T, order=0) > 0
     if inside.all():
         return found, None
     t = 0.5 * (float(np.median(Wf[m])) + float(prof[~inside].min()))
@@ -1023,6 +1035,7 @@ def _s1_below(Wf, valid, found, sp, t_high, min_vol, *, radii_mm=(2.0, 3.0, 4.0,
     area_ref = float(np.median(areas))  # (a single body's section can be cut short by a fatty spot)
     sec_box = sec[box[1:]]
     c_box = np.array([y0, z0]) * sp2  # the box's origin (mm)
+
     def opened(s_, r):
         return ndimage.binary_fill_holes(ndimage.binary_opening(s_, _ball2(r / sp2[0])))
 
