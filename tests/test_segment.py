@@ -209,6 +209,24 @@ def test_grey_csf_single_slice_finds_s1(ph):
     assert min(disc) > 0.9, disc
 
 
+@pytest.mark.slow
+def test_grey_csf_single_slice_steep_sacrum_spondylolisthesis(ph):
+    """Grey CSF on one 1 mm slice, a steep sacrum (sacral slope 48 degrees) and L5 slipped 6 mm
+    forward on S1: S1 lies 22 mm behind the point one pitch along L5's endplate normal when
+    that normal is fitted in three passes (19 degrees from SI instead of L5's 37: the first
+    passes see its side walls), beyond the 0.6-pitch allowance, and every level was one off.
+    The normal is now refitted until it settles (37 degrees after five passes)."""
+    ph2 = ph.replace(listhesis_mm={"L5-S1": 6.0}, sacral_slope_deg=48.0)
+    shape, aff = phantom.make_grid(spacing=(1.0, 1.0, 1.0), n_slices=1)
+    img, truth = phantom.render_t2w(ph2, shape, aff, snr=35, seed=1)
+    data = np.asarray(img.data, float).copy()
+    data[truth == 61] = 0.6 * np.median(data[(truth >= 20) & (truth <= 26)])
+    seg = segment(Scan(data, img.affine))
+    assert seg.levels == LEVELS
+    disc = [dice(truth == v, seg.labels == v) for v in range(120, 125)]
+    assert min(disc[:4]) > 0.85, disc  # L5-S1 itself: 0.47 (the slipped disc on one slice)
+
+
 def test_inferior_normal_of_a_tilted_body():
     """The lower endplate's normal of a body section tilted 30 degrees (anterior end lower, as L5
     over a steep sacrum): pointing down and backwards, 30 degrees from SI."""
@@ -534,7 +552,7 @@ def test_auto_on_real_2d_slices_without_bright_csf(testdata):
     On four of the six (2, 3, 6, 9) S1 lay behind the column's line under a steep sacrum and was
     not found: L5 was taken for S1 and every level named one too low (the Dice, blind to names,
     did not show it). With S1 sought along L5's endplate normal every segmented disc is named
-    right; disc Dice mean 0.657 -> 0.702 (min 0.613), vertebra mean 0.785 -> 0.808 (min 0.747).
+    right; disc Dice mean 0.657 -> 0.699 (min 0.613), vertebra mean 0.785 -> 0.807 (min 0.747).
     """
     from PIL import Image
     from scipy import ndimage
