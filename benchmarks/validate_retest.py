@@ -78,7 +78,7 @@ def _pooled(base, copies, spacings=(0.79, 0.80, 0.81)):
     return lines
 
 
-def _native_heights(base, copies):
+def _heights_pv_vs_labels(base, copies):
     """Heights with and without the bodies' partial volume, on the default and a 1 mm working grid.
 
     The volume has 1 mm pixels, coarser than the default 0.8 mm working grid: since 2026-11-24 the
@@ -166,7 +166,7 @@ def main(argv=None):
                       f"max {np.nanmax(arr[:, 0]):.2f} mm over the {n_b} of {len(arr)} level pairs with a bulge in both; "
                       f"{int(np.isnan(arr).sum())} of {arr.size} level x metric differences are NaN."]
     lines += _pooled(base, copies)
-    lines += _native_heights(base, copies)
+    lines += _heights_pv_vs_labels(base, copies)
     publish_section("docs/validation.md", "retest", "## Test-retest on real anatomy (issue 6)", lines, title="Validation")
 
 

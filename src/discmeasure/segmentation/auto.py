@@ -272,6 +272,18 @@ def _marrow_fraction(W, m, cand, dark_level):
     return f
 
 
+def _scan_on_grid(scan, shape, affine):
+    """The scan's intensities on a working grid (0 outside its field of view) and that field of view.
+
+    The field of view ends at the outer voxels' faces, half a voxel beyond their centres: working
+    points there take the edge values (interpolation alone stops at the centres, and the outer
+    half slab of an oblique scan's edge slices was lost: discs cut in half there).
+    """
+    W = resample(np.asarray(scan.data, np.float32), scan.affine, shape, affine, order=1, mode="nearest")
+    valid = resample(np.ones(scan.shape[:3], bool), scan.affine, shape, affine, order=0, mode="grid-constant")
+    return np.where(valid, W, 0.0), valid
+
+
 def _native_inplane(scan_affine, work_affine, tol=0.05):
     """True when the working grid's in-plane voxels (axes 1, 2) are the scan's own voxels.
 
@@ -447,9 +459,8 @@ def _faces_on_scan_grid(scan, hi, shape, waff, marrows, grown, allowed, max_inpl
     shape_n, waff_n = _working_grid(scan, s_scan)
     if not _native_inplane(scan.affine, waff_n):
         return None
-    valid = resample(np.ones(scan.shape[:3], bool), scan.affine, shape_n, waff_n, order=0, mode="grid-constant")
-    W = resample(np.asarray(scan.data, np.float32), scan.affine, shape_n, waff_n, order=1, mode="nearest")
-    W = np.where(valid, W, 0.0) / hi
+    W, valid = _scan_on_grid(scan, shape_n, waff_n)
+    W = W / hi
     sp_n = np.linalg.norm(waff_n[:3, :3], axis=0)
 
     def carry(a):
@@ -952,8 +963,8 @@ def _inferior_normal(sec, sp2, *, max_passes=10, tol_deg=0.2):
         k = np.floor((s - s.min()) / sp2[0]).astype(int)
         low = np.full(k.max() + 1, -np.inf)
         np.maximum.at(low, k, h)
-        lo, hi = np.percentile(np.arange(k.max() + 1), [20, 80])
-        sel = np.flatnonzero(np.isfinite(low) & (np.arange(len(low)) >= lo) & (np.arange(len(low)) <= hi))
+        bins = np.arange(len(low))
+        sel = bins[np.isfinite(low) & (bins >= 0.2 * bins[-1]) & (bins <= 0.8 * bins[-1])]
         if len(sel) < 3:
             break
         b = np.polyfit(sel * sp2[0], low[sel], 1)[0]  # dh/ds: the lower face's tilt in this frame
@@ -1332,14 +1343,9 @@ def segment_auto(scan, *, inplane_mm: float = 0.8, column_depth_mm: float = 60.0
 
     shape, waff = _working_grid(scan, inplane_mm)
     native = _native_inplane(scan.affine, waff)
-    # the scan's field of view ends at its outer voxels' faces, half a voxel beyond their centres:
-    # working points there take the edge values (interpolation alone stops at the centres, and the
-    # outer half slab of an oblique scan's edge slices was lost: discs cut in half there)
-    W = resample(np.asarray(scan.data, np.float32), scan.affine, shape, waff, order=1, mode="nearest")
-    valid = resample(np.ones(scan.shape[:3], bool), scan.affine, shape, waff, order=0, mode="grid-constant")
+    Wf, valid = _scan_on_grid(scan, shape, waff)
     if valid.sum() < 1000:
         raise SegmentationError("the image is too small to segment", hint="give a sagittal lumbar T2-weighted series")
-    Wf = np.where(valid, W, 0.0)
     hi = np.percentile(Wf[valid], 99.5)
     if not hi > 0:
         raise SegmentationError("the image is blank", hint="check the series")

@@ -35,7 +35,8 @@ class Segmentation:
         that lies inside a vertebral body (1 inside, 0 far from any body). The disc heights read
         the endplates off it to sub-voxel precision, from the voxels labelled as the body and
         their neighbours that are no body's (docs/methods.md). None when not known (imported or
-        seeded labels, or an automatic segmentation on an interpolated working grid). It need
+        seeded labels; an automatic segmentation of a scan whose in-plane pixels are under 0.5 or
+        over 1.25 mm, or of an axial stack: no working grid has the scan's own pixels). It need
         not agree with the labels voxel by voxel: the labels follow the segmentation's own rule
         (automatic: a cortical shell grown over whole voxels), so at an endplate a voxel
         labelled as a body can hold less than half of one, and a voxel the disc was given more.
