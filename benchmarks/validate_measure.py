@@ -52,7 +52,13 @@ def errors(df, truth):
 
 
 def fmt(e):
-    return f"{np.mean(e):+.2f} / {np.max(np.abs(e)):.2f}"
+    """Mean / max |error| over the measured levels, and how many were withheld (NaN)."""
+    e = np.asarray(e, float)
+    ok = np.isfinite(e)
+    if not ok.any():
+        return "withheld"
+    s = f"{np.mean(e[ok]):+.2f} / {np.max(np.abs(e[ok])):.2f}"
+    return s if ok.all() else f"{s} ({int((~ok).sum())} withheld)"
 
 
 def main():

@@ -97,7 +97,13 @@ class Phantom:
     level moves the upper body, and the spine above it, along the disc's AP axis relative to the
     lower body (+ = anterolisthesis, - = retrolisthesis; Meyerding grade I is up to 25 % of the
     body depth); the disc between them is sheared to join the two endplates. A dark, degenerated
-    disc is ``np_t2_ms`` / ``np_pd`` near the annulus's values.
+    disc is ``np_t2_ms`` / ``np_pd`` near the annulus's values. ``np_height`` per level is the
+    nucleus's height as a fraction of the disc's (default 0.65: annulus above and below it); a
+    nucleus reaching the endplates is near 1. ``endplate_mm`` per level is the cortex thickness of
+    the two endplates facing that disc (the lower one of the body above, the upper one of the body
+    below) instead of ``cortex_mm``: the bony endplate is about 0.35 mm thick mid-sagittally
+    (Silva et al. 1994, Bone 15:409-414), and on T2-weighted images the dark line between marrow
+    and disc can be that thin.
     """
 
     body_height: dict = field(default_factory=lambda: {"L1": 26.0, "L2": 27.0, "L3": 27.5, "L4": 27.0, "L5": 26.0, "S1": 30.0})
@@ -121,6 +127,8 @@ class Phantom:
     coronal_wedge_deg: dict = field(default_factory=dict)
     listhesis_mm: dict = field(default_factory=dict)
     modic_level: str | None = None  # a body adjacent to this disc gets oedematous (bright) marrow endplate band
+    endplate_mm: dict = field(default_factory=dict)  # cortex thickness of the two endplates facing a disc
+    np_height: dict = field(default_factory=dict)  # nucleus height / disc height per level (default 0.65)
     pose: tuple = ((0.0, 0.0, 0.0), (0.0, 0.0, 0.0))
     pose_center: tuple = (0.0, 0.0, 40.0)
 
@@ -255,7 +263,7 @@ class Phantom:
             post_lim = -depth / 2 - B * prof
             behind = qq[:, 1] < -depth / 2
             inside = (np.abs(sn) <= 1.0) & (qq[:, 1] >= post_lim) & ((ell <= 0) | (behind & (np.abs(qq[:, 0]) <= 0.75 * width / 2)))
-            nucleus = inside & (((qq[:, 0] / (0.3 * width)) ** 2 + ((qq[:, 1] - 0.05 * depth) / (0.27 * depth)) ** 2 + (sn / 0.65) ** 2) <= 1)
+            nucleus = inside & (((qq[:, 0] / (0.3 * width)) ** 2 + ((qq[:, 1] - 0.05 * depth) / (0.27 * depth)) ** 2 + (sn / self.np_height.get(level, 0.65)) ** 2) <= 1)
             idx = np.flatnonzero(near)
             ii = idx[inside]
             tissue[ii] = ANNULUS
@@ -278,7 +286,18 @@ class Phantom:
                 sdf = np.minimum(sdf, _body_sdf(q2, h, d * 0.8, wdt * 0.8, 4.0))
             inb = sdf <= 0
             tissue[inb] = MARROW
-            tissue[inb & (sdf > -self.cortex_mm)] = CORTEX
+            cortex = np.full(len(q), self.cortex_mm)
+            k = BODIES.index(name)
+            # thin endplates: the lower face of the body above a level, the upper face of the one below
+            for level, t in self.endplate_mm.items():
+                i = LEVELS.index(level)
+                face = +1 if k == i + 1 else -1 if k == i else 0
+                if face:
+                    # the endplate zone: nearer the face than the walls (the body's own frame)
+                    foot = _footprint(q[:, 0], q[:, 1], wdt - 2 * self.corner_radius, d - 2 * self.corner_radius)
+                    near = (face * q[:, 2] > 0) & (h / 2 - face * q[:, 2] < -foot)
+                    cortex[near] = t
+            tissue[inb & (sdf > -cortex)] = CORTEX
             label[inb] = lab.vertebra_number(name)
             level_idx[inb] = -1
         return tissue, label, level_idx
@@ -359,7 +378,11 @@ def default_phantom(seed: int = 0, **overrides) -> Phantom:
 #:   grade I); ``retrolisthesis_L2L3``: L2 4 mm posterior of L3;
 #: - ``..._narrow``: the same with more slip over a narrowed disc (L4-L5 8 mm over 5 / 8 mm,
 #:   L2-L3 -7 mm over 5 / 6.5 mm), so that the baseline joining the posterior corners runs
-#:   more than 40 degrees from the disc axis.
+#:   more than 40 degrees from the disc axis;
+#: - ``grey_nucleus_L2L3``: L2-L3's nucleus with the marrow's signal (T2 65 ms, PD 0.85: a
+#:   degenerated, grey nucleus, Pfirrmann grade III) reaching the endplates (``np_height`` 0.95),
+#:   which are 0.3 mm thin: only a faint dark line, broken by noise, parts it from the marrow
+#:   (what sct_t2_lumbar's L2-L3 shows; docs/segmentation.md).
 _DEFAULT = Phantom()
 
 
@@ -382,4 +405,6 @@ PATHOLOGIES = {
                                         disc_heights=_changed("disc_heights", **{"L4-L5": (5.0, 8.0)})),
     "retrolisthesis_L2L3_narrow": dict(listhesis_mm={"L2-L3": -7.0},
                                        disc_heights=_changed("disc_heights", **{"L2-L3": (5.0, 6.5)})),
+    "grey_nucleus_L2L3": dict(np_t2_ms=_changed("np_t2_ms", **{"L2-L3": 65.0}), np_pd=_changed("np_pd", **{"L2-L3": 0.85}),
+                              np_height={"L2-L3": 0.95}, endplate_mm={"L2-L3": 0.3}),
 }
