@@ -1122,18 +1122,16 @@ def _s1_below(Wf, valid, found, sp, t_high, min_vol, *, radii_mm=(2.0, 3.0, 4.0,
     if len(bodies) < 3:
         return found, None
     bl = sorted(bodies, key=lambda b: -b[0])
-    low, above = bl[-1][1], bl[-2][1]
+    above = bl[-2][1]
     sp2 = sp[1:]
     cents, areas = [], []
-    for _, i, _ in bl:
+    for _, i, _ in bl:  # each body's largest sagittal section; the loop ends on the lowest body
         m = comp == i
-        x = int(np.argmax(m.sum(axis=(1, 2))))
-        cents.append(np.array(ndimage.center_of_mass(m[x])) * sp2)
-        areas.append(m[x].sum())
+        x0 = int(np.argmax(m.sum(axis=(1, 2))))
+        cents.append(np.array(ndimage.center_of_mass(m[x0])) * sp2)
+        areas.append(m[x0].sum())
     pitch = float(np.median(np.linalg.norm(np.diff(cents, axis=0), axis=1)))
-    m = comp == low
-    x0 = int(np.argmax(m.sum(axis=(1, 2))))
-    sec = m[x0]
+    sec = m[x0]  # (m, x0: the lowest body's mask and its largest section)
     c_low = cents[-1]
     n = _inferior_normal(sec, sp2)
     pred = c_low + pitch * n
