@@ -222,6 +222,22 @@ def test_auto_heights_at_1_mm_pixels():
 
 
 @pytest.mark.slow
+def test_auto_bulge_at_1_mm_pixels():
+    """1 mm pixels: the automatic bodies' posterior walls run in steps and bumps of +-0.5 mm, so
+    the shifts onto the image's wall edge vary by as much and the old guard (shifts agree within
+    0.35 mm) left whole walls on the label outline: bulge up to 0.82 mm off. A wall whose moved
+    points are straight is now trusted too (``bulge._straightened``): 0.42 mm. The issue's goal
+    of 0.3 mm is not met at these pixels (met at 0.6-0.8 mm; docs/validation.md)."""
+    ph = phantom.default_phantom()
+    tr = phantom.truth(ph)["levels"]
+    img, _ = render(ph, n_slices=11, spacing=(1.0, 1.0, 4.0))
+    df = dm.measure(img, dm.segment(img))
+    assert list(df.level) == list(phantom.LEVELS)
+    err = np.array([r.bulge_mm - tr[r.level]["bulge_mm"] for _, r in df.iterrows()])
+    assert np.max(np.abs(err)) <= 0.5, err
+
+
+@pytest.mark.slow
 def test_auto_bulge_on_oblique_scan():
     """An oblique sagittal scan (slices turned 8 degrees about SI): automatic bulge within 0.3 mm.
 

@@ -103,7 +103,9 @@ def wall_corner_and_wall(outline: np.ndarray, vertical: int, *, near_mm: float =
     refine : callable, optional
         ``refine(points, direction) -> (points, moved)``, e.g. :func:`~.edges.refine_edge` on the
         plane's image: the posterior wall's points are moved onto the image edge (direction
-        -ap) before the wall line is fitted.
+        -ap) before the wall line is fitted, when the run of points can be trusted
+        (:func:`_consistent_shift`: the label outline runs parallel to the edge, or
+        :func:`_straightened`: a jagged outline became a straight wall).
 
     Returns
     -------
@@ -138,7 +140,7 @@ def wall_corner_and_wall(outline: np.ndarray, vertical: int, *, near_mm: float =
         rows_si = u_si * 0.25
         if refine is not None:
             moved_pts, moved = refine(np.column_stack([post, rows_si]), (-1.0, 0.0))
-            if _consistent_shift(moved_pts[:, 0] - post, moved):
+            if _consistent_shift(moved_pts[:, 0] - post, moved) or _straightened(rows_si, post, moved_pts[:, 0], moved):
                 post, rows_si = moved_pts[moved, 0], rows_si[moved]
         wall = _fit_line(rows_si, post)
     # endplate: columns anterior of the corner, the outline point nearest the disc
@@ -185,6 +187,29 @@ def _consistent_shift(shift: np.ndarray, moved: np.ndarray, *, min_share: float 
         return False
     s = shift[moved]
     return bool(1.4826 * np.median(np.abs(s - np.median(s))) <= max_spread_mm)
+
+
+def _line_spread(u: np.ndarray, v: np.ndarray) -> float:
+    """Robust SD (mm) of ``v`` about its least-squares line in ``u``."""
+    r = v - np.polyval(np.polyfit(u, v, 1), u)
+    return float(1.4826 * np.median(np.abs(r - np.median(r))))
+
+
+def _straightened(u: np.ndarray, before: np.ndarray, after: np.ndarray, moved: np.ndarray, *,
+                  min_share: float = 0.75, max_spread_mm: float = 0.2, min_points: int = 4) -> bool:
+    """Whether an image-edge refinement turned a jagged label outline of a straight wall straight.
+
+    The second way (after :func:`_consistent_shift`) a wall's refinement is trusted: most points
+    (``min_share``) found an edge and the moved points lie on a line within ``max_spread_mm``
+    (robust SD), closer to one than the label outline's points were. A label map on coarse
+    pixels (about 1 mm) or drawn by the automatic segmentation runs in steps and bumps of
+    +-0.5 mm along a straight posterior wall, so the shifts onto the wall's edge vary by as
+    much; edges found on two different fronts (bone and, further back, CSF) scatter instead.
+    """
+    if moved.sum() < min_points or moved.mean() < min_share or np.ptp(u[moved]) < 1.0:
+        return False
+    spread = _line_spread(u[moved], after[moved])
+    return spread <= max_spread_mm and spread < _line_spread(u[moved], before[moved])
 
 
 def _largest(cs: list[np.ndarray]) -> np.ndarray | None:
