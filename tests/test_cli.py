@@ -1,7 +1,6 @@
 """The CLI end to end: demo, bad input, no PHI in outputs, inputs untouched."""
 
 import hashlib
-import os
 import subprocess
 import sys
 from pathlib import Path

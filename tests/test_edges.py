@@ -17,7 +17,7 @@ def _ramp_plane(edge_ap, *, dark=20.0, bright=400.0, voxel=0.7, step=0.25, noise
     ap = np.arange(-10, 10 + step / 2, step)
     si = np.arange(-5, 5 + step / 2, step)
     centres = np.arange(-12, 12 + voxel / 2, voxel) + 0.123  # pixel grid not aligned with the edge
-    lo, hi = centres - voxel / 2, centres + voxel / 2
+    lo = centres - voxel / 2  # pixels' lower faces
     frac_bright = np.clip((edge_ap - lo) / voxel, 0, 1)  # share of the pixel behind (below) the edge
     vals = dark + (bright - dark) * frac_bright
     if noise:
@@ -78,7 +78,7 @@ def _wall_plane(edge_of_si, *, dark=20.0, bright=400.0, voxel=1.0, step=0.25):
     ap = np.arange(-30, 0 + step / 2, step)
     si = np.arange(-6, 20 + step / 2, step)
     centres = np.arange(-32, 2 + voxel / 2, voxel) + 0.123
-    lo, hi = centres - voxel / 2, centres + voxel / 2
+    lo = centres - voxel / 2  # pixels' lower faces
     plane = np.empty((len(ap), len(si)))
     for j, s in enumerate(si):
         frac_bright = np.clip((edge_of_si(s) - lo) / voxel, 0, 1)

@@ -216,7 +216,6 @@ def _first(seq_owner, name):
 
 def _frames_of(ds, path: Path) -> list[Frame]:
     rows, cols = int(ds.Rows), int(ds.Columns)
-    nframes = int(getattr(ds, "NumberOfFrames", 1) or 1)
     if "PerFrameFunctionalGroupsSequence" in ds:
         shared = _first(ds, "SharedFunctionalGroupsSequence")
         out = []
@@ -243,7 +242,6 @@ def _frames_of(ds, path: Path) -> list[Frame]:
             temporal = get("FrameContentSequence", "TemporalPositionIndex")
             stack_pos = get("FrameContentSequence", "InStackPositionNumber")
             echo_no = None
-            dim = get("FrameContentSequence", "DimensionIndexValues")
             out.append(Frame(
                 path, n,
                 None if ipp is None else np.array([float(v) for v in ipp]),

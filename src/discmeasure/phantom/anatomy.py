@@ -206,7 +206,7 @@ class Phantom:
         level_idx = np.full(n, -1, np.int8)
 
         # body outline: soft tissue ellipse around the spine, fat rim, posterior fat
-        x, y, z = p[:, 0], p[:, 1], p[:, 2]
+        x, y = p[:, 0], p[:, 1]
         yc = y + 20.0
         outline = (x / 160.0) ** 2 + (yc / 125.0) ** 2
         tissue[outline <= 1.0] = FAT

@@ -9,8 +9,6 @@ slice's pixel array is ``data[:, :, k].T``.
 
 from __future__ import annotations
 
-import datetime
-import hashlib
 import os
 from pathlib import Path
 

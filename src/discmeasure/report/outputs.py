@@ -51,11 +51,6 @@ def _csv(df, path):
 
 def write_visit(result, out_dir: str | os.PathLike, *, pictures: bool = True) -> Path:
     """measurements.csv/.json, labels and T2 maps (NIfTI), QC pictures and report.html of one visit."""
-    from ..geometry import resample
-    from ..io.write import save_nifti
-    from . import html as H
-    from . import qc
-
     out_dir = Path(out_dir)
     with staged_dir(out_dir) as d:
         visit_files(result, d, pictures=pictures)

@@ -47,7 +47,6 @@ def segment_seeded(scan, seeds, *, lowest_level: str = "L5-S1", max_distance_mm:
     except SegmentationError as exc:
         raise SegmentationError(f"seeded segmentation could not find the structures ({exc.reason})",
                                 hint="check the image; seeds only relabel what is found") from None
-    world = None
     disc_vals = [int(v) for v in np.unique(base) if lab.is_disc(v)]
     centroids = {}
     for v in disc_vals:

@@ -90,7 +90,7 @@ def _prepare(data, echo_times_ms, mask):
     meta: dict = {}
     if isinstance(data, Scan):
         if data.ndim != 4:
-            raise FitError(f"scan has one volume; T2 fitting needs a multi-echo series (4-D)",
+            raise FitError("scan has one volume; T2 fitting needs a multi-echo series (4-D)",
                            hint="load the multi-echo series (all echoes)")
         affine = data.affine
         meta = dict(data.meta)
