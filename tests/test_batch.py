@@ -53,6 +53,17 @@ def test_batch_failures_and_kill_resume(tmp_path, sample_scans):
     pd.testing.assert_frame_equal(pd.read_csv(out / "cohort.csv"), cohort)
     assert not list(out.rglob(".*.tmp*"))
 
+    # a manifest row that now points to other data: that subject runs again (before, --resume kept
+    # its old outputs, since the marker held only the outputs' hashes)
+    m.write_text(m.read_text().replace(f"A,month12,{sample_scans / 'post'}", f"A,month12,{sample_scans / 'pre'}"))
+    r3 = subprocess.run(EXE + ["batch", str(m), "--out", str(out), "--resume", "--no-pictures"], capture_output=True,
+                        text=True, timeout=900)
+    assert r3.returncode == 1 and "resumed 1" in r3.stdout, r3.stdout  # B only
+    a = pd.read_csv(out / "A" / "baseline" / "measurements.csv")
+    b = pd.read_csv(out / "A" / "month12" / "measurements.csv")
+    pd.testing.assert_frame_equal(a, b)  # both visits of A are now the same study
+    assert not (pd.read_csv(out / "B" / "month12" / "measurements.csv")).equals(a)
+
 
 
 @pytest.mark.slow

@@ -106,6 +106,37 @@ def test_pair_parallel_equals_serial(tmp_path, sample_scans):
                                       np.asanyarray(nib.load(tmp_path / "par" / rel).dataobj))
 
 
+def test_out_never_replaces_what_discmeasure_did_not_write(tmp_path, sample_scans):
+    """`--out` used to be replaced whole, whatever it held: `measure STUDY --out STUDY` deleted the
+    study's DICOM files. Now an existing file, a non-empty folder without discmeasure's marker
+    and the current folder are refused (exit 2, one line naming it) before any work."""
+    import shutil
+
+    study = tmp_path / "study"
+    shutil.copytree(sample_scans / "pre", study)
+    before = tree_hash(study)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    afile = tmp_path / "afile"
+    afile.write_text("keep me too")
+    for out, cwd in ((study, None), (study / "T2W_SAG", None), (mine, None), (afile, None), (".", mine)):
+        r = run("measure", study, "--out", out, cwd=cwd)
+        assert r.returncode == 2, (out, r.stdout, r.stderr)
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error:") and "--out" in lines[0], (out, r.stderr)
+    r = run("pair", study, study, "--out", mine)
+    assert r.returncode == 2 and "not written by discmeasure" in r.stderr, r.stderr
+    assert tree_hash(study) == before
+    assert (mine / "notes.txt").read_text() == "keep me" and sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+    assert afile.read_text() == "keep me too"
+    assert not list(tmp_path.glob(".*")), list(tmp_path.glob(".*"))  # no staging leftovers
+    # segment: a wrong output name is refused before the segmentation, as an input error
+    r = run("segment", study, "-o", tmp_path / "labels.png")
+    assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith("error:"), r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "labels.png").exists()
+
+
 def test_pair_bad_follow_up_one_line_error(tmp_path, sample_scans):
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "random.dcm").write_bytes(np.random.default_rng(2).bytes(20000))
@@ -138,3 +169,7 @@ def test_measure_label_outlines_option(tmp_path, sample_scans):
         ref = dm.measure(scan, labels, refine_edges=refine).set_index("level").bulge_mm
         close = np.allclose(got.values, ref.loc[got.index].values, atol=1e-3, equal_nan=True)  # CSV: 4 decimals
         assert close == (not refine), (refine, got.values, ref.values)
+    # an earlier discmeasure output is replaced by the next run into the same folder
+    r = run("measure", sample_scans / "pre", "--out", out)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((out / "measurements.json").read_text())["provenance"]["parameters"]["refine_edges"] is True

@@ -51,3 +51,24 @@ def test_zoom_on_a_level_whose_bulge_was_withheld():
     qc.zoom_overlay(fig, df, "L4-L5")
     (w1, w0) = fig.axes[0].get_xlim()
     assert x0 < df.bulge_point_y_mm[0] < x1 and w0 < df.bulge_point_y_mm[0] < w1
+
+
+def test_outputs_get_the_umask_permissions_not_private_temp_ones(tmp_path):
+    """Outputs are written to temporary files/folders (0600/0700) and renamed: they used to keep
+    those private modes, unreadable to colleagues on a shared server, unlike a plain open()."""
+    import os
+
+    from discmeasure.atomic import write_bytes
+    from discmeasure.report.outputs import OUTPUT_MARKER, staged_dir
+
+    old = os.umask(0o022)
+    try:
+        with staged_dir(tmp_path / "visit") as d:
+            write_bytes(d / "a.csv", b"x\n")
+        write_bytes(tmp_path / "b.png", b"png")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "visit" / OUTPUT_MARKER).is_file()
+    assert oct((tmp_path / "visit").stat().st_mode & 0o777) == oct(0o755)
+    assert oct((tmp_path / "visit" / "a.csv").stat().st_mode & 0o777) == oct(0o644)
+    assert oct((tmp_path / "b.png").stat().st_mode & 0o777) == oct(0o644)

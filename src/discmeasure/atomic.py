@@ -11,7 +11,31 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_path", "write_text", "write_bytes"]
+__all__ = ["atomic_path", "write_text", "write_bytes", "default_mode"]
+
+
+def default_mode(*, folder: bool = False) -> int:
+    """The permissions a plain ``open()`` / ``mkdir()`` would give under the current umask.
+
+    ``tempfile`` creates its files 0600 and folders 0700 (private); outputs renamed from them
+    would stay unreadable to colleagues on a shared server, unlike files written directly.
+    """
+    return (0o777 if folder else 0o666) & ~_umask()
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where the system tells it (Linux); else set
+    and restored at once."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
 
 
 @contextlib.contextmanager
@@ -31,6 +55,8 @@ def atomic_path(path: str | os.PathLike, *, suffix: str | None = None):
     tmp = Path(tmp)
     try:
         yield tmp
+        if tmp.exists():
+            os.chmod(tmp, default_mode())
         os.replace(tmp, path)
     finally:
         if tmp.exists():

@@ -138,16 +138,56 @@ def _hashes(folder: Path) -> dict[str, str]:
     return out
 
 
-def is_done(folder: Path) -> bool:
-    """True when the subject folder has a marker whose hashes match its files."""
+def _stat_digest(path) -> str:
+    """SHA-256 over (relative name, size, modification time) of a file or of every file under a folder.
+
+    Cheap (no file is read) and changes when an input is replaced, re-exported or edited.
+    "" when ``path`` is not an existing file or folder (e.g. a series number given for ``mese``).
+    """
+    p = Path(path)
+    if not p.exists():
+        return ""
+    files = [p] if p.is_file() else sorted(f for f in p.rglob("*") if f.is_file())
+    h = hashlib.sha256()
+    for f in files:
+        st = f.stat()
+        h.update(f"{f.relative_to(p) if f != p else f.name}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def inputs_fingerprint(visits: list[dict]) -> list[dict]:
+    """What a subject's outputs were made from: per visit its timepoint, and for ``path``, ``mese``
+    and ``labels`` the value given (absolute when a path) and :func:`_stat_digest` of it."""
+    out = []
+    for v in visits:
+        entry = {"timepoint": str(v["timepoint"])}
+        for key in ("path", "mese", "labels"):
+            val = v.get(key) or ""
+            val = "" if (isinstance(val, float) and np.isnan(val)) else str(val)
+            is_path = bool(val) and Path(val).exists()
+            entry[key] = str(Path(val).absolute()) if is_path else val
+            entry[f"{key}_stat"] = _stat_digest(val) if is_path else ""
+        out.append(entry)
+    return out
+
+
+def is_done(folder: Path, visits: list[dict] | None = None) -> bool:
+    """True when the subject folder has a marker whose hashes match its files and, with ``visits``
+    (the manifest's rows of the subject), whose inputs match those rows and their files now
+    (:func:`inputs_fingerprint`): a row that points elsewhere, or an input file replaced since,
+    makes the subject run again."""
     m = folder / MARKER
     if not m.is_file():
         return False
     try:
-        saved = json.loads(m.read_text())["files"]
-    except (ValueError, KeyError):
+        saved = json.loads(m.read_text())
+        files = saved["files"]
+        inputs = saved.get("inputs")
+    except (ValueError, KeyError, TypeError, AttributeError):
         return False
-    return saved == _hashes(folder)
+    if visits is not None and inputs != inputs_fingerprint(visits):
+        return False
+    return files == _hashes(folder)
 
 
 def process_subject(subject: str, visits: list[dict], out_dir: str, pictures: bool = True) -> dict:
@@ -173,6 +213,7 @@ def _process_subject(subject: str, visits: list[dict], out_dir: str, pictures: b
     from .report.outputs import staged_dir, visit_files
 
     out = Path(out_dir) / subject
+    inputs = inputs_fingerprint(visits)  # before the work: what these outputs are made from
     failures = []
     results = []
     for v in visits:
@@ -206,7 +247,7 @@ def _process_subject(subject: str, visits: list[dict], out_dir: str, pictures: b
 
         write_text(out / "changes.csv", pd.concat(changes).to_csv(index=False, float_format="%.4f"))
     if not failures:
-        write_text(out / MARKER, json.dumps({"files": _hashes(out)}, indent=1) + "\n")
+        write_text(out / MARKER, json.dumps({"files": _hashes(out), "inputs": inputs}, indent=1) + "\n")
     return {"subject": subject, "failures": failures}
 
 
@@ -237,16 +278,19 @@ def run_batch(manifest_path, out_dir, *, workers: int = 1, scheduler: str | None
     from .comparison import cohort_summary
     from .report import html as H
 
+    from .report.outputs import OUTPUT_MARKER, check_output_dir
+
     manifest = read_manifest(manifest_path)
-    out = Path(out_dir)
+    out = check_output_dir(out_dir, replace=False)
     out.mkdir(parents=True, exist_ok=True)
+    (out / OUTPUT_MARKER).touch()
     subjects = list(dict.fromkeys(manifest.subject))
     tasks, skipped = [], []
     for s in subjects:
-        if resume and is_done(out / s):
+        visits = manifest[manifest.subject == s][["timepoint", "path", "mese", "labels"]].to_dict("records")
+        if resume and is_done(out / s, visits):
             skipped.append(s)
             continue
-        visits = manifest[manifest.subject == s][["timepoint", "path", "mese", "labels"]].to_dict("records")
         tasks.append((s, visits))
     failures = []
     done = len(skipped)

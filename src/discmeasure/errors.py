@@ -20,6 +20,7 @@ __all__ = [
     "FitError",
     "SegmentationError",
     "MeasurementError",
+    "OutputError",
 ]
 
 
@@ -76,3 +77,7 @@ class SegmentationError(DiscmeasureError, ValueError):
 
 class MeasurementError(DiscmeasureError, ValueError):
     """A measurement cannot be made (e.g. a level lacks one of its vertebral bodies)."""
+
+
+class OutputError(DiscmeasureError, ValueError):
+    """An output path cannot be written (e.g. it would replace a folder discmeasure did not write)."""

@@ -28,7 +28,9 @@ def measure_cmd(
     """Segment, fit T2 and measure every disc level of one visit."""
     from ..pipeline import analyze
     from ..report import write_visit
+    from ..report.outputs import check_output_dir
 
+    check_output_dir(out)  # refuse before the work, not after it
     mese_arg = mese if (mese and Path(mese).exists()) else None
     prog, cb = progress_bar("measure")
     with prog:

@@ -94,7 +94,9 @@ def run_pair(pre: Path, post: Path, out: Path, *, subject: Optional[str] = None,
     from ..comparison import compare
     from ..pipeline import analyze
     from ..report import write_pair
+    from ..report.outputs import check_output_dir
 
+    check_output_dir(out)  # refuse before the work, not after it
     if parallel is None:
         parallel = parallel_possible()
     prog, cb = progress_bar("pre/post")

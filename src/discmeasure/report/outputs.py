@@ -15,22 +15,64 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import write_text
+from ..atomic import default_mode, write_text
 
-__all__ = ["write_visit", "write_pair", "pair_files", "visit_files", "staged_dir", "MAIN_COLUMNS"]
+__all__ = ["write_visit", "write_pair", "pair_files", "visit_files", "staged_dir", "check_output_dir", "MAIN_COLUMNS",
+           "OUTPUT_MARKER"]
+
+#: Empty file that marks a folder as written by discmeasure: only such a folder (or an empty one)
+#: is ever replaced by a new output.
+OUTPUT_MARKER = ".discmeasure-output"
 
 MAIN_COLUMNS = ["level", "bulge_mm", "bulge_midsagittal_mm", "height_anterior_mm", "height_middle_mm",
                 "height_posterior_mm", "dhi", "t2_np_ms", "t2_disc_ms", "sir_np_csf", "qc_flags"]
 
 
+def check_output_dir(final: str | os.PathLike, *, replace: bool = True) -> Path:
+    """The absolute output folder ``final``, after checking that writing it replaces nothing of the user's.
+
+    An output folder may be new, empty, or an earlier discmeasure output (it holds
+    :data:`OUTPUT_MARKER`): those are replaced whole. An existing file, a folder with other
+    content (e.g. the input study, the current folder) or a folder that holds the current folder
+    is refused with :class:`~discmeasure.errors.OutputError`, before any work is done.
+    ``replace=False`` (a batch's root folder, written into, never replaced) allows the current
+    folder.
+    """
+    from ..errors import OutputError
+
+    final = Path(final).expanduser().absolute()
+    final = Path(os.path.normpath(final))
+    if final.parent == final:
+        raise OutputError("cannot write an output folder at the file system's root", path=final,
+                          hint="choose a new folder for --out")
+    if final.exists() or final.is_symlink():
+        if not final.is_dir() or final.is_symlink():
+            raise OutputError("exists and is not a folder", path=final, hint="choose a new folder name for --out")
+        if any(final.iterdir()) and not (final / OUTPUT_MARKER).is_file():
+            raise OutputError("folder exists, is not empty and was not written by discmeasure", path=final,
+                              hint="choose a new or empty folder for --out; nothing in it is replaced")
+        cwd = Path.cwd().absolute()
+        if replace and (cwd == final or final in cwd.parents):
+            raise OutputError("the output folder holds the current folder", path=final,
+                              hint="choose another folder for --out")
+    return final
+
+
 @contextlib.contextmanager
 def staged_dir(final: str | os.PathLike):
-    """Yield a temporary folder beside ``final``; on success replace ``final`` with it."""
-    final = Path(final)
+    """Yield a temporary folder beside ``final``; on success replace ``final`` with it.
+
+    ``final`` is checked first (:func:`check_output_dir`): only a new or empty folder, or an
+    earlier discmeasure output, is replaced. The new folder carries :data:`OUTPUT_MARKER`.
+    """
+    final = check_output_dir(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    os.chmod(tmp, default_mode(folder=True))
     try:
+        (tmp / OUTPUT_MARKER).touch()
         yield tmp
+        check_output_dir(final)  # still replaceable after the work (nothing appeared in the meantime)
         if final.exists():
             old = final.with_name(f".{final.name}.old")
             if old.exists():
