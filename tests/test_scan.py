@@ -87,3 +87,14 @@ def test_public_names_are_the_functions_even_after_submodule_imports():
         importlib.import_module(mod)
     for name in ("compare", "segment", "measure", "analyze", "fit_t2", "load", "load_study", "cohort_summary", "rois"):
         assert callable(getattr(dm, name)) and not isinstance(getattr(dm, name), type(dm)), name
+
+
+def test_reprs_summarise_instead_of_printing_arrays(sample_scans):
+    """repr(Result) / repr(Segmentation) / repr(T2Fit) printed whole label and map arrays."""
+    import discmeasure as dm
+
+    res = dm.analyze(sample_scans / "pre")
+    for obj in (res, res.segmentation, res.t2):
+        text = repr(obj)
+        assert len(text) < 600 and "array(" not in text and "\n" not in text, text
+    assert "L4-L5" in repr(res.segmentation) and res.subject in repr(res)

@@ -75,6 +75,12 @@ class Result:
     t2: Any = None
     provenance: dict = field(default_factory=dict)
 
+    def __repr__(self) -> str:  # a summary: the dataclass default printed the label and T2 arrays
+        n = len(self.measurements) if self.measurements is not None else 0
+        t2 = f", t2={self.t2.method}" if self.t2 is not None else ""
+        return (f"<Result subject={self.subject!r} timepoint={self.timepoint!r} scan={self.scan!r} "
+                f"segmentation={self.segmentation!r} levels measured={n}{t2}>")
+
     def to_json(self) -> dict:
         """Measurements and provenance as JSON-able data (no patient-identifying fields)."""
         import json

@@ -56,6 +56,12 @@ class Segmentation:
         if self.body_fraction is not None and self.bodies_at_creation is None:
             self.bodies_at_creation = bodies_digest(self.labels)
 
+    def __repr__(self) -> str:  # a summary: the dataclass default printed the whole label array
+        flagged = sorted(lv for lv, q in self.qc.items() if isinstance(q, dict) and q.get("flags"))
+        pv = ", body_fraction" if self.body_fraction is not None else ""
+        fl = f", flagged={flagged}" if flagged else ""
+        return f"<Segmentation {self.method or '?'} shape={tuple(self.labels.shape)} levels={list(self.levels)}{fl}{pv}>"
+
     def to_scan(self):
         from ..scan import Scan
 

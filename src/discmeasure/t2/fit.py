@@ -49,6 +49,9 @@ class T2Fit:
         The echo data fitted (kept for ROI-averaged decay curves in :func:`t2_stats`).
     """
 
+    def __repr__(self) -> str:  # a summary, not the maps
+        return f"<T2Fit {self.method} shape={tuple(np.shape(self.t2_ms))} echoes={len(self.echo_times_ms)}>"
+
     t2_ms: np.ndarray
     s0: np.ndarray
     b1: np.ndarray
