@@ -98,3 +98,33 @@ def test_reprs_summarise_instead_of_printing_arrays(sample_scans):
         text = repr(obj)
         assert len(text) < 600 and "array(" not in text and "\n" not in text, text
     assert "L4-L5" in repr(res.segmentation) and res.subject in repr(res)
+
+
+def test_input_errors_say_what_to_do(tmp_path):
+    """Messages a smoke test found unhelpful: a picture file was "no DICOM images found", a folder
+    of NIfTI files too, an empty file had no advice, and a scan with no lumbar disc failed with
+    "segment the scan first" without naming the file."""
+    import nibabel as nib
+
+    import discmeasure as dm
+
+    png = tmp_path / "slice.png"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100))
+    with pytest.raises(InputError, match="picture files carry no scanner geometry") as e:
+        dm.load(png)
+    assert str(e.value).startswith(str(png)) and "DICOM" in str(e.value)
+    folder = tmp_path / "niftis"
+    folder.mkdir()
+    nib.save(nib.Nifti1Image(np.zeros((4, 4, 4), np.float32), np.eye(4)), folder / "t2.nii.gz")
+    with pytest.raises(DiscmeasureError, match="give one of them, e.g. t2.nii.gz"):
+        dm.load(folder)
+    (tmp_path / "empty.nii.gz").write_bytes(b"")
+    with pytest.raises(InputError, match="copy the file again"):
+        dm.load(tmp_path / "empty.nii.gz")
+    # a volume without spine: the pipeline's error names the file
+    rng = np.random.default_rng(0)
+    nib.save(nib.Nifti1Image(rng.random((40, 64, 64)).astype(np.float32), np.diag([1.0, 1.0, 1.0, 1.0])),
+             tmp_path / "noise.nii.gz")
+    with pytest.raises(DiscmeasureError) as e:
+        dm.analyze(tmp_path / "noise.nii.gz")
+    assert str(tmp_path / "noise.nii.gz") in str(e.value), str(e.value)

@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, MeasurementError, SegmentationError
 from .scan import Scan
 
 __all__ = ["Result", "analyze", "pseudonym", "hash_inputs", "load_anatomy", "default_subject"]
@@ -209,6 +209,7 @@ def analyze(
     inputs: list[dict] = []
     tick("load", 0.0)
     scan = None
+    path = None  # the input's path, when given one (named in errors)
     if isinstance(study_or_scan, Scan):
         scan = study_or_scan
     elif hasattr(study_or_scan, "t2w") and not isinstance(study_or_scan, (str, os.PathLike)):
@@ -238,20 +239,26 @@ def analyze(
         mese = load(mese)
     if scan.ndim == 4:
         raise InputError(
-            f"the anatomical image has {scan.n_volumes} volumes", hint="give a single T2-weighted volume"
+            f"the anatomical image has {scan.n_volumes} volumes", path=path,
+            hint="give a single T2-weighted volume (of a dual-echo PD/T2 series, its T2-weighted echo)"
         )
     timings["load_s"] = time.perf_counter() - t0
 
     tick("segment", 0.15)
     t1 = time.perf_counter()
-    if labels is not None:
-        if isinstance(labels, (str, os.PathLike)):
-            inputs.append(hash_inputs(labels))
-        seg = segment(scan, method="labels", labels=labels)
-    elif seeds is not None:
-        seg = segment(scan, method="seeded", seeds=seeds)
-    else:
-        seg = segment(scan, method=segment_method)
+    try:
+        if labels is not None:
+            if isinstance(labels, (str, os.PathLike)):
+                inputs.append(hash_inputs(labels))
+            seg = segment(scan, method="labels", labels=labels)
+        elif seeds is not None:
+            seg = segment(scan, method="seeded", seeds=seeds)
+        else:
+            seg = segment(scan, method=segment_method)
+    except SegmentationError as exc:
+        if exc.path is not None or not isinstance(path, (str, os.PathLike)):
+            raise
+        raise SegmentationError(exc.reason, path=path, hint=exc.hint) from None  # name the input
     timings["segment_s"] = time.perf_counter() - t1
 
     fit = None
@@ -268,7 +275,12 @@ def analyze(
 
     tick("measure", 0.8)
     t1 = time.perf_counter()
-    table = measure(scan, seg, t2=fit, band_mm=band_mm, refine_edges=refine_edges)
+    try:
+        table = measure(scan, seg, t2=fit, band_mm=band_mm, refine_edges=refine_edges)
+    except MeasurementError as exc:
+        if exc.path is not None or path is None:
+            raise
+        raise MeasurementError(exc.reason, path=path, hint=exc.hint) from None  # name the input
     timings["measure_s"] = time.perf_counter() - t1
     timings["total_s"] = time.perf_counter() - t0
 

@@ -380,8 +380,10 @@ def scan_folder(path: str | os.PathLike, *, workers: int | None = None) -> list[
         if bad:
             p, exc = bad[0]
             raise DicomError(f"DICOM header unreadable ({type(exc).__name__}: {exc})", path=p, hint="the file may be damaged")
-        raise DicomError("no DICOM images found", path=root,
-                         hint="point to a DICOM series or study folder, a DICOM file, or a NIfTI file")
+        nifti = sorted(Path(root).glob("*.nii*")) if Path(root).is_dir() else []
+        hint = ("the folder holds NIfTI files: give one of them, e.g. " + nifti[0].name if nifti else
+                "point to a DICOM series or study folder, a DICOM file, or a NIfTI file")
+        raise DicomError("no DICOM images found", path=root, hint=hint)
     return sorted(series.values(), key=lambda s: (s.number if s.number is not None else 1 << 30, s.key))
 
 

@@ -133,7 +133,10 @@ def load(path, *, series=None) -> Scan:
     if not p.exists():
         raise InputError("no such file or folder", path=p, hint="check the path")
     if p.is_file() and p.stat().st_size == 0:
-        raise InputError("file is empty", path=p)
+        raise InputError("file is empty", path=p, hint="an interrupted copy or export? copy the file again")
+    if p.is_file() and p.suffix.lower() in (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif"):
+        raise InputError("picture files carry no scanner geometry and are not read",
+                         path=p, hint="give the DICOM series or a NIfTI file")
     if p.is_file() and _is(p, _NIFTI):
         return load_nifti(p)
     if p.is_file() and _is(p, _ITK):

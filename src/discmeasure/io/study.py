@@ -104,7 +104,7 @@ def load_study(path: str | os.PathLike, *, t2w=None, mese=None) -> Study:
     if t2w_key is None and mese_key is None:
         listing = "; ".join(i.label() for i in infos)
         raise InputError(f"no T2-weighted or multi-echo series recognised ({listing})", path=p,
-                         hint="choose series explicitly (t2w=..., mese=...)")
+                         hint="choose series explicitly: --t2w / --mese on the command line, t2w= / mese= in load_study")
     for s in summaries:
         s["role"] = "t2w" if s["key"] == t2w_key else ("mese" if s["key"] == mese_key else "")
     return Study(p, summaries, t2w_key, mese_key, by_key)

@@ -168,7 +168,9 @@ def measure(scan, segmentation, *, t2=None, band_mm: float = 5.0, plane_step_mm:
     body_fraction = _body_fraction(segmentation, lbl, aff)
     discs = disc_labels(lbl)
     if not discs:
-        raise MeasurementError("no disc labels (101-125) in the segmentation", hint="segment the scan first")
+        raise MeasurementError("no disc labels (101-125) in the segmentation",
+                               hint="not a lumbar T2-weighted scan, or no disc was found: segment it, import labels "
+                                    "(--labels) or seed the discs in napari")
     image = np.asarray(scan.data if scan.ndim == 3 else scan.data[..., 0], dtype=float)
     voxel_volume = float(abs(np.linalg.det(aff[:3, :3])))
     roi_map = np.zeros(lbl.shape, np.int32)
