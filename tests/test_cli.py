@@ -137,6 +137,18 @@ def test_out_never_replaces_what_discmeasure_did_not_write(tmp_path, sample_scan
     assert "Traceback" not in r.stderr and not (tmp_path / "labels.png").exists()
 
 
+def test_library_warnings_are_single_lines_without_header_values(tmp_path, testdata):
+    """pydicom warned about an invalid UID with the UID's value, over several lines, before the
+    error line; the CLI shows each distinct warning once, on one line, without header values."""
+    f = testdata / "dicom" / "pydicom_data" / "bad_sequence.dcm"
+    r = run("measure", f, "--out", tmp_path / "o")
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert lines[-1].startswith("error:") and all(ln.startswith(("warning:", "error:")) for ln in lines), r.stderr
+    assert any("Invalid value for VR UI" in ln for ln in lines) and "'" not in "".join(lines[:-1]), r.stderr
+    assert len(lines) == len(set(lines)), r.stderr
+
+
 def test_pair_bad_follow_up_one_line_error(tmp_path, sample_scans):
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "random.dcm").write_bytes(np.random.default_rng(2).bytes(20000))

@@ -64,9 +64,31 @@ def error_line(exc: BaseException) -> str:
     return f"error: internal error {type(exc).__name__}: {exc} (please report this with the command you ran)"
 
 
+def _one_line_warnings() -> None:
+    """Show each distinct warning once, on one ``warning:`` line (libraries' multi-line warnings,
+    repeated for every DICOM file, buried the one ``error:`` line)."""
+    import warnings
+
+    seen: set[str] = set()
+
+    import re
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = " ".join(str(message).split())
+        # pydicom quotes the offending header value (a UID, a name...): never echo header values
+        text = re.sub(r"(Invalid value for VR \w+): .*", r"\1 in a DICOM header (value not shown; read anyway)", text)
+        if text in seen:
+            return
+        seen.add(text)
+        print(f"warning: {text[:300]}", file=sys.stderr)
+
+    warnings.showwarning = show
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: runs the typer app; bad input ends in one ``error:`` line."""
     _register()
+    _one_line_warnings()
     try:
         # standalone mode: typer/click handle --help, usage errors and exit codes;
         # any other exception propagates to here.

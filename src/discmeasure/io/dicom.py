@@ -291,7 +291,9 @@ def _mosaic_frames(ds, path: Path, te) -> list[Frame]:
     ipp0 = ipp + row * cs * (int(ds.Columns) - cols) / 2 + col * rs * (int(ds.Rows) - rows) / 2
     normal = np.cross(row, col)
     try:
-        from nibabel.nicom import csareader
+        with warnings.catch_warnings():  # nibabel warns that its DICOM readers are experimental; only CSA is used
+            warnings.simplefilter("ignore", UserWarning)
+            from nibabel.nicom import csareader
 
         csa = csareader.get_csa_header(ds, "image")
         sn = csareader.get_slice_normal(csa)

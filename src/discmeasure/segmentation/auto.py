@@ -1519,13 +1519,13 @@ def segment_auto(scan, *, inplane_mm: float = 0.8, column_depth_mm: float = 60.0
             found, canal = (alt[0], [d["body"] for d in stacked]) + alt[2:], np.zeros(shape, bool)
     if found is None:
         raise SegmentationError("no spinal canal found (no long, thin bright structure) and no chain of "
-                                "vertebral bodies", hint="give a sagittal T2-weighted lumbar series, or use seeded segmentation")
+                                "vertebral bodies", hint="give a sagittal T2-weighted lumbar series, import labels (--labels) or seed the discs in napari")
     # S1 behind the column's line (a steep sacrum turns it backwards out of the search)
     found, s1_found = _s1_below(Wf, valid, found, sp, t_high, min_body_mm3 * _volume_scale(shape))
     comp, bodies, mid_raw, roi, rel_ap, t_low = found
     if len(bodies) < 2:
         raise SegmentationError(f"{len(bodies)} vertebral bod{'y' if len(bodies) == 1 else 'ies'} found",
-                                hint="the scan must show at least two vertebrae; try seeded segmentation")
+                                hint="the scan must show at least two vertebrae; import labels (--labels) or seed the discs in napari")
     bodies.sort(reverse=True)  # top (superior, high z) first
     # a body the search missed leaves a gap of about two vertebral pitches between its neighbours:
     # what lies between them is not a disc, and the numbering must skip the missed vertebra
