@@ -41,6 +41,8 @@ def test_demo_pair_outputs_no_phi_inputs_untouched(tmp_path, sample_scans):
             text = f.read_text(errors="ignore")
             for phi in ("PHANTOM^PRE", "PHANTOM^POST", "DM-PHANTOM-PRE", "DM-PHANTOM-POST"):
                 assert phi not in text, (f, phi)
+            # no input paths either: a folder name can hold a patient's name
+            assert str(sample_scans) not in text and "sample_scans" not in text, f
     for phi in ("PHANTOM^PRE", "DM-PHANTOM"):
         assert phi not in r.stdout and phi not in r.stderr
 

@@ -157,7 +157,8 @@ def _stat_digest(path) -> str:
 
 def inputs_fingerprint(visits: list[dict]) -> list[dict]:
     """What a subject's outputs were made from: per visit its timepoint, and for ``path``, ``mese``
-    and ``labels`` the value given (absolute when a path) and :func:`_stat_digest` of it."""
+    and ``labels`` a SHA-256 of the value given (absolute when a path; not the path itself, which
+    can hold a patient's name) and :func:`_stat_digest` of it."""
     out = []
     for v in visits:
         entry = {"timepoint": str(v["timepoint"])}
@@ -165,7 +166,7 @@ def inputs_fingerprint(visits: list[dict]) -> list[dict]:
             val = v.get(key) or ""
             val = "" if (isinstance(val, float) and np.isnan(val)) else str(val)
             is_path = bool(val) and Path(val).exists()
-            entry[key] = str(Path(val).absolute()) if is_path else val
+            entry[key] = hashlib.sha256((str(Path(val).absolute()) if is_path else val).encode()).hexdigest()
             entry[f"{key}_stat"] = _stat_digest(val) if is_path else ""
         out.append(entry)
     return out

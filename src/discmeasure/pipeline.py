@@ -31,7 +31,11 @@ def pseudonym(uid: str | None, *, prefix: str = "sub") -> str:
 
 
 def hash_inputs(path: str | os.PathLike, *, max_files: int = 20000) -> dict:
-    """SHA-256 over the bytes of every file of an input (file or folder, sorted by relative path)."""
+    """SHA-256 over the bytes of every file of an input (file or folder, sorted by relative path).
+
+    The path itself is not recorded: a folder or file name can hold a patient's name, and the
+    provenance goes into every output (match an input to it by its hash).
+    """
     p = Path(path)
     h = hashlib.sha256()
     files = [p] if p.is_file() else sorted(q for q in p.rglob("*") if q.is_file())
@@ -41,7 +45,7 @@ def hash_inputs(path: str | os.PathLike, *, max_files: int = 20000) -> dict:
         with open(q, "rb") as fh:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
                 h.update(chunk)
-    return {"path": str(p), "n_files": len(files), "sha256": h.hexdigest()}
+    return {"kind": "folder" if p.is_dir() else "file", "n_files": len(files), "sha256": h.hexdigest()}
 
 
 @dataclass
