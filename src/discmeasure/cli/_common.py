@@ -8,7 +8,10 @@ import sys
 from rich.console import Console
 from rich.table import Table
 
-console = Console(stderr=False, highlight=False)
+# piped or redirected output (no terminal): rich would wrap and cut tables at 80 columns, losing
+# QC flags and shapes in logs; give it room instead (a terminal keeps its own width)
+_WIDTH = None if sys.stdout.isatty() else 240
+console = Console(stderr=False, highlight=False, width=_WIDTH)
 err = Console(stderr=True, highlight=False)
 
 
