@@ -151,6 +151,18 @@ def test_library_warnings_are_single_lines_without_header_values(tmp_path, testd
     assert len(lines) == len(set(lines)), r.stderr
 
 
+def test_t2map_sidecar_follows_the_output_name_and_pair_warns_on_same_input(tmp_path, sample_scans):
+    """`t2map -o t2.nii.gz` wrote its sidecar as t2_t2_ms.json; `pair X X` ran without a word."""
+    import json
+
+    r = run("t2map", sample_scans / "pre", "-o", tmp_path / "t2.nii.gz")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "t2.json").is_file() and not (tmp_path / "t2_t2_ms.json").exists()
+    assert json.loads((tmp_path / "t2.json").read_text())
+    r = run("pair", tmp_path / "missing", tmp_path / "missing", "--out", tmp_path / "p")
+    assert "same input" in r.stderr and r.returncode == 2, r.stderr
+
+
 def test_pair_bad_follow_up_one_line_error(tmp_path, sample_scans):
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "random.dcm").write_bytes(np.random.default_rng(2).bytes(20000))

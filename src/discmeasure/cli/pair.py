@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import sys
 import types
 from pathlib import Path
 from typing import Optional
@@ -97,6 +98,8 @@ def run_pair(pre: Path, post: Path, out: Path, *, subject: Optional[str] = None,
     from ..report.outputs import check_output_dir
 
     check_output_dir(out)  # refuse before the work, not after it
+    if Path(pre).resolve() == Path(post).resolve():
+        print(f"warning: {pre}: PRE and POST are the same input; every change will be zero", file=sys.stderr)
     if parallel is None:
         parallel = parallel_possible()
     prog, cb = progress_bar("pre/post")

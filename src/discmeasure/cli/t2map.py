@@ -39,5 +39,9 @@ def t2map_cmd(
     paths = fit.save(stem)
     import os
 
+    from ..io.write import sidecar_path
+
     os.replace(paths["t2_ms"], out)
+    if sidecar_path(paths["t2_ms"]).is_file():  # the map's BIDS sidecar follows its new name
+        os.replace(sidecar_path(paths["t2_ms"]), sidecar_path(out))
     console.print(f"T2 map: {out}; quality maps: {', '.join(str(v) for k, v in paths.items() if k != 't2_ms')}")
