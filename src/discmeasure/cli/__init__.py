@@ -67,11 +67,10 @@ def error_line(exc: BaseException) -> str:
 def _one_line_warnings() -> None:
     """Show each distinct warning once, on one ``warning:`` line (libraries' multi-line warnings,
     repeated for every DICOM file, buried the one ``error:`` line)."""
+    import re
     import warnings
 
     seen: set[str] = set()
-
-    import re
 
     def show(message, category, filename, lineno, file=None, line=None):
         text = " ".join(str(message).split())
