@@ -19,14 +19,10 @@ def segment_cmd(
 ):
     """Segment discs, vertebral bodies and canal; write the label map (discmeasure convention)."""
     from ..io import load, load_study
-    from ..io.write import save_nifti
-    from ..errors import InputError
+    from ..io.write import nifti_path, save_nifti
     from ..segmentation import segment
 
-    if not out.name.endswith((".nii", ".nii.gz")):  # before the work, not after it
-        raise InputError("output must end in .nii or .nii.gz", path=out, hint="e.g. -o labels.nii.gz")
-    if out.is_dir():
-        raise InputError("output is a folder", path=out, hint="give a file name, e.g. -o labels.nii.gz")
+    nifti_path(out)  # before the work, not after it
     p = Path(path)
     scan = None
     if p.is_dir() and series is None:

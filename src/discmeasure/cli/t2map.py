@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -19,10 +20,11 @@ def t2map_cmd(
     series: Optional[str] = typer.Option(None, help="Series in a folder with several."),
 ):
     """Fit T2 voxel by voxel and write the maps."""
-    from ..errors import InputError
     from ..io import load, load_study
+    from ..io.write import nifti_path, sidecar_path
     from ..t2 import fit_t2
 
+    nifti_path(out)  # before the work, not after it
     p = Path(path)
     scan = None
     if p.is_dir() and series is None:
@@ -32,15 +34,9 @@ def t2map_cmd(
             scan = None
     scan = scan or load(p, series=series)
     name = out.name
-    if not name.endswith((".nii", ".nii.gz")):
-        raise InputError("output must end in .nii or .nii.gz", path=out)
     stem = out.with_name(name[: -len(".nii.gz")] if name.endswith(".nii.gz") else name[:-4])
     fit = fit_t2(scan, method=method)
     paths = fit.save(stem)
-    import os
-
-    from ..io.write import sidecar_path
-
     os.replace(paths["t2_ms"], out)
     if sidecar_path(paths["t2_ms"]).is_file():  # the map's BIDS sidecar follows its new name
         os.replace(sidecar_path(paths["t2_ms"]), sidecar_path(out))

@@ -8,7 +8,23 @@ from pathlib import Path
 
 from ..atomic import atomic_path, write_text
 
-__all__ = ["save_nifti", "sidecar_path"]
+__all__ = ["save_nifti", "sidecar_path", "nifti_path"]
+
+
+def nifti_path(path: str | os.PathLike) -> Path:
+    """``path`` checked as a NIfTI file to write: a ``.nii`` or ``.nii.gz`` name, not a folder.
+
+    :func:`save_nifti` checks it; the CLI commands call it before their work, so that a wrong
+    ``-o`` is refused at once, not after a segmentation or a fit.
+    """
+    from ..errors import OutputError
+
+    p = Path(path)
+    if not p.name.endswith((".nii", ".nii.gz")):
+        raise OutputError("a NIfTI output needs a .nii or .nii.gz name", path=p, hint="e.g. -o labels.nii.gz")
+    if p.is_dir():
+        raise OutputError("output is a folder", path=p, hint="give a file name, e.g. -o labels.nii.gz")
+    return p
 
 
 def sidecar_path(path: str | os.PathLike) -> Path:
@@ -28,9 +44,7 @@ def save_nifti(scan, path: str | os.PathLike, *, sidecar: bool = True) -> Path:
     """
     import nibabel as nib
 
-    path = Path(path)
-    if not (path.name.endswith(".nii") or path.name.endswith(".nii.gz")):
-        raise ValueError(f"{path}: NIfTI output needs a .nii or .nii.gz name")
+    path = nifti_path(path)
     img = scan.to_nifti()
     with atomic_path(path) as tmp:
         nib.save(img, str(tmp))
