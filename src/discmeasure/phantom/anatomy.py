@@ -289,14 +289,13 @@ class Phantom:
             cortex = np.full(len(q), self.cortex_mm)
             k = BODIES.index(name)
             # thin endplates: the lower face of the body above a level, the upper face of the one below
-            for level, t in self.endplate_mm.items():
-                i = LEVELS.index(level)
-                face = +1 if k == i + 1 else -1 if k == i else 0
-                if face:
-                    # the endplate zone: nearer the face than the walls (the body's own frame)
-                    foot = _footprint(q[:, 0], q[:, 1], wdt - 2 * self.corner_radius, d - 2 * self.corner_radius)
-                    near = (face * q[:, 2] > 0) & (h / 2 - face * q[:, 2] < -foot)
-                    cortex[near] = t
+            faces = [(+1 if k == LEVELS.index(lv) + 1 else -1, t) for lv, t in self.endplate_mm.items()
+                     if k in (LEVELS.index(lv), LEVELS.index(lv) + 1)]
+            if faces:
+                # the endplate zone: nearer the face than the walls (the body's own frame)
+                foot = _footprint(q[:, 0], q[:, 1], wdt - 2 * self.corner_radius, d - 2 * self.corner_radius)
+                for face, t in faces:
+                    cortex[(face * q[:, 2] > 0) & (h / 2 - face * q[:, 2] < -foot)] = t
             tissue[inb & (sdf > -cortex)] = CORTEX
             label[inb] = lab.vertebra_number(name)
             level_idx[inb] = -1
