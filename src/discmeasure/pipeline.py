@@ -7,6 +7,7 @@ series inside the discs' neighbourhood -> measure every level.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import platform
@@ -28,6 +29,17 @@ def pseudonym(uid: str | None, *, prefix: str = "sub") -> str:
     if not uid:
         return f"{prefix}-anonymous"
     return f"{prefix}-{hashlib.sha256(str(uid).encode()).hexdigest()[:8]}"
+
+
+@contextlib.contextmanager
+def _naming(path, errors):
+    """Re-raise ``errors`` that name no file with ``path`` (the analysed input) in front, same class."""
+    try:
+        yield
+    except errors as exc:
+        if exc.path is not None or path is None:
+            raise
+        raise type(exc)(exc.reason, path=path, hint=exc.hint) from None
 
 
 def hash_inputs(path: str | os.PathLike, *, max_files: int = 20000) -> dict:
@@ -250,7 +262,7 @@ def analyze(
 
     tick("segment", 0.15)
     t1 = time.perf_counter()
-    try:
+    with _naming(path, SegmentationError):
         if labels is not None:
             if isinstance(labels, (str, os.PathLike)):
                 inputs.append(hash_inputs(labels))
@@ -259,10 +271,6 @@ def analyze(
             seg = segment(scan, method="seeded", seeds=seeds)
         else:
             seg = segment(scan, method=segment_method)
-    except SegmentationError as exc:
-        if exc.path is not None or not isinstance(path, (str, os.PathLike)):
-            raise
-        raise SegmentationError(exc.reason, path=path, hint=exc.hint) from None  # name the input
     timings["segment_s"] = time.perf_counter() - t1
 
     fit = None
@@ -279,12 +287,8 @@ def analyze(
 
     tick("measure", 0.8)
     t1 = time.perf_counter()
-    try:
+    with _naming(path, MeasurementError):
         table = measure(scan, seg, t2=fit, band_mm=band_mm, refine_edges=refine_edges)
-    except MeasurementError as exc:
-        if exc.path is not None or path is None:
-            raise
-        raise MeasurementError(exc.reason, path=path, hint=exc.hint) from None  # name the input
     timings["measure_s"] = time.perf_counter() - t1
     timings["total_s"] = time.perf_counter() - t0
 
