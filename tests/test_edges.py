@@ -8,21 +8,27 @@ import pytest
 from discmeasure.measurements.edges import refine_edge
 
 
-def _ramp_plane(edge_ap, *, dark=20.0, bright=400.0, voxel=0.7, step=0.25, noise=0.0, seed=0):
-    """A plane sampled at ``step`` of an image with ``voxel`` pixels: dark for ap > edge, bright behind.
+def _pv_profile(ap, edge_ap, *, dark, bright, voxel, noise=0.0, seed=0):
+    """Along ``ap``: an image of ``voxel`` pixels, dark for ap > edge, bright behind.
 
-    Each pixel holds the area fraction of each tissue (partial volume); the plane is the linear
-    interpolation of the pixel values, as sample_planes does.
+    Each pixel holds the area fraction of each tissue (partial volume); the profile is the linear
+    interpolation of the pixel values, as sample_planes does. The pixel grid is not aligned with
+    the edge.
     """
-    ap = np.arange(-10, 10 + step / 2, step)
-    si = np.arange(-5, 5 + step / 2, step)
-    centres = np.arange(-12, 12 + voxel / 2, voxel) + 0.123  # pixel grid not aligned with the edge
+    centres = np.arange(ap[0] - 2, ap[-1] + 2 + voxel / 2, voxel) + 0.123
     lo = centres - voxel / 2  # pixels' lower faces
     frac_bright = np.clip((edge_ap - lo) / voxel, 0, 1)  # share of the pixel behind (below) the edge
     vals = dark + (bright - dark) * frac_bright
     if noise:
         vals = vals + np.random.default_rng(seed).normal(0, noise, vals.shape)
-    prof = np.interp(ap, centres, vals)
+    return np.interp(ap, centres, vals)
+
+
+def _ramp_plane(edge_ap, *, dark=20.0, bright=400.0, voxel=0.7, step=0.25, noise=0.0, seed=0):
+    """A plane sampled at ``step`` of an image with ``voxel`` pixels, the edge at ``edge_ap`` in every row."""
+    ap = np.arange(-10, 10 + step / 2, step)
+    si = np.arange(-5, 5 + step / 2, step)
+    prof = _pv_profile(ap, edge_ap, dark=dark, bright=bright, voxel=voxel, noise=noise, seed=seed)
     return np.repeat(prof[:, None], len(si), axis=1), ap, si
 
 
@@ -77,12 +83,7 @@ def _wall_plane(edge_of_si, *, dark=20.0, bright=400.0, voxel=1.0, step=0.25):
     """
     ap = np.arange(-30, 0 + step / 2, step)
     si = np.arange(-6, 20 + step / 2, step)
-    centres = np.arange(-32, 2 + voxel / 2, voxel) + 0.123
-    lo = centres - voxel / 2  # pixels' lower faces
-    plane = np.empty((len(ap), len(si)))
-    for j, s in enumerate(si):
-        frac_bright = np.clip((edge_of_si(s) - lo) / voxel, 0, 1)
-        plane[:, j] = np.interp(ap, centres, dark + (bright - dark) * frac_bright)
+    plane = np.column_stack([_pv_profile(ap, edge_of_si(s), dark=dark, bright=bright, voxel=voxel) for s in si])
     return plane, ap, si
 
 
