@@ -178,3 +178,21 @@ def test_listhesis_offset_accepts_offset_walls_only():
     assert listhesis_offset(c_pi, c_ps, (-9.0, 0.6), lo) is None  # a wall 31 deg off the SI axis
     assert listhesis_offset(np.array([-9.0, 0.5]), np.array([-15.0, -0.5]), up, lo) is None  # one height
     assert listhesis_offset(np.array([-13.0, 2.5]), np.array([-15.0, -2.5]), (-13.0, 0.05), lo) is None  # 2 mm: normal
+
+
+def test_ap_length_of_a_disc_cut_in_two():
+    """A 1 mm gap in the disc's labels from endplate to endplate (5.5 mm behind the disc's centre,
+    between the heights' windows, every slice) cuts it in two on every plane: its AP length is
+    still the extent of both pieces (it was the longest piece's, 21 mm instead of 32 mm; on a
+    moved sct_t2_lumbar copy, cut by a body bridge, 21.9 mm instead of 33 mm and DHI 0.51
+    instead of 0.33)."""
+    spacing, shape = (0.5, 0.5, 3.0), (130, 160, 15)
+    aff, R = sagittal_affine(spacing, shape)
+    lab = block_labels(shape, aff, R, bulge_mm=2.0)
+    ijk = np.indices(shape).reshape(3, -1).T
+    y = (ijk @ aff[:3, :3].T + aff[:3, 3])[:, 1].reshape(shape)  # world AP (anterior +)
+    lab[(lab == 123) & (np.abs(y + 5.5) <= 0.5)] = 0
+    scan = Scan(np.where(lab == 123, 300.0, np.where(lab == 61, 500.0, 100.0)), aff)
+    row = measure(scan, lab).iloc[0]
+    assert row.ap_length_mm == pytest.approx(32, abs=0.5)
+    assert row.dhi == pytest.approx(20 / 32, abs=0.02)

@@ -111,6 +111,25 @@ def endplate_gap(stack: PlaneStack, k: int, ap_pos: float, *, min_gap_mm: float 
     return fitted if fitted >= min_gap_mm else np.nan
 
 
+def _area(c: np.ndarray) -> float:
+    """Area enclosed by a contour (shoelace formula; an open contour is closed by its chord)."""
+    x, y = c[:, 0], c[:, 1]
+    return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
+
+
+def _disc_pieces(disc_cs: list[np.ndarray], min_share: float = 0.1) -> list[np.ndarray]:
+    """The disc's contours on a plane that hold at least ``min_share`` of the largest one's area.
+
+    A disc can be cut in two on a plane (a bridge of body labels across it, an osteophyte, or a
+    segmentation error): its AP length is the extent of its pieces, not of the longest one
+    (sct_t2_lumbar, a moved copy: L2-L3 cut 10 mm from its back, 21.9 mm instead of 32-33 mm).
+    Specks (< 10 % of the largest piece) are left out.
+    """
+    areas = [_area(c) for c in disc_cs]
+    top = max(areas)
+    return [c for c, a in zip(disc_cs, areas) if a >= min_share * top]
+
+
 def plane_heights(stack: PlaneStack, k: int) -> dict[str, float]:
     """Heights, AP length and DHI on plane ``k`` (normally the mid-sagittal one)."""
     nan = dict(
@@ -128,8 +147,8 @@ def plane_heights(stack: PlaneStack, k: int) -> dict[str, float]:
     up = _near_disc(contours(stack.masks["upper"][k], ap, si), disc_pts)
     lo = _near_disc(contours(stack.masks["lower"][k], ap, si), disc_pts)
     out = dict(nan)
-    main = max(disc_cs, key=len)
-    out["ap_length_mm"] = float(main[:, 0].max() - main[:, 0].min())
+    pieces = _disc_pieces(disc_cs)
+    out["ap_length_mm"] = float(max(c[:, 0].max() for c in pieces) - min(c[:, 0].min() for c in pieces))
     if up is None or lo is None:
         return out
     a_post = 0.5 * (corner(up, (-1, -1))[0] + corner(lo, (-1, 1))[0])
