@@ -6,7 +6,8 @@ The copy is the same volume moved by a few degrees and millimetres (as a patient
 between visits) and resampled (cubic) back onto the original grid; both go through automatic
 segmentation and measurement independently, and the per-level differences are the method's
 repeatability under repositioning (goal: |Δbulge| and |Δheight| <= 0.5 mm). Writes the section
-`retest` of docs/validation.md. ``--png DIR`` also saves the QC pictures (not committed: the
+`retest` of docs/validation.md, with the repeatability coefficients that are the defaults of
+`discmeasure.comparison.REPEATABILITY` (tests/test_compare.py checks that they agree). ``--png DIR`` also saves the QC pictures (not committed: the
 volume's source states no licence).
 """
 
@@ -30,6 +31,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SCT = ROOT.parent / "shared" / "testdata" / "spine" / "sct_t2_lumbar" / "t2_lumbar.nii.gz"
 MOVES = [((3.0, -2.0, 2.0), (2.0, -3.0, 1.5)), ((-2.0, 1.5, -3.0), (-1.5, 2.5, -2.0))]
 METRICS = ["bulge_mm", "bulge_midsagittal_mm", "height_anterior_mm", "height_middle_mm", "height_posterior_mm"]
+#: metrics of the pre/post comparison whose repeatability this volume can give (no T2 series)
+RC_METRICS = METRICS + ["dhi", "volume_mm3", "sir_np_csf"]
+RC_KIND = {"volume_mm3": "rel", "sir_np_csf": "rel"}  # relative to the pair's mean; the others in their unit
 
 
 def move_matrix(scan: dm.Scan, rot_deg, shift_mm) -> np.ndarray:
@@ -66,6 +70,7 @@ def _pooled(base, copies, spacings=(0.79, 0.80, 0.81)):
     """
     rows = []
     out = {True: [], False: []}
+    pairs = {m: [] for m in RC_METRICS}  # the default pipeline's (refinement on) per-pair differences
     for ip in spacings:
         scans = [base] + list(copies)
         try:
@@ -79,6 +84,13 @@ def _pooled(base, copies, spacings=(0.79, 0.80, 0.81)):
                  if lv in m.index]
             d = [v for v in d if np.isfinite(v)]
             out[refine] += d
+            if refine:
+                for m in ms[1:]:
+                    for lv in ms[0].index:
+                        for metric in RC_METRICS:
+                            a = ms[0].loc[lv, metric]
+                            b = m.loc[lv, metric] if lv in m.index else np.nan
+                            pairs[metric].append((float(a), float(b)))
             rows.append(f"| {ip} | {'on' if refine else 'off'} | {np.median(d):.2f} | {np.max(d):.2f} | {len(d)} |")
         print(rows[-2], rows[-1], sep="\n", flush=True)
     lines = ["", "Pooled over working grids (in-plane 0.79 / 0.80 / 0.81 mm; `segment(..., inplane_mm=)`), "
@@ -90,6 +102,42 @@ def _pooled(base, copies, spacings=(0.79, 0.80, 0.81)):
             lines.append(f"- refinement {'on' if refine else 'off'}, pooled: median {np.median(a):.2f} mm, "
                          f"90th percentile {np.percentile(a, 90):.2f}, max {a.max():.2f}, mean {a.mean():.2f} "
                          f"over {a.size} level pairs.")
+    return lines + repeatability_table(pairs)
+
+
+def repeatability_coefficient(pairs, kind):
+    """Repeatability coefficient of paired measurements of the same anatomy.
+
+    RC = 2.77 x within-subject SD = 1.96 x the root mean square of the pair differences
+    (Bland & Altman 1999, doi:10.1177/096228029900800204): 95 % of the differences between two
+    measurements of an unchanged level lie within it. ``kind`` "rel": differences relative to
+    the pair's mean (a fraction). Returns ``(rc, n_pairs, n_one_sided)``: pairs with a value in
+    one measurement only are left out and counted.
+    """
+    p = np.asarray(pairs, float).reshape(-1, 2)
+    ok = np.isfinite(p).all(axis=1)
+    one = int((np.isfinite(p).sum(axis=1) == 1).sum())
+    a, b = p[ok, 0], p[ok, 1]
+    d = b - a if kind == "abs" else (b - a) / (0.5 * (a + b))
+    return (float(1.96 * np.sqrt(np.mean(d**2))) if d.size else np.nan), int(d.size), one
+
+
+def repeatability_table(pairs):
+    """The repeatability coefficients of :data:`RC_METRICS` as markdown lines: the defaults of
+    ``discmeasure.comparison.REPEATABILITY`` (tests/test_compare.py checks that they agree)."""
+    lines = ["", "Repeatability coefficients of the default pipeline (automatic segmentation, refinement on; "
+             "the volume against each copy, pooled over the three working grids): RC = 1.96 x RMS of the "
+             "differences = 2.77 x within-subject SD (Bland & Altman 1999), relative to the pair's mean for "
+             "`rel`. They are the defaults of `discmeasure.comparison.REPEATABILITY` (tests/test_compare.py "
+             "checks that the two agree). One 1 mm volume, repositioned and resampled only: a lower bound of "
+             "a scan-rescan RC (no new acquisition, noise or physiology); the volume's 38 mm left-right field "
+             "of view also cuts the discs, so a left-right move changes how much of them is imaged (volume).", "",
+             "<!-- RC_TABLE -->", "| metric | kind | RC | level pairs | measured in one only |", "|---|---|---|---|---|"]
+    for metric in RC_METRICS:
+        kind = RC_KIND.get(metric, "abs")
+        rc, n, one = repeatability_coefficient(pairs[metric], kind)
+        lines.append(f"| {metric} | {kind} | {rc:.2f} | {n} | {one} |")
+    print(*lines[-len(RC_METRICS):], sep="\n", flush=True)
     return lines
 
 

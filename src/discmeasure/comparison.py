@@ -8,9 +8,12 @@ the post disc of the same name.
 
 A change is flagged ``within_repeatability`` when its magnitude is below the
 repeatability coefficient RC = 2.77 x within-subject SD (Bland & Altman 1999;
-QIBA terminology, Raunig et al. 2015) of that measurement. Default RCs are
-those measured by ``benchmarks/validate_measure.py`` (docs/validation.md) and
-can be overridden.
+QIBA terminology, Raunig et al. 2015) of that measurement. The default RCs of
+the geometric measures and the signal ratio are measured by
+``benchmarks/validate_retest.py`` on real anatomy (docs/validation.md, table
+"Repeatability coefficients"): one 1 mm volume repositioned and resampled, a
+lower bound of a scan-rescan RC. The T2 ones are assumed, not measured (no
+repeated T2 series is available). Give your own with ``repeatability=``.
 
 References
 ----------
@@ -40,17 +43,21 @@ METRICS = (
 )
 
 #: repeatability coefficients: ("abs", value in the metric's unit) or ("rel", fraction of the pre value).
+#: Measured (all but T2): real-anatomy retest, sct_t2_lumbar against two rigidly moved copies,
+#: automatic segmentation, three working grids pooled, 32-36 level pairs each
+#: (``benchmarks/validate_retest.py``, docs/validation.md, 2026-11-24; tests/test_compare.py
+#: checks that these agree with that table). Assumed: T2 (5 %).
 REPEATABILITY = {
-    "bulge_mm": ("abs", 0.5),
-    "bulge_midsagittal_mm": ("abs", 0.5),
-    "height_anterior_mm": ("abs", 0.5),
-    "height_middle_mm": ("abs", 0.5),
-    "height_posterior_mm": ("abs", 0.5),
-    "dhi": ("abs", 0.03),
-    "volume_mm3": ("rel", 0.05),
+    "bulge_mm": ("abs", 1.72),
+    "bulge_midsagittal_mm": ("abs", 2.72),
+    "height_anterior_mm": ("abs", 1.01),
+    "height_middle_mm": ("abs", 1.85),
+    "height_posterior_mm": ("abs", 0.82),
+    "dhi": ("abs", 0.06),
+    "volume_mm3": ("rel", 0.23),
     "t2_np_ms": ("rel", 0.05),
     "t2_disc_ms": ("rel", 0.05),
-    "sir_np_csf": ("rel", 0.10),
+    "sir_np_csf": ("rel", 0.20),
 }
 
 
@@ -167,7 +174,8 @@ def compare(pre, post, *, register: bool = True, repeatability: dict | None = No
         :data:`METRICS`: ``m_pre``, ``m_post``, ``m_delta`` (post - pre), ``m_pct`` (100 delta / pre),
         ``m_within_repeatability``; plus ``level_match_distance_mm`` and ``level_match_ok`` from the
         registration and ``registration_rotation_deg`` / ``registration_translation_mm``.
-        ``attrs["registration"]`` holds the transform.
+        ``attrs["registration"]`` holds the transform, ``attrs["repeatability"]`` the coefficients
+        the flags used.
     """
     import pandas as pd
 
@@ -209,6 +217,7 @@ def compare(pre, post, *, register: bool = True, repeatability: dict | None = No
         row["registration_translation_mm"] = reg["translation_mm"] if reg else np.nan
         rows.append(row)
     df = pd.DataFrame(rows)
+    df.attrs["repeatability"] = {m: list(v) for m, v in rc.items()}  # the coefficients the flags used
     if reg is not None:
         df.attrs["registration"] = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in reg.items()}
     return df

@@ -49,7 +49,9 @@ def level_table(df, title: str) -> Table:
 
 def change_table(ch, title: str) -> Table:
     t = Table(title=title, title_justify="left")
-    for name in ("level", "bulge pre", "bulge post", "Δ mm", "Δ %", "beyond RC", "NP T2 pre", "NP T2 post", "Δ %", "level match"):
+    kind, value = ch.attrs.get("repeatability", {}).get("bulge_mm", ("abs", float("nan")))
+    beyond = f"beyond RC ({value:.2f} mm)" if kind == "abs" else f"beyond RC ({100 * value:.0f} %)"
+    for name in ("level", "bulge pre", "bulge post", "Δ mm", "Δ %", beyond, "NP T2 pre", "NP T2 post", "Δ %", "level match"):
         t.add_column(name, justify="right")
     for _, r in ch.iterrows():
         t.add_row(r.level, _fmt(r.bulge_mm_pre), _fmt(r.bulge_mm_post), _fmt(r.bulge_mm_delta), _fmt(r.bulge_mm_pct, 0),

@@ -172,4 +172,5 @@ def pair_files(pre, post, changes, d: Path, *, pictures: bool = True, visits: bo
     cols = [c for c in cols if c in changes.columns]
     body = H.table_html(changes, cols) + H.img_tag(png, "bulge change")
     write_text(d / "report.html", H.page(f"discmeasure pair: {pre.subject}", body,
-                                           {"registration": changes.attrs.get("registration")}))
+                                           {"registration": changes.attrs.get("registration"),
+                                            "repeatability coefficients": changes.attrs.get("repeatability")}))
