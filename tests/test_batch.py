@@ -64,6 +64,18 @@ def test_batch_failures_and_kill_resume(tmp_path, sample_scans):
     pd.testing.assert_frame_equal(a, b)  # both visits of A are now the same study
     assert not (pd.read_csv(out / "B" / "month12" / "measurements.csv")).equals(a)
 
+    # other repeatability coefficients: every subject runs again and its changes carry the new flags
+    r4 = subprocess.run(EXE + ["batch", str(m), "--out", str(out), "--resume", "--no-pictures", "--rc", "bulge_mm=0.5"],
+                        capture_output=True, text=True, timeout=900)
+    assert r4.returncode == 1 and "resumed 0" in r4.stdout, r4.stdout
+    ch = pd.read_csv(out / "changes.csv").set_index(["subject", "level"])
+    assert abs(ch.loc[("B", "L4-L5"), "bulge_mm_delta"]) > 0.5
+    assert not ch.loc[("B", "L4-L5"), "bulge_mm_within_repeatability"]
+    assert ch.loc[("B", "L3-L4"), "bulge_mm_within_repeatability"]
+    r5 = subprocess.run(EXE + ["batch", str(m), "--out", str(out), "--resume", "--no-pictures", "--rc", "bulge_mm=0.5"],
+                        capture_output=True, text=True, timeout=900)
+    assert "resumed 2" in r5.stdout, r5.stdout
+
 
 
 @pytest.mark.slow

@@ -199,3 +199,14 @@ def test_measure_label_outlines_option(tmp_path, sample_scans):
     r = run("measure", sample_scans / "pre", "--out", out)
     assert r.returncode == 0, r.stderr
     assert json.loads((out / "measurements.json").read_text())["provenance"]["parameters"]["refine_edges"] is True
+
+
+def test_bad_rc_option_one_line_error_before_work(tmp_path, sample_scans):
+    """`--rc` with an unknown metric or a bad value: one `error:` line, exit 2, nothing written."""
+    for cmd in (["pair", sample_scans / "pre", sample_scans / "post"], ["batch", tmp_path / "m.csv"]):
+        (tmp_path / "m.csv").write_text(f"subject,timepoint,path\nA,baseline,{sample_scans / 'pre'}\n")
+        for rc in ("bulge=1", "bulge_mm=-0.5"):
+            r = run(*cmd, "--out", tmp_path / "out", "--rc", rc)
+            lines = r.stderr.strip().splitlines()
+            assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith("error:") and "--rc" in lines[0], r.stderr
+            assert not (tmp_path / "out").exists()

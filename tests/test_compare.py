@@ -155,3 +155,18 @@ def test_change_table_and_report_name_the_coefficients_used(tmp_path):
     pair_files(pre, post, ch, tmp_path, pictures=False, visits=False)
     html = (tmp_path / "report.html").read_text()
     assert "repeatability coefficients" in html and "0.8" in html
+
+
+def test_parse_repeatability():
+    """--rc METRIC=VALUE: the default's kind, percentages for relative metrics, one-line errors."""
+    from discmeasure.comparison import parse_repeatability
+    from discmeasure.errors import InputError
+
+    assert parse_repeatability(None) == {}
+    assert parse_repeatability(["bulge_mm=0.8", "volume_mm3=10%", "sir_np_csf=0.15"]) == {
+        "bulge_mm": ("abs", 0.8), "volume_mm3": ("rel", pytest.approx(0.1)), "sir_np_csf": ("rel", 0.15)}
+    for bad, words in (("bulge=0.8", "METRIC one of"), ("bulge_mm", "METRIC=VALUE"), ("bulge_mm=-1", "positive"),
+                       ("bulge_mm=abc", "positive"), ("bulge_mm=5%", "not a percentage"), ("volume_mm3=0", "percentage")):
+        with pytest.raises(InputError) as e:
+            parse_repeatability([bad])
+        assert words in str(e.value) and "\n" not in str(e.value), (bad, str(e.value))

@@ -172,11 +172,12 @@ def inputs_fingerprint(visits: list[dict]) -> list[dict]:
     return out
 
 
-def is_done(folder: Path, visits: list[dict] | None = None) -> bool:
+def is_done(folder: Path, visits: list[dict] | None = None, repeatability: dict | None = None) -> bool:
     """True when the subject folder has a marker whose hashes match its files and, with ``visits``
     (the manifest's rows of the subject), whose inputs match those rows and their files now
     (:func:`inputs_fingerprint`): a row that points elsewhere, or an input file replaced since,
-    makes the subject run again."""
+    makes the subject run again; so do other repeatability coefficients than the ones its
+    changes were flagged with."""
     m = folder / MARKER
     if not m.is_file():
         return False
@@ -184,14 +185,23 @@ def is_done(folder: Path, visits: list[dict] | None = None) -> bool:
         saved = json.loads(m.read_text())
         files = saved["files"]
         inputs = saved.get("inputs")
+        rc = saved.get("repeatability", {})
     except (ValueError, KeyError, TypeError, AttributeError):
         return False
     if visits is not None and inputs != inputs_fingerprint(visits):
         return False
+    if rc != _rc_json(repeatability):
+        return False
     return files == _hashes(folder)
 
 
-def process_subject(subject: str, visits: list[dict], out_dir: str, pictures: bool = True) -> dict:
+def _rc_json(repeatability: dict | None) -> dict:
+    """The overrides of the repeatability coefficients as the marker stores them."""
+    return {k: list(v) for k, v in sorted((repeatability or {}).items())}
+
+
+def process_subject(subject: str, visits: list[dict], out_dir: str, pictures: bool = True,
+                    repeatability: dict | None = None) -> dict:
     """Analyse, write and compare one subject's visits. Returns {"subject", "failures": [...]}.
 
     Runs in a Dask worker process; never raises for bad input (failures are returned). With
@@ -205,10 +215,10 @@ def process_subject(subject: str, visits: list[dict], out_dir: str, pictures: bo
 
     one = os.environ.get("DISCMEASURE_THREADS") == "1"
     with single_blas_thread() if one else contextlib.nullcontext():
-        return _process_subject(subject, visits, out_dir, pictures)
+        return _process_subject(subject, visits, out_dir, pictures, repeatability)
 
 
-def _process_subject(subject: str, visits: list[dict], out_dir: str, pictures: bool) -> dict:
+def _process_subject(subject: str, visits: list[dict], out_dir: str, pictures: bool, repeatability=None) -> dict:
     from .comparison import compare
     from .pipeline import analyze
     from .report.outputs import staged_dir, visit_files
@@ -236,7 +246,7 @@ def _process_subject(subject: str, visits: list[dict], out_dir: str, pictures: b
         base = results[0]
         for r in results[1:]:
             try:
-                ch = compare(base, r)
+                ch = compare(base, r, repeatability=repeatability)
                 ch.insert(0, "timepoint", r.timepoint)
                 ch.insert(0, "baseline", base.timepoint)
                 ch.insert(0, "subject", subject)
@@ -248,7 +258,8 @@ def _process_subject(subject: str, visits: list[dict], out_dir: str, pictures: b
 
         write_text(out / "changes.csv", pd.concat(changes).to_csv(index=False, float_format="%.4f"))
     if not failures:
-        write_text(out / MARKER, json.dumps({"files": _hashes(out), "inputs": inputs}, indent=1) + "\n")
+        write_text(out / MARKER, json.dumps({"files": _hashes(out), "inputs": inputs,
+                                             "repeatability": _rc_json(repeatability)}, indent=1) + "\n")
     return {"subject": subject, "failures": failures}
 
 
@@ -272,8 +283,12 @@ def _tidy(out: Path, manifest):
 
 
 def run_batch(manifest_path, out_dir, *, workers: int = 1, scheduler: str | None = None, resume: bool = False,
-              pictures: bool = True, progress=None) -> dict:
-    """Run a manifest; returns {"failures": DataFrame, "cohort": DataFrame, "changes": DataFrame, "skipped": [...]}."""
+              pictures: bool = True, progress=None, repeatability: dict | None = None) -> dict:
+    """Run a manifest; returns {"failures": DataFrame, "cohort": DataFrame, "changes": DataFrame, "skipped": [...]}.
+
+    ``repeatability``: overrides of :data:`discmeasure.comparison.REPEATABILITY` for the changes'
+    flags (a resumed subject flagged with other ones runs again).
+    """
     import pandas as pd
 
     from .comparison import cohort_summary
@@ -289,7 +304,7 @@ def run_batch(manifest_path, out_dir, *, workers: int = 1, scheduler: str | None
     tasks, skipped = [], []
     for s in subjects:
         visits = manifest[manifest.subject == s][["timepoint", "path", "mese", "labels"]].to_dict("records")
-        if resume and is_done(out / s, visits):
+        if resume and is_done(out / s, visits, repeatability):
             skipped.append(s)
             continue
         tasks.append((s, visits))
@@ -300,7 +315,7 @@ def run_batch(manifest_path, out_dir, *, workers: int = 1, scheduler: str | None
     if tasks:
         if scheduler is None and workers <= 1:
             for s, visits in tasks:
-                failures += process_subject(s, visits, str(out), pictures)["failures"]
+                failures += process_subject(s, visits, str(out), pictures, repeatability)["failures"]
                 done += 1
                 if progress:
                     progress(done, len(subjects))
@@ -314,7 +329,8 @@ def run_batch(manifest_path, out_dir, *, workers: int = 1, scheduler: str | None
                 cluster = local_cluster(workers, pictures)
                 client = Client(cluster)
             try:
-                futs = [client.submit(process_subject, s, v, str(out), pictures, pure=False) for s, v in tasks]
+                futs = [client.submit(process_subject, s, v, str(out), pictures, repeatability, pure=False)
+                        for s, v in tasks]
                 for fut in as_completed(futs):
                     failures += fut.result()["failures"]
                     done += 1

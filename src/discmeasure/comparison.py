@@ -34,7 +34,7 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["compare", "cohort_summary", "register_rigid", "METRICS", "REPEATABILITY"]
+__all__ = ["compare", "cohort_summary", "register_rigid", "parse_repeatability", "METRICS", "REPEATABILITY"]
 
 #: metrics compared between visits
 METRICS = (
@@ -59,6 +59,36 @@ REPEATABILITY = {
     "t2_disc_ms": ("rel", 0.05),
     "sir_np_csf": ("rel", 0.20),
 }
+
+
+def parse_repeatability(items) -> dict:
+    """Repeatability coefficients from ``"METRIC=VALUE"`` strings (the CLI's ``--rc``).
+
+    VALUE is in the metric's unit for absolute metrics (``bulge_mm=0.8``) and a fraction or a
+    percentage for relative ones (``volume_mm3=0.1`` or ``volume_mm3=10%``); the kind is the
+    default's (:data:`REPEATABILITY`). Raises InputError (one line) on an unknown metric or a
+    value that is not a positive number.
+    """
+    out = {}
+    for item in items or ():
+        metric, sep, value = str(item).partition("=")
+        metric, value = metric.strip(), value.strip()
+        if not sep or metric not in REPEATABILITY:
+            raise InputError(f"--rc {item!r}: expected METRIC=VALUE with METRIC one of {', '.join(REPEATABILITY)}")
+        kind = REPEATABILITY[metric][0]
+        pct = value.endswith("%")
+        try:
+            v = float(value[:-1] if pct else value)
+        except ValueError:
+            v = float("nan")
+        if pct and kind == "abs":
+            raise InputError(f"--rc {item!r}: {metric} is in its own unit, not a percentage (e.g. {metric}=0.8)")
+        v = v / 100.0 if pct else v
+        if not np.isfinite(v) or v <= 0:
+            raise InputError(f"--rc {item!r}: VALUE must be a positive number"
+                             + (" (a fraction or a percentage: 0.1 or 10%)" if kind == "rel" else ""))
+        out[metric] = (kind, v)
+    return out
 
 
 def _to_sitk(scan):

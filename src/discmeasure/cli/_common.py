@@ -15,6 +15,11 @@ console = Console(stderr=False, highlight=False, width=_WIDTH)
 err = Console(stderr=True, highlight=False)
 
 
+#: help of the ``--rc`` option of ``pair`` and ``batch``
+RC_HELP = ("Repeatability coefficient METRIC=VALUE for the 'beyond RC' flags, repeatable (bulge_mm=0.8, "
+           "volume_mm3=10%). Default: the ones measured on real anatomy (docs/methods.md).")
+
+
 def progress_bar(description: str):
     """A rich progress bar and a callback(step, fraction) for :func:`discmeasure.analyze`."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn

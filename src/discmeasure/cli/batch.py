@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from . import app
-from ._common import console, err
+from ._common import RC_HELP, console, err
 
 
 @app.command("batch")
@@ -20,11 +20,15 @@ def batch_cmd(
     scheduler: Optional[str] = typer.Option(None, help="Address of an existing Dask scheduler (tcp://host:port)."),
     resume: bool = typer.Option(False, help="Skip subjects whose outputs are complete (checked by hashes)."),
     pictures: bool = typer.Option(True, help="Write QC pictures and per-visit HTML."),
+    rc: Optional[list[str]] = typer.Option(None, "--rc", help=RC_HELP),
 ):
     """Process every visit of a manifest, compare each subject's visits with the first, summarise the cohort."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ..batch import run_batch
+    from ..comparison import parse_repeatability
+
+    repeatability = parse_repeatability(rc)  # a bad --rc fails before the work
 
     with Progress(TextColumn("[bold]batch"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err,
                   transient=True, disable=not sys.stderr.isatty()) as prog:
@@ -33,7 +37,8 @@ def batch_cmd(
         def cb(done, total):
             prog.update(task, completed=done, total=total)
 
-        res = run_batch(manifest, out, workers=workers, scheduler=scheduler, resume=resume, pictures=pictures, progress=cb)
+        res = run_batch(manifest, out, workers=workers, scheduler=scheduler, resume=resume, pictures=pictures, progress=cb,
+                        repeatability=repeatability)
     nf = len(res["failures"])
     console.print(f"cohort: {out / 'cohort.csv'} ({len(res['cohort'])} rows); changes: {out / 'changes.csv'}; "
                   f"resumed {len(res['skipped'])}; failures: {nf}", soft_wrap=True)

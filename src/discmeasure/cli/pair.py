@@ -18,7 +18,7 @@ from typing import Optional
 import typer
 
 from . import app
-from ._common import change_table, console, level_table, progress_bar
+from ._common import RC_HELP, change_table, console, level_table, progress_bar
 
 
 def _mappingproxy(d):
@@ -59,7 +59,7 @@ def parallel_possible() -> bool:
     return "fork" in mp.get_all_start_methods() and _usable_cpus() > 1
 
 
-def _run_pair_parallel(pre: Path, post: Path, out: Path, *, subject, t2_method, pictures, cb):
+def _run_pair_parallel(pre: Path, post: Path, out: Path, *, subject, t2_method, pictures, cb, repeatability=None):
     from concurrent.futures import ProcessPoolExecutor
 
     from ..batch import preload_modules
@@ -84,14 +84,15 @@ def _run_pair_parallel(pre: Path, post: Path, out: Path, *, subject, t2_method, 
         cb("pre/post analyses", 0.4)
         a, b = (f.result() for f in futs)
         cb("compare", 0.9)
-        ch = compare(a, b, registration=reg)
+        ch = compare(a, b, registration=reg, repeatability=repeatability)
         pair_files(a, b, ch, d, pictures=pictures, visits=False)
     return a, b, ch
 
 
 def run_pair(pre: Path, post: Path, out: Path, *, subject: Optional[str] = None, t2_method: str = "epg",
-             pictures: bool = True, show=True, parallel: Optional[bool] = None):
-    """Analyse, compare and report two visits. ``parallel``: default :func:`parallel_possible`."""
+             pictures: bool = True, show=True, parallel: Optional[bool] = None, repeatability: Optional[dict] = None):
+    """Analyse, compare and report two visits. ``parallel``: default :func:`parallel_possible`;
+    ``repeatability``: overrides of :data:`discmeasure.comparison.REPEATABILITY`."""
     from ..comparison import compare
     from ..pipeline import analyze
     from ..report import write_pair
@@ -106,13 +107,13 @@ def run_pair(pre: Path, post: Path, out: Path, *, subject: Optional[str] = None,
     with prog:
         if parallel:
             a, b, ch = _run_pair_parallel(Path(pre), Path(post), Path(out), subject=subject, t2_method=t2_method,
-                                          pictures=pictures, cb=cb)
+                                          pictures=pictures, cb=cb, repeatability=repeatability)
         else:
             a = analyze(pre, subject=subject, timepoint="pre", t2_method=t2_method,
                         progress=lambda s, f: cb(f"pre {s}", f / 2))
             b = analyze(post, subject=subject or a.subject, timepoint="post", t2_method=t2_method,
                         progress=lambda s, f: cb(f"post {s}", 0.5 + f / 2))
-            ch = compare(a, b)
+            ch = compare(a, b, repeatability=repeatability)
             write_pair(a, b, ch, out, pictures=pictures)
     if show:
         console.print(level_table(a.measurements, f"{a.subject} pre"))
@@ -130,6 +131,11 @@ def pair_cmd(
     subject: Optional[str] = typer.Option(None, help="Pseudonymous subject id."),
     t2_method: str = typer.Option("epg", help="T2 fit: epg, mono or loglinear."),
     parallel: bool = typer.Option(True, help="Analyse the two visits in two processes (when possible)."),
+    rc: Optional[list[str]] = typer.Option(None, "--rc", help=RC_HELP),
 ):
     """Measure two visits of one patient and compare them level by level."""
-    run_pair(pre, post, out, subject=subject, t2_method=t2_method, parallel=None if parallel else False)
+    from ..comparison import parse_repeatability
+
+    repeatability = parse_repeatability(rc)  # a bad --rc fails before the work
+    run_pair(pre, post, out, subject=subject, t2_method=t2_method, parallel=None if parallel else False,
+             repeatability=repeatability)
