@@ -324,6 +324,13 @@ def test_widgets_segment_measure_t2_compare(make_napari_viewer, qtbot, tmp_path,
     np.testing.assert_allclose(ch.bulge_mm_pct, ref_ch.bulge_mm_pct, atol=1e-9)
     assert (ch.bulge_mm_delta < 0).sum() >= 1  # the phantom's post visit has smaller bulges at some level
     assert len(c_w.figure.axes[0].patches) == 2 * len(ch)
+    # the flags use the widget's bulge RC: the measured default, then a site's own 0.5 mm
+    assert list(ch.bulge_mm_within_repeatability) == list(ref_ch.bulge_mm_within_repeatability)
+    c_w.bulge_rc.value = 0.5
+    _run(qtbot, c_w, timeout=180_000)
+    beyond = ~c_w.changes.set_index("level").bulge_mm_within_repeatability.astype(bool)
+    assert list(beyond[beyond].index) == list(ch.level[ch.bulge_mm_delta.abs() >= 0.5]), c_w.changes
+    assert beyond["L4-L5"]  # the designed 1.1 mm reduction
 
     # --- a correction with the paint tool is what gets measured: erase the tip of the L4-L5
     # bulge (brush, label 0) on its sagittal slice and measure again

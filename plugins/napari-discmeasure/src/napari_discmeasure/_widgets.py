@@ -160,6 +160,7 @@ class _Base(Container):
         from napari.qt.threading import thread_worker
 
         self.error = None
+        self.result = None  # a run again: the last run's result is not this one's
         try:
             gen = self._prepare()
         except Exception as exc:  # noqa: BLE001 -- inputs the user must fix: one line, no traceback
@@ -553,7 +554,14 @@ class CompareWidget(_Base):
         self.post_labels = _layer_combo(napari_viewer, Labels, "post labels")
         self.metric = ComboBox(choices=["bulge_mm", "bulge_midsagittal_mm", "height_middle_mm", "dhi", "volume_mm3"],
                                value="bulge_mm", label="plot")
-        super().__init__(napari_viewer, [self.pre_image, self.pre_labels, self.post_image, self.post_labels, self.metric])
+        from discmeasure.comparison import REPEATABILITY
+
+        # the bulge's repeatability coefficient for the "beyond repeatability" flags: the measured
+        # default (docs/methods.md), or the site's own
+        self.bulge_rc = FloatSpinBox(value=REPEATABILITY["bulge_mm"][1], min=0.05, max=10.0, step=0.05,
+                                     label="bulge RC (mm)")
+        super().__init__(napari_viewer, [self.pre_image, self.pre_labels, self.post_image, self.post_labels, self.metric,
+                                         self.bulge_rc])
 
     def _prepare(self):
         import discmeasure as dm
@@ -563,6 +571,7 @@ class CompareWidget(_Base):
                   (_need(self.post_image.value, "post image"), _need(self.post_labels.value, "post labels"))]
         items = [(layer_to_scan(i), _labels_snapshot(lab)) for i, lab in layers]
         metric = self.metric.value
+        rc = {"bulge_mm": ("abs", float(self.bulge_rc.value))}
 
         def work():
             res = []
@@ -572,7 +581,7 @@ class CompareWidget(_Base):
                 res.append(Result(subject="napari", timepoint=tp, scan=scan, segmentation=seg,
                                   measurements=dm.measure(scan, seg)))
             yield "registering and comparing"
-            ch = dm.compare(res[0], res[1])
+            ch = dm.compare(res[0], res[1], repeatability=rc)
             return ch, _change_figure(ch, metric)  # the figure too is drawn here, off the GUI thread
 
         return work
