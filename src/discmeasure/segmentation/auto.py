@@ -1506,7 +1506,8 @@ def segment_auto(scan, *, inplane_mm: float = 0.8, column_depth_mm: float = 60.0
     # the column hypothesis whose bodies stack into the longer chain wins (the canal's on a tie);
     # a chain of blocks shorter than the canal's chain of bodies is not followed up
     x_mid = int(round(np.median(column[1]))) if column is not None else int(np.argmax(fg.sum(axis=(1, 2))))
-    n_canal = len(_stacked_bodies(found[0], found[1], sp)) if found is not None else 0
+    canal_chain = _stacked_bodies(found[0], found[1], sp) if found is not None else []
+    n_canal = len(canal_chain)
     chain_column = _column_from_chain(Wf, fg, sp, t_low, t_high, x_mid, min_bodies=max(3, n_canal))
     if chain_column is not None:
         alt = _find_bodies(Wf, fg, valid, sp, shape, chain_column, t_low, t_high, min_body_mm3,
@@ -1516,7 +1517,13 @@ def segment_auto(scan, *, inplane_mm: float = 0.8, column_depth_mm: float = 60.0
             # without the canal, what lies off the chain (bowel, psoas, pelvis in front of the
             # sacrum near the column line) is not taken for a body
             alt, stacked = _extend_chain(Wf, alt, stacked, sp, t_high, min_body_mm3 * _volume_scale(shape))
-            found, canal = (alt[0], [d["body"] for d in stacked]) + alt[2:], np.zeros(shape, bool)
+            chain = np.isin(alt[0], [d["body"][1] for d in stacked])
+            # the canal stays when the chain holds the bodies found in front of it (the chain
+            # found one more, e.g. a body the canal's column region cut): it is the same spine,
+            # and the canal bounds the discs' bulges and gives the level frame its midline
+            same = n_canal >= 2 and all((chain & (found[0] == d["body"][1])).sum() >= 0.5 * (found[0] == d["body"][1]).sum()
+                                        for d in canal_chain)
+            found, canal = (alt[0], [d["body"] for d in stacked]) + alt[2:], (canal if same else np.zeros(shape, bool))
     if found is None:
         raise SegmentationError("no spinal canal found (no long, thin bright structure) and no chain of "
                                 "vertebral bodies", hint="give a sagittal T2-weighted lumbar series, import labels (--labels) or seed the discs in napari")
