@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _record import publish_section  # noqa: E402
 
 import discmeasure as dm  # noqa: E402
+from discmeasure.comparison import repeatability_coefficient  # noqa: E402
 from discmeasure.geometry import resample, resample_mask  # noqa: E402
 from discmeasure.phantom import rotation_matrix  # noqa: E402
 
@@ -105,23 +106,6 @@ def _pooled(base, copies, spacings=(0.79, 0.80, 0.81)):
     return lines + repeatability_table(pairs)
 
 
-def repeatability_coefficient(pairs, kind):
-    """Repeatability coefficient of paired measurements of the same anatomy.
-
-    RC = 2.77 x within-subject SD = 1.96 x the root mean square of the pair differences
-    (Bland & Altman 1999, doi:10.1177/096228029900800204): 95 % of the differences between two
-    measurements of an unchanged level lie within it. ``kind`` "rel": differences relative to
-    the pair's mean (a fraction). Returns ``(rc, n_pairs, n_one_sided)``: pairs with a value in
-    one measurement only are left out and counted.
-    """
-    p = np.asarray(pairs, float).reshape(-1, 2)
-    ok = np.isfinite(p).all(axis=1)
-    one = int((np.isfinite(p).sum(axis=1) == 1).sum())
-    a, b = p[ok, 0], p[ok, 1]
-    d = b - a if kind == "abs" else (b - a) / (0.5 * (a + b))
-    return (float(1.96 * np.sqrt(np.mean(d**2))) if d.size else np.nan), int(d.size), one
-
-
 def repeatability_table(pairs):
     """The repeatability coefficients of :data:`RC_METRICS` as markdown lines: the defaults of
     ``discmeasure.comparison.REPEATABILITY`` (tests/test_compare.py checks that they agree)."""
@@ -135,7 +119,8 @@ def repeatability_table(pairs):
              "<!-- RC_TABLE -->", "| metric | kind | RC | level pairs | measured in one only |", "|---|---|---|---|---|"]
     for metric in RC_METRICS:
         kind = RC_KIND.get(metric, "abs")
-        rc, n, one = repeatability_coefficient(pairs[metric], kind)
+        p = np.asarray(pairs[metric], float).reshape(-1, 2)
+        rc, n, one = repeatability_coefficient(p[:, 0], p[:, 1], kind=kind)
         lines.append(f"| {metric} | {kind} | {rc:.2f} | {n} | {one} |")
     print(*lines[-len(RC_METRICS):], sep="\n", flush=True)
     return lines

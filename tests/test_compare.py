@@ -170,3 +170,23 @@ def test_parse_repeatability():
         with pytest.raises(InputError) as e:
             parse_repeatability([bad])
         assert words in str(e.value) and "\n" not in str(e.value), (bad, str(e.value))
+
+
+def test_repeatability_coefficient_is_2_77_within_subject_sd():
+    """Two measurements with independent errors of SD s (within-subject SD s): RC = 2.77 s
+    (Bland & Altman 1999); NaN pairs are left out and counted; relative RC on relative errors."""
+    from discmeasure.comparison import repeatability_coefficient
+    from discmeasure.errors import InputError
+
+    rng = np.random.default_rng(0)
+    truth = rng.uniform(2.0, 6.0, 20000)
+    s = 0.4
+    a, b = truth + rng.normal(0, s, truth.size), truth + rng.normal(0, s, truth.size)
+    b[:7] = np.nan
+    rc, n, one = repeatability_coefficient(a, b)
+    assert rc == pytest.approx(2.77 * s, rel=0.02) and n == truth.size - 7 and one == 7
+    ra, rb = truth * (1 + rng.normal(0, 0.05, truth.size)), truth * (1 + rng.normal(0, 0.05, truth.size))
+    assert repeatability_coefficient(ra, rb, kind="rel")[0] == pytest.approx(2.77 * 0.05, rel=0.03)
+    assert np.isnan(repeatability_coefficient([np.nan], [1.0])[0])
+    with pytest.raises(InputError):
+        repeatability_coefficient([1.0, 2.0], [1.0])
