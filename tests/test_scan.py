@@ -85,7 +85,8 @@ def test_public_names_are_the_functions_even_after_submodule_imports():
     for mod in ("discmeasure.comparison", "discmeasure.segmentation", "discmeasure.measurements",
                 "discmeasure.pipeline", "discmeasure.t2", "discmeasure.io"):
         importlib.import_module(mod)
-    for name in ("compare", "segment", "measure", "analyze", "fit_t2", "load", "load_study", "cohort_summary", "rois"):
+    for name in ("compare", "segment", "measure", "analyze", "fit_t2", "load", "load_study", "cohort_summary", "rois",
+                 "repeatability_coefficient"):
         assert callable(getattr(dm, name)) and not isinstance(getattr(dm, name), type(dm)), name
 
 

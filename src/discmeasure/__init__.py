@@ -34,6 +34,7 @@ _LAZY = {
     "Result": "discmeasure.pipeline",
     "compare": "discmeasure.comparison",
     "cohort_summary": "discmeasure.comparison",
+    "repeatability_coefficient": "discmeasure.comparison",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]
