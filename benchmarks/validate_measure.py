@@ -21,6 +21,8 @@ from _record import publish_section  # noqa: E402
 import discmeasure as dm  # noqa: E402
 from discmeasure import phantom  # noqa: E402
 from discmeasure.comparison import repeatability_coefficient  # noqa: E402
+# the real retest's two moves (as the phantom's session pose) and its metrics
+from validate_retest import METRICS as RC_COLUMNS, MOVES  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -113,11 +115,6 @@ def main():
     lines += ["", f"Both visits analysed and compared in {dt:.1f} s."]
     lines += phantom_retest()
     publish_section("docs/validation.md", "measure", "## Disc measurements (issue 6)", lines, title="Validation")
-
-
-#: the real retest's two moves (benchmarks/validate_retest.py), as the phantom's session pose
-MOVES = [((3.0, -2.0, 2.0), (2.0, -3.0, 1.5)), ((-2.0, 1.5, -3.0), (-1.5, 2.5, -2.0))]
-RC_COLUMNS = ["bulge_mm", "bulge_midsagittal_mm", "height_anterior_mm", "height_middle_mm", "height_posterior_mm"]
 
 
 def phantom_retest():

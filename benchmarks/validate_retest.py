@@ -7,8 +7,8 @@ between visits) and resampled (cubic) back onto the original grid; both go throu
 segmentation and measurement independently, and the per-level differences are the method's
 repeatability under repositioning (goal: |Δbulge| and |Δheight| <= 0.5 mm). Writes the section
 `retest` of docs/validation.md, with the repeatability coefficients that are the defaults of
-`discmeasure.comparison.REPEATABILITY` (tests/test_compare.py checks that they agree). ``--png DIR`` also saves the QC pictures (not committed: the
-volume's source states no licence).
+`discmeasure.comparison.REPEATABILITY` (tests/test_compare.py checks that they agree).
+``--png DIR`` also saves the QC pictures (not committed: the volume's source states no licence).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _record import publish_section  # noqa: E402
 
 import discmeasure as dm  # noqa: E402
-from discmeasure.comparison import repeatability_coefficient  # noqa: E402
+from discmeasure.comparison import REPEATABILITY, repeatability_coefficient  # noqa: E402
 from discmeasure.geometry import resample, resample_mask  # noqa: E402
 from discmeasure.phantom import rotation_matrix  # noqa: E402
 
@@ -34,7 +34,6 @@ MOVES = [((3.0, -2.0, 2.0), (2.0, -3.0, 1.5)), ((-2.0, 1.5, -3.0), (-1.5, 2.5, -
 METRICS = ["bulge_mm", "bulge_midsagittal_mm", "height_anterior_mm", "height_middle_mm", "height_posterior_mm"]
 #: metrics of the pre/post comparison whose repeatability this volume can give (no T2 series)
 RC_METRICS = METRICS + ["dhi", "volume_mm3", "sir_np_csf"]
-RC_KIND = {"volume_mm3": "rel", "sir_np_csf": "rel"}  # relative to the pair's mean; the others in their unit
 
 
 def move_matrix(scan: dm.Scan, rot_deg, shift_mm) -> np.ndarray:
@@ -118,7 +117,7 @@ def repeatability_table(pairs):
              "of view also cuts the discs, so a left-right move changes how much of them is imaged (volume).", "",
              "<!-- RC_TABLE -->", "| metric | kind | RC | level pairs | measured in one only |", "|---|---|---|---|---|"]
     for metric in RC_METRICS:
-        kind = RC_KIND.get(metric, "abs")
+        kind = REPEATABILITY[metric][0]  # "rel": relative to the pair's mean; "abs": in the metric's unit
         p = np.asarray(pairs[metric], float).reshape(-1, 2)
         rc, n, one = repeatability_coefficient(p[:, 0], p[:, 1], kind=kind)
         lines.append(f"| {metric} | {kind} | {rc:.2f} | {n} | {one} |")

@@ -1521,8 +1521,8 @@ def segment_auto(scan, *, inplane_mm: float = 0.8, column_depth_mm: float = 60.0
             # the canal stays when the chain holds the bodies found in front of it (the chain
             # found one more, e.g. a body the canal's column region cut): it is the same spine,
             # and the canal bounds the discs' bulges and gives the level frame its midline
-            same = n_canal >= 2 and all((chain & (found[0] == d["body"][1])).sum() >= 0.5 * (found[0] == d["body"][1]).sum()
-                                        for d in canal_chain)
+            held = [(chain & b).sum() >= 0.5 * b.sum() for b in (found[0] == d["body"][1] for d in canal_chain)]
+            same = n_canal >= 2 and all(held)
             found, canal = (alt[0], [d["body"] for d in stacked]) + alt[2:], (canal if same else np.zeros(shape, bool))
     if found is None:
         raise SegmentationError("no spinal canal found (no long, thin bright structure) and no chain of "
