@@ -63,3 +63,19 @@ def change_table(ch, title: str) -> Table:
                   "no" if r.bulge_mm_within_repeatability else "yes", _fmt(r.t2_np_ms_pre, 1), _fmt(r.t2_np_ms_post, 1),
                   _fmt(r.t2_np_ms_pct, 0), "" if r.get("level_match_ok") is None else ("ok" if r.level_match_ok else "CHECK"))
     return t
+
+
+DICOM_SEG_HELP = ("Also write each visit's labels as a DICOM SEG on its T2-weighted series (labels.seg.dcm; "
+                  "patient identity replaced by the subject id). DICOM inputs only.")
+
+
+def check_dicom_input(path) -> None:
+    """Refuse, before any work, an input that is an image file of another format (no DICOM SEG can
+    reference it); a folder or a DICOM file passes (a folder's series is checked once loaded)."""
+    from pathlib import Path
+
+    from ..errors import InputError
+
+    p = Path(path)
+    if p.is_file() and p.name.lower().endswith((".nii", ".nii.gz", ".mha", ".mhd", ".nrrd")):
+        raise InputError("is not DICOM: no DICOM SEG can reference it", path=p, hint="leave out --dicom-seg")

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from . import app
-from ._common import console, level_table, progress_bar
+from ._common import DICOM_SEG_HELP, check_dicom_input, console, level_table, progress_bar
 
 
 @app.command("measure")
@@ -24,6 +24,7 @@ def measure_cmd(
     band_mm: float = typer.Option(5.0, help="Half-width of the sagittal band searched for the maximum bulge."),
     refine_edges: bool = typer.Option(True, "--refine-edges/--label-outlines",
                                       help="Bulge boundaries on the image's edges (default) or on the label outlines only."),
+    dicom_seg: bool = typer.Option(False, "--dicom-seg", help=DICOM_SEG_HELP),
 ):
     """Segment, fit T2 and measure every disc level of one visit."""
     from ..pipeline import analyze
@@ -31,11 +32,13 @@ def measure_cmd(
     from ..report.outputs import check_output_dir
 
     check_output_dir(out)  # refuse before the work, not after it
+    if dicom_seg:
+        check_dicom_input(study)
     mese_arg = mese if (mese and Path(mese).exists()) else None
     prog, cb = progress_bar("measure")
     with prog:
         res = analyze(study, mese=mese_arg, labels=labels, subject=subject, timepoint=timepoint, t2_method=t2_method,
                       band_mm=band_mm, refine_edges=refine_edges, t2w_series=t2w, mese_series=None if mese_arg else mese, progress=cb)
-        write_visit(res, out)
+        write_visit(res, out, dicom_source=study if dicom_seg else None)
     console.print(level_table(res.measurements, f"{res.subject} {timepoint}"))
     console.print(f"written: {out}")

@@ -14,7 +14,8 @@ from ._common import console
 @app.command("segment")
 def segment_cmd(
     path: Path = typer.Argument(..., help="T2-weighted series, NIfTI or study folder."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output label map (.nii.gz)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output label map: .nii.gz, or .dcm for a DICOM SEG on the "
+                                                       "input series (patient identity replaced by a pseudonym)."),
     series: Optional[str] = typer.Option(None, help="Series in a folder with several (number/UID/description)."),
 ):
     """Segment discs, vertebral bodies and canal; write the label map (discmeasure convention)."""
@@ -22,7 +23,13 @@ def segment_cmd(
     from ..io.write import nifti_path, save_nifti
     from ..segmentation import segment
 
-    nifti_path(out)  # before the work, not after it
+    as_seg = Path(out).name.lower().endswith(".dcm")
+    if not as_seg:
+        nifti_path(out)  # before the work, not after it
+    elif Path(out).is_dir():
+        from ..errors import OutputError
+
+        raise OutputError("output is a folder", path=out, hint="give a file name, e.g. -o labels.seg.dcm")
     p = Path(path)
     scan = None
     if p.is_dir() and series is None:
@@ -31,6 +38,17 @@ def segment_cmd(
         except Exception:  # noqa: BLE001 -- not a study: load as a series below
             scan = None
     scan = scan or load(p, series=series)
+    if as_seg and scan.meta.get("source_format") != "dicom":
+        from ..errors import InputError
+
+        raise InputError("is not DICOM: a DICOM SEG needs the series' own frames", path=p,
+                         hint="write a NIfTI label map instead (-o labels.nii.gz)")
     seg = segment(scan)
-    save_nifti(seg.to_scan(), out, sidecar=False)
+    if as_seg:
+        from ..io.dicom_seg import write_dicom_seg
+        from ..pipeline import default_subject
+
+        write_dicom_seg(seg, p, out, series_uid=scan.meta.get("series_uid"), subject=default_subject(scan))
+    else:
+        save_nifti(seg.to_scan(), out, sidecar=False)
     console.print(f"levels: {', '.join(seg.levels)}; written: {out}")

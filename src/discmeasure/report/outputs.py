@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import default_mode, write_text
+from ..errors import InputError
 
 __all__ = ["write_visit", "write_pair", "pair_files", "visit_files", "staged_dir", "check_output_dir", "MAIN_COLUMNS",
            "OUTPUT_MARKER"]
@@ -91,16 +92,27 @@ def _csv(df, path):
     write_text(path, df.to_csv(index=False, float_format="%.4f"))
 
 
-def write_visit(result, out_dir: str | os.PathLike, *, pictures: bool = True) -> Path:
-    """measurements.csv/.json, labels and T2 maps (NIfTI), QC pictures and report.html of one visit."""
+def write_visit(result, out_dir: str | os.PathLike, *, pictures: bool = True, dicom_source=None) -> Path:
+    """measurements.csv/.json, labels and T2 maps (NIfTI), QC pictures and report.html of one visit
+    (and ``labels.seg.dcm``, a DICOM SEG of the labels, when ``dicom_source`` is given: see
+    :func:`visit_files`)."""
     out_dir = Path(out_dir)
     with staged_dir(out_dir) as d:
-        visit_files(result, d, pictures=pictures)
+        visit_files(result, d, pictures=pictures, dicom_source=dicom_source)
     return out_dir
 
 
-def visit_files(result, d: Path, *, pictures: bool = True) -> None:
-    """Write a visit's files into the existing folder ``d``."""
+def visit_files(result, d: Path, *, pictures: bool = True, dicom_source=None) -> None:
+    """Write a visit's files into the existing folder ``d``.
+
+    ``dicom_source``: the DICOM file or folder the visit's T2-weighted series was read from; the
+    labels are then also written as a DICOM SEG on that series' frames (``labels.seg.dcm``,
+    pseudonymised: :func:`discmeasure.io.dicom_seg.write_dicom_seg`). A scan that was not read
+    from DICOM raises :class:`~discmeasure.errors.InputError` before anything is written.
+    """
+    if dicom_source is not None and result.scan.meta.get("source_format") != "dicom":
+        raise InputError("the T2-weighted scan was not read from DICOM: no DICOM SEG can reference it",
+                         path=dicom_source, hint="leave out --dicom-seg for NIfTI inputs")
     from ..geometry import resample
     from ..io.write import save_nifti
     from . import html as H
@@ -112,6 +124,11 @@ def visit_files(result, d: Path, *, pictures: bool = True) -> None:
         _csv(df, d / "measurements.csv")
         write_text(d / "measurements.json", json.dumps(result.to_json(), indent=1, default=str) + "\n")
         save_nifti(result.segmentation.to_scan(), d / "labels.nii.gz", sidecar=False)
+        if dicom_source is not None:
+            from ..io.dicom_seg import write_dicom_seg
+
+            write_dicom_seg(result.segmentation, dicom_source, d / "labels.seg.dcm",
+                            series_uid=result.scan.meta.get("series_uid"), subject=result.subject)
         body = [f"<p>subject <b>{result.subject}</b>, visit <b>{result.timepoint or ''}</b>; levels: "
                 f"{', '.join(result.segmentation.levels)}</p>", H.table_html(df, MAIN_COLUMNS)]
         if result.t2 is not None:
@@ -146,15 +163,16 @@ def visit_files(result, d: Path, *, pictures: bool = True) -> None:
                                                result.provenance))
 
 
-def write_pair(pre, post, changes, out_dir: str | os.PathLike, *, pictures: bool = True) -> Path:
-    """Both visits (``pre/``, ``post/``), changes.csv, the change plot and a pair report, atomically."""
+def write_pair(pre, post, changes, out_dir: str | os.PathLike, *, pictures: bool = True, dicom_sources=None) -> Path:
+    """Both visits (``pre/``, ``post/``), changes.csv, the change plot and a pair report, atomically
+    (``dicom_sources``: the two visits' DICOM inputs, for their labels as DICOM SEG)."""
     out_dir = Path(out_dir)
     with staged_dir(out_dir) as d:
-        pair_files(pre, post, changes, d, pictures=pictures)
+        pair_files(pre, post, changes, d, pictures=pictures, dicom_sources=dicom_sources)
     return out_dir
 
 
-def pair_files(pre, post, changes, d: Path, *, pictures: bool = True, visits: bool = True) -> None:
+def pair_files(pre, post, changes, d: Path, *, pictures: bool = True, visits: bool = True, dicom_sources=None) -> None:
     """Write a pair's files into the existing folder ``d`` (``visits=False``: the visit folders
     ``pre/`` and ``post/`` were written already, e.g. by the processes that analysed them)."""
     from . import html as H
@@ -162,8 +180,9 @@ def pair_files(pre, post, changes, d: Path, *, pictures: bool = True, visits: bo
 
     d = Path(d)
     if visits:
-        visit_files(pre, d / (pre.timepoint or "pre"), pictures=pictures)
-        visit_files(post, d / (post.timepoint or "post"), pictures=pictures)
+        src_pre, src_post = dicom_sources or (None, None)
+        visit_files(pre, d / (pre.timepoint or "pre"), pictures=pictures, dicom_source=src_pre)
+        visit_files(post, d / (post.timepoint or "post"), pictures=pictures, dicom_source=src_post)
     _csv(changes, d / "changes.csv")
     png = qc.png_bytes(qc.change_plot(changes))
     (d / "change_bulge.png").write_bytes(png)

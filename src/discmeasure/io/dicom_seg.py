@@ -1,0 +1,326 @@
+"""DICOM Segmentation (SEG) export of a label map, on the frames of its source series.
+
+A label map in the discmeasure convention (vertebral bodies 20-26, discs 100 + the
+vertebra above, canal 61) is written as a binary DICOM SEG instance (one segment per
+structure) that references the T2-weighted series it was drawn on, so that PACS viewers
+and archives (and OHIF, 3D Slicer, highdicom) show it over that series. Each source frame's
+pixel centres are placed in world space from its own Image Position / Orientation and Pixel
+Spacing, and the label at that point (nearest voxel) is taken, so the SEG frames coincide
+with the source frames whatever the array order of the label map.
+
+Segments are coded with SNOMED CT: property category "Anatomical structure", property type
+the vertebra (DICOM CID 7603, "Vertebra": L1 vertebra ...; S1 as "Sacrum"; an L6 as "Vertebra"),
+the intervertebral disc by level (CID 7604, "Intervertebral Disc": L4/L5 disc ...; a transitional
+L5-L6 or L6-S1 disc, which has no code there, as "Structure of vertebral column" with its level in
+the segment label) or the spinal canal. Segment labels carry the level and the discmeasure label
+value, e.g. "L4-L5 disc (123)".
+
+The patient module of a SEG is copied from its source images. By default it is
+pseudonymised (Patient's Name and ID = the pseudonymous subject id; birth date, sex, age,
+other IDs, accession number and referring physician emptied; Patient Identity Removed = YES),
+like every other discmeasure output; ``keep_identity=True`` keeps the source's values, which a
+PACS needs to file the SEG with the patient's study.
+
+References
+----------
+DICOM PS3.3 A.51, Segmentation IOD; PS3.16 CID 7603 and CID 7604.
+
+Bridge CP, Gorman C, Pieper S, Doyle SW, Lennerz JK, Kalpathy-Cramer J, Clunie DA, Fedorov AY,
+Herrmann MD. "Highdicom: a Python library for standardized encoding of image annotations and
+machine learning model outputs in pathology and radiology." Journal of Digital Imaging, August
+2022 (highdicom, which builds the instance here).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .. import labels as lab
+from ..errors import InputError, OutputError
+
+__all__ = ["segment_code", "read_source", "labels_on_frames", "to_dicom_seg", "write_dicom_seg"]
+
+#: Default Series Number of the SEG (a derived series, numbered apart from the scanner's).
+SERIES_NUMBER = 9901
+
+# attributes emptied in the copies of the source headers when the identity is not kept
+_IDENTITY = ("PatientBirthDate", "PatientBirthTime", "PatientSex", "PatientAge", "OtherPatientIDs",
+             "OtherPatientIDsSequence", "OtherPatientNames", "AccessionNumber", "ReferringPhysicianName",
+             "PatientAddress", "PatientTelephoneNumbers", "InstitutionName", "InstitutionAddress",
+             "PerformingPhysicianName", "OperatorsName", "StudyID")
+
+
+def segment_code(label: int, *, l6: bool = False):
+    """(segment label text, SNOMED CT property type) of a discmeasure label value.
+
+    ``l6``: the map holds an L6 (25), so disc 124 is L5-L6, not L5-S1.
+
+    Raises
+    ------
+    ValueError
+        For a value that is not a vertebral body, disc or canal label of the convention.
+    """
+    from pydicom.sr.codedict import codes
+
+    label = int(label)
+    if label == lab.CANAL:
+        return "spinal canal", codes.SCT.SpinalCanalStructure
+    if lab.is_disc(label):
+        name = lab.disc_level_name(label, l6=l6)
+        key = name.replace("-", "") + "Disc"  # "L4-L5" -> L4L5Disc (CID 7604)
+        try:
+            return f"{name} disc", getattr(codes.SCT, key)
+        except AttributeError:  # a transitional level (L5-L6, L6-S1): no code of its own in CID 7604
+            return f"{name} disc", codes.SCT.StructureOfVertebralColumn
+    if lab.is_vertebra(label):
+        name = lab.vertebra_name(label)
+        if name == "S1":
+            return "S1 (sacrum)", codes.SCT.Sacrum
+        try:
+            return name, getattr(codes.SCT, f"{name}Vertebra")  # CID 7603
+        except AttributeError:
+            return name, codes.SCT.Vertebra
+    raise ValueError(f"label {label} is not a vertebral body, disc or canal label")
+
+
+def read_source(source, *, series_uid: str | None = None) -> list:
+    """Headers (no pixel data) of the DICOM images of one series under ``source``.
+
+    Parameters
+    ----------
+    source : path
+        A DICOM file, or a folder searched recursively (non-DICOM files are skipped).
+    series_uid : str, optional
+        The Series Instance UID to keep (e.g. ``scan.meta["series_uid"]``); required when the
+        folder holds several series.
+
+    Returns
+    -------
+    list of pydicom.Dataset
+        Sorted by Instance Number.
+    """
+    from .dicom import _candidate_files, _read
+
+    source = Path(source)
+    if not source.exists():
+        raise InputError("no such file or folder", path=source, hint="give the DICOM series the labels were drawn on")
+    found, series = [], set()
+    for f in _candidate_files(source):
+        try:
+            ds = _read(f, stop_before_pixels=True)
+        except Exception:  # noqa: BLE001 -- not a DICOM file: skipped, as by the loader
+            continue
+        if "SOPInstanceUID" not in ds or "SeriesInstanceUID" not in ds or "Rows" not in ds:
+            continue
+        series.add(str(ds.SeriesInstanceUID))
+        if series_uid is None or str(ds.SeriesInstanceUID) == str(series_uid):
+            found.append(ds)
+    if not found:
+        what = "no DICOM images" if not series else "no image of the scan's series"
+        raise InputError(f"{what} found for the DICOM SEG", path=source,
+                         hint="give the DICOM series (or study folder) the T2-weighted scan was read from")
+    if series_uid is None and len(series) > 1:
+        raise InputError(f"{len(series)} series found; the DICOM SEG references one", path=source,
+                         hint="give the series' own folder, or its Series Instance UID")
+    return sorted(found, key=lambda d: int(getattr(d, "InstanceNumber", 0) or 0))
+
+
+def _frames(ds):
+    """(image position, row direction, column direction, (row spacing, column spacing)) of each frame
+    of one image (LPS mm), from its own or its multi-frame functional groups."""
+    def seq(item, name):
+        s = item.get(name)
+        return s[0] if s else None
+
+    n = int(getattr(ds, "NumberOfFrames", 1) or 1)
+    if "PerFrameFunctionalGroupsSequence" in ds:
+        shared = seq(ds, "SharedFunctionalGroupsSequence") or {}
+        out = []
+        for k in range(n):
+            per = ds.PerFrameFunctionalGroupsSequence[k]
+            pos = seq(per, "PlanePositionSequence") or seq(shared, "PlanePositionSequence")
+            ori = seq(per, "PlaneOrientationSequence") or seq(shared, "PlaneOrientationSequence")
+            mea = seq(per, "PixelMeasuresSequence") or seq(shared, "PixelMeasuresSequence")
+            if pos is None or ori is None or mea is None:
+                raise InputError("a frame of a multi-frame image has no position, orientation or pixel spacing",
+                                 hint="the DICOM SEG needs each source frame's geometry")
+            out.append((pos.ImagePositionPatient, ori.ImageOrientationPatient, mea.PixelSpacing))
+    else:
+        if not all(k in ds for k in ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing")):
+            raise InputError("a source image has no position, orientation or pixel spacing",
+                             hint="the DICOM SEG needs each source frame's geometry")
+        out = [(ds.ImagePositionPatient, ds.ImageOrientationPatient, ds.PixelSpacing)] * n
+    return [(np.asarray(p, float), np.asarray(o, float)[:3], np.asarray(o, float)[3:], np.asarray(s, float))
+            for p, o, s in out]
+
+
+def labels_on_frames(labels: np.ndarray, affine: np.ndarray, datasets) -> np.ndarray:
+    """The label map on the pixels of every frame of ``datasets`` (n_frames, rows, columns).
+
+    The world point of pixel (r, c) is ``IPP + c * dc * row_dir + r * dr * col_dir`` (DICOM
+    PS3.3 C.7.6.2.1.1, LPS), turned to RAS+ and into ``labels``' voxel indices through the
+    inverse of ``affine``; the nearest voxel's label is taken (0 outside the map).
+    """
+    labels = np.asarray(labels)
+    inv = np.linalg.inv(np.asarray(affine, float))
+    out = []
+    for ds in datasets:
+        rows, cols = int(ds.Rows), int(ds.Columns)
+        r, c = np.mgrid[0:rows, 0:cols]
+        for ipp, xdir, ydir, (dr, dc) in _frames(ds):
+            lps = ipp + (c[..., None] * dc) * xdir + (r[..., None] * dr) * ydir
+            ras = lps * np.array([-1.0, -1.0, 1.0])
+            ijk = np.rint(ras @ inv[:3, :3].T + inv[:3, 3]).astype(np.int64)
+            ok = np.all((ijk >= 0) & (ijk < labels.shape[:3]), axis=-1)
+            f = np.zeros((rows, cols), labels.dtype)
+            f[ok] = labels[ijk[ok, 0], ijk[ok, 1], ijk[ok, 2]]
+            out.append(f)
+    return np.stack(out)
+
+
+def _shared_geometry(ds):
+    """A copy of a multi-frame header whose pixel measures and plane orientation, when given per
+    frame but equal in every frame (Siemens XA enhanced MR), are also in the shared functional
+    group, where highdicom reads them; other headers are returned as they are."""
+    if "PerFrameFunctionalGroupsSequence" not in ds or not ds.get("SharedFunctionalGroupsSequence"):
+        return ds
+    d = copy.deepcopy(ds)
+    shared = d.SharedFunctionalGroupsSequence[0]
+    for name, key in (("PixelMeasuresSequence", "PixelSpacing"), ("PlaneOrientationSequence", "ImageOrientationPatient")):
+        if name in shared:
+            continue
+        per = [f.get(name) for f in d.PerFrameFunctionalGroupsSequence]
+        if any(not p for p in per):
+            continue
+        vals = np.array([np.asarray(p[0].get(key), float) for p in per])
+        if not np.allclose(vals, vals[0], atol=1e-6):
+            raise InputError(f"the multi-frame image's frames differ in {key}",
+                             hint="a DICOM SEG of frames with different pixel grids is not supported")
+        shared[name] = copy.deepcopy(d.PerFrameFunctionalGroupsSequence[0][name])
+    return d
+
+
+def _pseudonymised(ds, subject: str):
+    d = copy.deepcopy(ds)
+    d.PatientName = f"{subject}^"  # one name component (family), marked as such
+    d.PatientID = subject
+    for key in _IDENTITY:
+        if key in d:
+            if key.endswith("Sequence"):
+                del d[key]
+            else:
+                setattr(d, key, "")
+    d.PatientIdentityRemoved = "YES"
+    d.DeidentificationMethod = "discmeasure: patient identity replaced by a pseudonym"
+    return d
+
+
+def to_dicom_seg(segmentation, datasets, *, subject: str | None = None, keep_identity: bool = False,
+                 series_number: int = SERIES_NUMBER, series_description: str = "discmeasure labels",
+                 algorithm_type: str | None = None):
+    """A binary DICOM SEG (``highdicom.seg.Segmentation``) of a discmeasure segmentation.
+
+    Parameters
+    ----------
+    segmentation : Segmentation
+        Labels and affine (discmeasure convention), e.g. from :func:`discmeasure.segment`.
+    datasets : sequence of pydicom.Dataset
+        The source series' headers (:func:`read_source`).
+    subject : str, optional
+        Pseudonymous subject id written as Patient's Name and ID (default: derived from the
+        Study Instance UID, as :func:`discmeasure.analyze` names subjects).
+    keep_identity : bool
+        Copy the source's patient identity instead (for filing in a PACS).
+    series_number : int
+        Series Number of the SEG.
+    algorithm_type : {"AUTOMATIC", "SEMIAUTOMATIC", "MANUAL"}, optional
+        Segment Algorithm Type. Default from ``segmentation.method``: "auto" AUTOMATIC, "seeded"
+        SEMIAUTOMATIC, imported labels ("labels:...") MANUAL (give it when they came from a
+        program such as SPINEPS).
+
+    Returns
+    -------
+    highdicom.seg.Segmentation
+    """
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+
+    from .. import __version__
+    from ..pipeline import pseudonym
+
+    datasets = list(datasets)
+    frames = labels_on_frames(np.asarray(segmentation.labels), segmentation.affine, datasets)
+    values = [int(v) for v in np.unique(frames) if v != 0]
+    known = []
+    for v in values:
+        try:
+            known.append((v, *segment_code(v, l6=25 in values)))
+        except ValueError:
+            continue  # a value outside the convention (e.g. an unconverted import) is not exported
+    if not known:
+        raise InputError("the segmentation has no vertebral body, disc or canal label on the source frames",
+                         hint="check that the labels were drawn on this series")
+    pixel = np.zeros(frames.shape, np.uint16 if len(known) > 255 else np.uint8)
+    algorithm = hd.AlgorithmIdentificationSequence(
+        name="discmeasure", version=__version__, family=codes.cid7162.ArtificialIntelligence
+    )
+    method = str(getattr(segmentation, "method", "") or "")
+    kind = algorithm_type or {"auto": "AUTOMATIC", "seeded": "SEMIAUTOMATIC"}.get(method, "MANUAL")
+    descriptions = []
+    for n, (v, text, code) in enumerate(known, start=1):
+        pixel[frames == v] = n
+        descriptions.append(hd.seg.SegmentDescription(
+            segment_number=n,
+            segment_label=f"{text} ({v})",
+            segmented_property_category=codes.SCT.AnatomicalStructure,
+            segmented_property_type=code,
+            algorithm_type=kind,
+            algorithm_identification=None if kind == "MANUAL" else algorithm,
+            tracking_id=f"discmeasure label {v}",
+            tracking_uid=hd.UID(),
+        ))
+    datasets = [_shared_geometry(d) for d in datasets]
+    if not keep_identity:
+        subject = subject or pseudonym(str(getattr(datasets[0], "StudyInstanceUID", "")) or None)
+        datasets = [_pseudonymised(d, subject) for d in datasets]
+    seg = hd.seg.Segmentation(
+        source_images=datasets,
+        pixel_array=pixel,
+        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        segment_descriptions=descriptions,
+        series_instance_uid=hd.UID(),
+        series_number=int(series_number),
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+        manufacturer="discmeasure",
+        manufacturer_model_name="discmeasure",
+        software_versions=str(__version__),
+        device_serial_number="0",
+        series_description=series_description,
+        omit_empty_frames=True,
+    )
+    return seg
+
+
+def write_dicom_seg(segmentation, source, path, *, series_uid: str | None = None, subject: str | None = None,
+                    keep_identity: bool = False) -> Path:
+    """Write ``segmentation`` as a DICOM SEG of the series under ``source`` (atomically).
+
+    ``series_uid`` picks the series in a study folder (default: the segmentation's scan's, when
+    only one series is there). See :func:`to_dicom_seg` for the other parameters.
+    """
+    from ..atomic import atomic_path
+
+    path = Path(path)
+    if path.exists() and path.is_dir():
+        raise OutputError("is a folder", path=path, hint="give a file name such as labels.seg.dcm")
+    seg = to_dicom_seg(segmentation, read_source(source, series_uid=series_uid), subject=subject,
+                       keep_identity=keep_identity)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        seg.save_as(os.fspath(tmp), enforce_file_format=True)
+    return path
