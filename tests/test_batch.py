@@ -76,6 +76,18 @@ def test_batch_failures_and_kill_resume(tmp_path, sample_scans):
                         capture_output=True, text=True, timeout=900)
     assert "resumed 2" in r5.stdout, r5.stdout
 
+    # DICOM SEG asked for: subjects written without it run again and get one per visit
+    assert not list(out.rglob("labels.seg.dcm"))
+    r6 = subprocess.run(EXE + ["batch", str(m), "--out", str(out), "--resume", "--no-pictures", "--rc", "bulge_mm=0.5",
+                               "--dicom-seg"], capture_output=True, text=True, timeout=900)
+    assert r6.returncode == 1 and "resumed 0" in r6.stdout, r6.stdout
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("labels.seg.dcm")) == [
+        f"{s}/{tp}/labels.seg.dcm" for s in ("A", "B") for tp in ("baseline", "month12")]
+    pd.testing.assert_frame_equal(pd.read_csv(out / "changes.csv").set_index(["subject", "level"]), ch)
+    r7 = subprocess.run(EXE + ["batch", str(m), "--out", str(out), "--resume", "--no-pictures", "--rc", "bulge_mm=0.5",
+                               "--dicom-seg"], capture_output=True, text=True, timeout=900)
+    assert "resumed 2" in r7.stdout, r7.stdout
+
 
 
 @pytest.mark.slow

@@ -140,6 +140,10 @@ def test_bad_sources(sample_scans, tmp_path):
         read_source(sample_scans / "pre")
     with pytest.raises(InputError, match="no DICOM images"):
         read_source(tmp_path)
+    # a multi-echo series: several images per position, which a SEG cannot reference
+    with pytest.raises(InputError, match="images per slice position"):
+        write_dicom_seg(seg, sample_scans / "pre" / "T2MAP_MESE_SAG", tmp_path / "m.seg.dcm")
+    assert not (tmp_path / "m.seg.dcm").exists()
     # labels of another scan: nothing on these frames
     far = Segmentation(labels=seg.labels, affine=seg.affine @ np.diag([1, 1, 1, 1.0]) + np.c_[np.zeros((4, 3)), [1e4, 0, 0, 0]])
     with pytest.raises(InputError, match="no vertebral body, disc or canal label"):

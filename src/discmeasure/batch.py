@@ -172,12 +172,13 @@ def inputs_fingerprint(visits: list[dict]) -> list[dict]:
     return out
 
 
-def is_done(folder: Path, visits: list[dict] | None = None, repeatability: dict | None = None) -> bool:
+def is_done(folder: Path, visits: list[dict] | None = None, repeatability: dict | None = None,
+            dicom_seg: bool = False) -> bool:
     """True when the subject folder has a marker whose hashes match its files and, with ``visits``
     (the manifest's rows of the subject), whose inputs match those rows and their files now
     (:func:`inputs_fingerprint`): a row that points elsewhere, or an input file replaced since,
     makes the subject run again; so do other repeatability coefficients than the ones its
-    changes were flagged with."""
+    changes were flagged with, and a DICOM SEG asked for (``dicom_seg``) but not written."""
     m = folder / MARKER
     if not m.is_file():
         return False
@@ -186,11 +187,14 @@ def is_done(folder: Path, visits: list[dict] | None = None, repeatability: dict 
         files = saved["files"]
         inputs = saved.get("inputs")
         rc = saved.get("repeatability", {})
+        seg = bool(saved.get("dicom_seg", False))
     except (ValueError, KeyError, TypeError, AttributeError):
         return False
     if visits is not None and inputs != inputs_fingerprint(visits):
         return False
     if rc != _rc_json(repeatability):
+        return False
+    if dicom_seg and not seg:
         return False
     return files == _hashes(folder)
 
@@ -201,8 +205,11 @@ def _rc_json(repeatability: dict | None) -> dict:
 
 
 def process_subject(subject: str, visits: list[dict], out_dir: str, pictures: bool = True,
-                    repeatability: dict | None = None) -> dict:
+                    repeatability: dict | None = None, dicom_seg: bool = False) -> dict:
     """Analyse, write and compare one subject's visits. Returns {"subject", "failures": [...]}.
+
+    ``dicom_seg``: also write each visit's labels as a DICOM SEG on its T2-weighted series
+    (``labels.seg.dcm``; a visit whose input is not DICOM fails).
 
     Runs in a Dask worker process; never raises for bad input (failures are returned). With
     ``DISCMEASURE_THREADS=1`` (local workers) numpy's OpenBLAS is held at one thread too: a worker
@@ -215,10 +222,11 @@ def process_subject(subject: str, visits: list[dict], out_dir: str, pictures: bo
 
     one = os.environ.get("DISCMEASURE_THREADS") == "1"
     with single_blas_thread() if one else contextlib.nullcontext():
-        return _process_subject(subject, visits, out_dir, pictures, repeatability)
+        return _process_subject(subject, visits, out_dir, pictures, repeatability, dicom_seg)
 
 
-def _process_subject(subject: str, visits: list[dict], out_dir: str, pictures: bool, repeatability=None) -> dict:
+def _process_subject(subject: str, visits: list[dict], out_dir: str, pictures: bool, repeatability=None,
+                     dicom_seg: bool = False) -> dict:
     from .comparison import compare
     from .pipeline import analyze
     from .report.outputs import staged_dir, visit_files
@@ -232,7 +240,7 @@ def _process_subject(subject: str, visits: list[dict], out_dir: str, pictures: b
             res = analyze(v["path"], mese=v.get("mese") or None, labels=v.get("labels") or None,
                           subject=subject, timepoint=v["timepoint"])
             with staged_dir(out / v["timepoint"]) as d:
-                visit_files(res, d, pictures=pictures)
+                visit_files(res, d, pictures=pictures, dicom_source=v["path"] if dicom_seg else None)
             results.append(res)
         except DiscmeasureError as exc:
             failures.append({"subject": subject, "timepoint": v["timepoint"], "error": str(exc)})
@@ -259,7 +267,8 @@ def _process_subject(subject: str, visits: list[dict], out_dir: str, pictures: b
         write_text(out / "changes.csv", pd.concat(changes).to_csv(index=False, float_format="%.4f"))
     if not failures:
         write_text(out / MARKER, json.dumps({"files": _hashes(out), "inputs": inputs,
-                                             "repeatability": _rc_json(repeatability)}, indent=1) + "\n")
+                                             "repeatability": _rc_json(repeatability), "dicom_seg": bool(dicom_seg)},
+                                            indent=1) + "\n")
     return {"subject": subject, "failures": failures}
 
 
@@ -283,11 +292,12 @@ def _tidy(out: Path, manifest):
 
 
 def run_batch(manifest_path, out_dir, *, workers: int = 1, scheduler: str | None = None, resume: bool = False,
-              pictures: bool = True, progress=None, repeatability: dict | None = None) -> dict:
+              pictures: bool = True, progress=None, repeatability: dict | None = None, dicom_seg: bool = False) -> dict:
     """Run a manifest; returns {"failures": DataFrame, "cohort": DataFrame, "changes": DataFrame, "skipped": [...]}.
 
     ``repeatability``: overrides of :data:`discmeasure.comparison.REPEATABILITY` for the changes'
-    flags (a resumed subject flagged with other ones runs again).
+    flags (a resumed subject flagged with other ones runs again). ``dicom_seg``: each visit's labels
+    also as a DICOM SEG (:func:`process_subject`; a resumed subject without them runs again).
     """
     import pandas as pd
 
@@ -304,7 +314,7 @@ def run_batch(manifest_path, out_dir, *, workers: int = 1, scheduler: str | None
     tasks, skipped = [], []
     for s in subjects:
         visits = manifest[manifest.subject == s][["timepoint", "path", "mese", "labels"]].to_dict("records")
-        if resume and is_done(out / s, visits, repeatability):
+        if resume and is_done(out / s, visits, repeatability, dicom_seg):
             skipped.append(s)
             continue
         tasks.append((s, visits))
@@ -315,7 +325,7 @@ def run_batch(manifest_path, out_dir, *, workers: int = 1, scheduler: str | None
     if tasks:
         if scheduler is None and workers <= 1:
             for s, visits in tasks:
-                failures += process_subject(s, visits, str(out), pictures, repeatability)["failures"]
+                failures += process_subject(s, visits, str(out), pictures, repeatability, dicom_seg)["failures"]
                 done += 1
                 if progress:
                     progress(done, len(subjects))
@@ -329,7 +339,7 @@ def run_batch(manifest_path, out_dir, *, workers: int = 1, scheduler: str | None
                 cluster = local_cluster(workers, pictures)
                 client = Client(cluster)
             try:
-                futs = [client.submit(process_subject, s, v, str(out), pictures, repeatability, pure=False)
+                futs = [client.submit(process_subject, s, v, str(out), pictures, repeatability, dicom_seg, pure=False)
                         for s, v in tasks]
                 for fut in as_completed(futs):
                     failures += fut.result()["failures"]

@@ -268,6 +268,31 @@ def test_widgets_segment_measure_t2_compare(make_napari_viewer, qtbot, tmp_path,
         assert ("(R " in shapes.features["label"][2 * k + 1]) == (abs(r.bulge_lr_offset_mm) >= 0.5)
     assert m_w.table.shape[0] == len(ref)
 
+    # --- the labels measured, saved with them: NIfTI on the scan's grid, DICOM SEG on its series
+    for name in ("pre_labels.nii.gz", "pre_labels.seg.dcm"):
+        m_w.save_labels.value = tmp_path / name
+        _run(qtbot, m_w)
+    saved = dm.load(tmp_path / "pre_labels.nii.gz")
+    np.testing.assert_array_equal(np.asarray(saved.data), direct.labels)
+    np.testing.assert_allclose(saved.affine, scan.affine, atol=1e-5)
+    import highdicom as hd
+
+    back = hd.seg.segread(tmp_path / "pre_labels.seg.dcm")
+    vol = back.get_volume(combine_segments=True)
+    value_of = {int(s.SegmentNumber): int(s.SegmentLabel.rsplit("(", 1)[1].rstrip(")")) for s in back.SegmentSequence}
+    arr = np.vectorize(lambda n: value_of.get(int(n), 0))(np.asarray(vol.array))
+    ras = np.diag([-1.0, -1.0, 1.0, 1.0]) @ np.asarray(vol.affine, float)
+    ijk = np.rint(np.indices(arr.shape).reshape(3, -1).T @ (np.linalg.inv(scan.affine) @ ras)[:3, :3].T
+                  + (np.linalg.inv(scan.affine) @ ras)[:3, 3]).astype(int)
+    np.testing.assert_array_equal(arr.ravel(), direct.labels[ijk[:, 0], ijk[:, 1], ijk[:, 2]])
+    assert str(back.PatientID) == dm.pipeline.default_subject(scan)
+    # cleared fields read as the current folder: nothing is written (was "<cwd>.csv" beside it)
+    m_w.save_labels.value, m_w.export.value = "", ""
+    stray = Path(str(Path.cwd()) + ".csv")
+    assert not stray.exists()
+    _run(qtbot, m_w)
+    assert not stray.exists()
+
     # --- T2 map + per-ROI table = library (mono fit: fast)
     t_w = T2Widget(viewer)
     viewer.window.add_dock_widget(t_w)

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from . import app
-from ._common import RC_HELP, console, err
+from ._common import DICOM_SEG_HELP, RC_HELP, console, err
 
 
 @app.command("batch")
@@ -21,6 +21,7 @@ def batch_cmd(
     resume: bool = typer.Option(False, help="Skip subjects whose outputs are complete (checked by hashes)."),
     pictures: bool = typer.Option(True, help="Write QC pictures and per-visit HTML."),
     rc: Optional[list[str]] = typer.Option(None, "--rc", help=RC_HELP),
+    dicom_seg: bool = typer.Option(False, "--dicom-seg", help=DICOM_SEG_HELP),
 ):
     """Process every visit of a manifest, compare each subject's visits with the first, summarise the cohort."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -38,7 +39,7 @@ def batch_cmd(
             prog.update(task, completed=done, total=total)
 
         res = run_batch(manifest, out, workers=workers, scheduler=scheduler, resume=resume, pictures=pictures, progress=cb,
-                        repeatability=repeatability)
+                        repeatability=repeatability, dicom_seg=dicom_seg)
     nf = len(res["failures"])
     console.print(f"cohort: {out / 'cohort.csv'} ({len(res['cohort'])} rows); changes: {out / 'changes.csv'}; "
                   f"resumed {len(res['skipped'])}; failures: {nf}", soft_wrap=True)

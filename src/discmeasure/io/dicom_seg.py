@@ -253,6 +253,12 @@ def to_dicom_seg(segmentation, datasets, *, subject: str | None = None, keep_ide
     from ..pipeline import pseudonym
 
     datasets = list(datasets)
+    pos = np.round([f[0] for d in datasets for f in _frames(d)], 3)
+    n_at = len(pos) / max(len(np.unique(pos, axis=0)), 1)
+    if n_at > 1:
+        raise InputError(f"the series holds {n_at:.3g} images per slice position (echoes or repetitions); "
+                         "a DICOM SEG references one image per position",
+                         hint="give the single-echo T2-weighted series the labels were drawn on")
     frames = labels_on_frames(np.asarray(segmentation.labels), segmentation.affine, datasets)
     values = [int(v) for v in np.unique(frames) if v != 0]
     known = []

@@ -3,7 +3,8 @@
 A Scan's voxel -> world affine A = R diag(s) + t becomes the layer's ``scale`` (s), ``rotate``
 (R) and ``translate`` (t), so series of one study overlay in world (RAS+ mm) coordinates.
 Multi-echo data get the echo axis first (an echo slider). Layer metadata hold the affine,
-echo times and acquisition metadata -- never patient-identifying fields.
+echo times and acquisition metadata -- never patient-identifying fields -- and the path the
+scan was read from (in memory only, for the DICOM SEG export of labels drawn on it).
 """
 
 from __future__ import annotations
@@ -79,15 +80,17 @@ def transform_kwargs(affine: np.ndarray, extra_leading: int = 0) -> dict:
     return kw
 
 
-def scan_to_layer(scan: Scan, name: str, **kw) -> tuple:
-    """Image LayerDataTuple of a Scan, axes R, S, A (echo axis first when 4-D)."""
+def scan_to_layer(scan: Scan, name: str, *, source=None, **kw) -> tuple:
+    """Image LayerDataTuple of a Scan, axes R, S, A (echo axis first when 4-D); ``source``: the path
+    it was read from (kept in the layer's metadata for :func:`labels_source`)."""
     data, aff = canonical(np.asarray(scan.data), scan.affine, volume_axis_last=True)
     lead = 0
     if data.ndim == 4:
         data = np.moveaxis(data, -1, 0)
         lead = 1
     meta = {META_KEY: {"affine": np.array(aff), "source_affine": np.array(scan.affine, float),
-                       "echo_times_ms": scan.echo_times_ms, "meta": dict(scan.meta)}}
+                       "echo_times_ms": scan.echo_times_ms, "meta": dict(scan.meta),
+                       "source_path": None if source is None else str(source)}}
     lo, hi = np.percentile(data[..., ::4], [0.5, 99.5]) if data.size else (0, 1)
     kwargs = {"name": name, "metadata": meta, "contrast_limits": (float(lo), float(hi) if hi > lo else float(lo) + 1),
               **transform_kwargs(aff, lead), **kw}
@@ -121,6 +124,12 @@ def layer_to_scan(layer) -> Scan:
     A[:3, :3] = _P.T @ M
     A[:3, 3] = _P.T @ np.asarray(layer.translate)[-3:]
     return Scan(data, A)
+
+
+def labels_source(layer):
+    """The path an image layer's scan was read from (a DICOM series or study folder, a file), or None."""
+    md = layer.metadata.get(META_KEY) or {}
+    return md.get("source_path")
 
 
 def labels_layer(seg, name="discmeasure labels", affine=None) -> tuple:

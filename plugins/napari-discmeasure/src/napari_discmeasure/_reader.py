@@ -44,9 +44,9 @@ def read_path(path):
             st = dm.load_study(p)
             layers = []
             if st.t2w is not None:
-                layers.append(scan_to_layer(st.t2w, f"{p.name} T2w"))
+                layers.append(scan_to_layer(st.t2w, f"{p.name} T2w", source=p))
             if st.mese is not None:
-                layers.append(scan_to_layer(st.mese, f"{p.name} multi-echo", visible=False, colormap="gray"))
+                layers.append(scan_to_layer(st.mese, f"{p.name} multi-echo", source=p, visible=False, colormap="gray"))
             if layers:
                 _orient_viewer()
                 return layers
@@ -54,4 +54,4 @@ def read_path(path):
             pass
     scan = dm.load(p)
     _orient_viewer()
-    return [scan_to_layer(scan, p.name)]
+    return [scan_to_layer(scan, p.name, source=p)]

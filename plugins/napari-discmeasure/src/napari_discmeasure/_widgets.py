@@ -23,6 +23,7 @@ from ._layers import (
     canonical,
     labels_colormap,
     labels_layer,
+    labels_source,
     layer_to_scan,
     level_text_points,
     scan_to_layer,
@@ -359,7 +360,9 @@ class MeasureWidget(_Base):
     Draws each level's baseline C_PI -> C_PS (cyan) and the maximum-bulge segment from the
     baseline to the disc's most posterior point (red, with its value) as a 2-D Shapes layer
     shown on every sagittal slice, shows the per-level table, and exports it as CSV and JSON
-    (written atomically) when a file is chosen.
+    (written atomically) when a file is chosen. The labels measured can be saved with them: as
+    NIfTI (``.nii.gz``) on the image's grid, or as a DICOM SEG (``.seg.dcm``) on the DICOM series
+    the image was read from (pseudonymised; ``discmeasure.io.dicom_seg``).
     """
 
     title = "Measure"
@@ -370,7 +373,9 @@ class MeasureWidget(_Base):
         self.labels_in = _layer_combo(napari_viewer, Labels, "labels")
         self.band_mm = FloatSpinBox(value=5.0, min=0.5, max=20.0, step=0.5, label="band (mm)")
         self.export = FileEdit(mode="w", filter="*.csv", label="export CSV (+JSON)", value="")
-        super().__init__(napari_viewer, [self.image, self.labels_in, self.band_mm, self.export])
+        self.save_labels = FileEdit(mode="w", filter="*.nii.gz *.seg.dcm", label="save labels", value="",
+                                    tooltip="the labels measured: .nii.gz, or .seg.dcm (DICOM SEG on the image's series)")
+        super().__init__(napari_viewer, [self.image, self.labels_in, self.band_mm, self.export, self.save_labels])
 
     def _prepare(self):
         import discmeasure as dm
@@ -379,16 +384,19 @@ class MeasureWidget(_Base):
         labels = _labels_snapshot(_need(self.labels_in.value, "labels"))
         scan = layer_to_scan(image)
         band = float(self.band_mm.value)
-        export = str(self.export.value or "")
-        export = Path(export) if export not in ("", ".") else None
+        export, save = _chosen_file(self.export), _chosen_file(self.save_labels)
+        source = labels_source(image)
         self._image_layer = image
 
         def work():
             yield "measuring"
             seg = _seg_from_labels(scan, labels)
             df = dm.measure(scan, seg, band_mm=band)
-            if export is not None:
+            if export is not None or save is not None:
                 yield "exporting"
+            if save is not None:
+                write_labels(seg, scan, save, source)
+            if export is not None:
                 write_table(df, export)
             return scan, df
 
@@ -411,6 +419,32 @@ class MeasureWidget(_Base):
                            "translation": [0.0, -1.5]}}
             self.shapes_layer = self._add([([ln[:, 1:] for ln in lines], kw, "shapes")])[0]
         self._dock_table(df, None, "discmeasure: measurements")
+
+
+def _chosen_file(edit):
+    """The file a FileEdit names, or None when it names none: empty, or a folder (a cleared field
+    reads as the current folder, which must not become ``<folder>.csv``)."""
+    value = str(edit.value or "")
+    if value in ("", ".") or Path(value).is_dir():
+        return None
+    return Path(value)
+
+
+def write_labels(seg, scan, path: Path, source=None) -> Path:
+    """Write a segmentation as NIfTI (``.nii``/``.nii.gz``) or, for a ``.dcm`` name, as a DICOM SEG on
+    the DICOM series ``source`` (the scan's own series in it; pseudonymised)."""
+    from discmeasure.errors import InputError
+    from discmeasure.io.dicom_seg import write_dicom_seg
+    from discmeasure.io.write import save_nifti
+    from discmeasure.pipeline import default_subject
+
+    path = Path(path)
+    if not path.name.lower().endswith(".dcm"):
+        return save_nifti(seg.to_scan(), path, sidecar=False)
+    if source is None or scan.meta.get("source_format") != "dicom":
+        raise InputError("the image was not read from DICOM: a DICOM SEG needs its series",
+                         path=path, hint="save the labels as .nii.gz, or open the DICOM study with this plugin")
+    return write_dicom_seg(seg, source, path, series_uid=scan.meta.get("series_uid"), subject=default_subject(scan))
 
 
 def write_table(df, path: Path):
