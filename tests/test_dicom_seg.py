@@ -199,3 +199,37 @@ def test_cli_pair_writes_a_dicom_seg_per_visit(sample_scans, tmp_path):
         series[tp] = back.ReferencedSeriesSequence[0].SeriesInstanceUID
         assert series[tp] == dm.load(sample_scans / tp / "T2W_SAG").meta["series_uid"]
     assert series["pre"] != series["post"]
+
+
+def test_dicom_seg_imports_as_labels_by_its_codes(sample_scans, tmp_path):
+    """A SEG (ours, or another program's with the standard codes) imports as labels: segments are
+    mapped by their SNOMED CT codes, not their text; unknown structures are left out."""
+    from discmeasure.io.dicom_seg import read_dicom_seg
+
+    src = sample_scans / "pre" / "T2W_SAG"
+    scan = dm.load(src)
+    auto = dm.segment(scan)
+    path = write_dicom_seg(auto, src, tmp_path / "auto.seg.dcm")
+    back = dm.segment(scan, method="labels", labels=path)
+    np.testing.assert_array_equal(back.labels, auto.labels)
+    assert back.levels == auto.levels and back.method == "labels:discmeasure"
+    # another program's texts, and one segment (L4) coded as something else
+    ds = pydicom.dcmread(path)
+    for s in ds.SegmentSequence:
+        s.SegmentLabel = f"segment {s.SegmentNumber}"
+        if s.SegmentedPropertyTypeCodeSequence[0].CodeValue == "11994002":  # L4 vertebra
+            s.SegmentedPropertyTypeCodeSequence[0].CodeValue = "10200004"  # liver
+            s.SegmentedPropertyTypeCodeSequence[0].CodeMeaning = "Liver"
+    other = tmp_path / "other.seg.dcm"
+    ds.save_as(other)
+    got = read_dicom_seg(other)
+    on_scan = dm.segment(scan, method="labels", labels=got).labels
+    expected = np.where(auto.labels == 23, 0, auto.labels)
+    np.testing.assert_array_equal(on_scan, expected)
+    # the CLI takes it as --labels
+    res = _cli("measure", src, "--labels", path, "--out", tmp_path / "m")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "labels:discmeasure" in (tmp_path / "m" / "measurements.json").read_text()
+    # not a SEG: one clear error
+    with pytest.raises(InputError, match="not a DICOM Segmentation"):
+        read_dicom_seg(next(src.glob("*.dcm")))

@@ -286,6 +286,13 @@ def test_widgets_segment_measure_t2_compare(make_napari_viewer, qtbot, tmp_path,
                   + (np.linalg.inv(scan.affine) @ ras)[:3, 3]).astype(int)
     np.testing.assert_array_equal(arr.ravel(), direct.labels[ijk[:, 0], ijk[:, 1], ijk[:, 2]])
     assert str(back.PatientID) == dm.pipeline.default_subject(scan)
+    # the reader opens that SEG as a labels layer, which measures as the library's labels
+    from napari_discmeasure._widgets import _labels_snapshot, _seg_from_labels
+
+    (seg_layer,) = viewer.open(str(tmp_path / "pre_labels.seg.dcm"), plugin="napari-discmeasure")
+    assert seg_layer._type_string == "labels"
+    np.testing.assert_array_equal(_seg_from_labels(scan, _labels_snapshot(seg_layer)).labels, direct.labels)
+    viewer.layers.remove(seg_layer)
     # cleared fields read as the current folder: nothing is written (was "<cwd>.csv" beside it)
     m_w.save_labels.value, m_w.export.value = "", ""
     stray = Path(str(Path.cwd()) + ".csv")

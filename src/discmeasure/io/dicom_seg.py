@@ -42,7 +42,11 @@ import numpy as np
 from .. import labels as lab
 from ..errors import InputError, OutputError
 
-__all__ = ["segment_code", "read_source", "labels_on_frames", "to_dicom_seg", "write_dicom_seg"]
+__all__ = ["segment_code", "read_source", "labels_on_frames", "to_dicom_seg", "write_dicom_seg", "is_dicom_seg",
+           "read_dicom_seg"]
+
+#: SOP Class UID of the Segmentation Storage IOD
+SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
 
 #: Default Series Number of the SEG (a derived series, numbered apart from the scanner's).
 SERIES_NUMBER = 9901
@@ -330,3 +334,90 @@ def write_dicom_seg(segmentation, source, path, *, series_uid: str | None = None
     with atomic_path(path) as tmp:
         seg.save_as(os.fspath(tmp), enforce_file_format=True)
     return path
+
+
+def _label_of_code() -> dict[str, int]:
+    """SNOMED CT code value -> discmeasure label: the inverse of :func:`segment_code` over every
+    vertebra and disc level the convention names, plus cerebrospinal fluid and the spinal cord
+    (the canal's content, as other tools label it) as canal."""
+    from pydicom.sr.codedict import codes
+
+    out: dict[str, int] = {}
+    for v in range(1, lab.SACRUM + 1):
+        try:
+            _, code = segment_code(v)
+        except ValueError:
+            continue
+        if code.value not in (codes.SCT.Vertebra.value, codes.SCT.StructureOfVertebralColumn.value):
+            out.setdefault(code.value, v)
+        if v < lab.SACRUM:
+            _, dcode = segment_code(lab.disc_label(v))
+            if dcode.value != codes.SCT.StructureOfVertebralColumn.value:
+                out.setdefault(dcode.value, lab.disc_label(v))
+    out[codes.SCT.SpinalCanalStructure.value] = lab.CANAL
+    out[codes.SCT.CerebrospinalFluid.value] = lab.CANAL
+    out[codes.SCT.SpinalCord.value] = lab.CANAL
+    return out
+
+
+def is_dicom_seg(path) -> bool:
+    """True when ``path`` is a DICOM Segmentation instance (a file; its header is read)."""
+    p = Path(path)
+    if not p.is_file():
+        return False
+    from .dicom import _read
+
+    try:
+        ds = _read(p, stop_before_pixels=True)
+    except Exception:  # noqa: BLE001 -- not DICOM
+        return False
+    return str(ds.get("SOPClassUID", "")) == SEG_SOP_CLASS
+
+
+def read_dicom_seg(path):
+    """A DICOM SEG as a discmeasure label map (:class:`~discmeasure.Scan`, RAS+ affine).
+
+    Segments are mapped by their Segmented Property Type code (SNOMED CT; vertebrae CID 7603,
+    discs CID 7604, spinal canal, cerebrospinal fluid and spinal cord as canal), not by their
+    text, so SEGs written by other programs (3D Slicer, OHIF, a PACS) import as well as ours.
+    The discmeasure label value in the segment label (``"L4-L5 disc (123)"``) is used for a
+    segment whose code is "Structure of vertebral column" (a transitional L5-L6 or L6-S1 disc)
+    or "Vertebra" (an L6). Segments with other codes are left out; where segments overlap, the
+    later one wins.
+
+    Raises
+    ------
+    InputError
+        When the file is not a DICOM SEG, or none of its segments is a vertebra, disc or canal.
+    """
+    import re
+
+    import highdicom as hd
+
+    from ..scan import Scan
+
+    path = Path(path)
+    if not is_dicom_seg(path):
+        raise InputError("is not a DICOM Segmentation (SEG) instance", path=path,
+                         hint="give a DICOM SEG file, or a NIfTI label map")
+    seg = hd.seg.segread(path)
+    by_code = _label_of_code()
+    value_of: dict[int, int] = {}
+    for s in seg.SegmentSequence:
+        code = s.SegmentedPropertyTypeCodeSequence[0]
+        v = by_code.get(str(code.CodeValue)) if str(code.CodingSchemeDesignator) in ("SCT", "SRT") else None
+        m = re.search(r"\((\d+)\)\s*$", str(s.get("SegmentLabel", "")))
+        if v is None and m and str(code.CodeValue) in ("421060004", "51282000"):
+            v = int(m.group(1))  # our own L5-L6 / L6-S1 disc or L6, coded generically
+        if v is not None:
+            value_of[int(s.SegmentNumber)] = v
+    if not value_of:
+        raise InputError("no segment of the DICOM SEG is a vertebra, disc or spinal canal (by its SNOMED CT code)",
+                         path=path, hint="label the segments with CID 7603 / 7604 codes, or import a NIfTI label map")
+    vol = seg.get_volume(combine_segments=True, skip_overlap_checks=True, segment_numbers=sorted(value_of))
+    arr = np.asarray(vol.array)
+    out = np.zeros(arr.shape, np.int16)
+    for n, v in value_of.items():
+        out[arr == n] = v
+    affine = np.diag([-1.0, -1.0, 1.0, 1.0]) @ np.asarray(vol.affine, float)  # LPS -> RAS
+    return Scan(out, affine, meta={"series_description": "DICOM SEG labels"})

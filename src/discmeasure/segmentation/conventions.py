@@ -13,6 +13,9 @@ Mappings (source documentation in brackets; see docs/segmentation.md):
 - ``totalsegmentator_total_mr`` [same file, task total_mr]: 18 = sacrum, 19 = vertebrae (all,
   one class), 20 = intervertebral discs (all), 21 = spinal cord. Individual vertebrae and discs are
   separated into connected components and numbered upward from the sacrum.
+- a DICOM SEG file [DICOM PS3.3 A.51]: segments mapped by their SNOMED CT property type codes
+  (vertebrae CID 7603, discs CID 7604, spinal canal / CSF / cord = canal;
+  :func:`discmeasure.io.dicom_seg.read_dicom_seg`), then ``discmeasure``.
 - ``spider`` [SPIDER dataset, van der Graaf et al. 2024, doi:10.1038/s41597-024-03090-w]:
   vertebrae 1-25 and discs 201-225 numbered upward from the most caudal vertebra, canal 100.
   The anatomical name of label 1 is not in the masks: discmeasure takes it as ``spider_lowest``
@@ -160,8 +163,15 @@ def import_labels(scan, labels, *, convention: str = "auto", spider_lowest: str 
 
     if isinstance(labels, (str, os.PathLike)):
         from ..io import load
+        from ..io.dicom_seg import is_dicom_seg, read_dicom_seg
 
-        labels = load(labels)
+        if is_dicom_seg(labels):
+            # segments mapped to our labels by their SNOMED CT codes
+            labels = read_dicom_seg(labels)
+            if convention == "auto":
+                convention = "discmeasure"
+        else:
+            labels = load(labels)
     if isinstance(labels, Scan):
         arr, aff = np.asarray(labels.data), labels.affine
         if arr.ndim == 4:

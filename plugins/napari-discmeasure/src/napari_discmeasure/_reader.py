@@ -1,10 +1,13 @@
-"""Reader contribution: DICOM study/series folders, DICOM files, NIfTI -> image layers in mm."""
+"""Reader contribution: DICOM study/series folders, DICOM files, NIfTI -> image layers in mm;
+a DICOM SEG file -> a labels layer in our label convention."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ._layers import scan_to_layer
+import numpy as np
+
+from ._layers import labels_layer, scan_to_layer
 
 
 def get_reader(path):
@@ -52,6 +55,13 @@ def read_path(path):
                 return layers
         except DiscmeasureError:
             pass
+    from discmeasure.io.dicom_seg import is_dicom_seg, read_dicom_seg
+
+    if is_dicom_seg(p):
+        # a DICOM SEG (ours or another program's): a labels layer, segments mapped by their codes
+        seg = read_dicom_seg(p)
+        _orient_viewer()
+        return [labels_layer(np.asarray(seg.data), name=p.name, affine=seg.affine)]
     scan = dm.load(p)
     _orient_viewer()
     return [scan_to_layer(scan, p.name, source=p)]
