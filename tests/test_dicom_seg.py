@@ -233,3 +233,19 @@ def test_dicom_seg_imports_as_labels_by_its_codes(sample_scans, tmp_path):
     # not a SEG: one clear error
     with pytest.raises(InputError, match="not a DICOM Segmentation"):
         read_dicom_seg(next(src.glob("*.dcm")))
+
+
+def test_a_seg_in_the_study_folder_is_not_a_series(sample_scans, tmp_path):
+    """A labels.seg.dcm saved into a study folder was listed as a series (243 x 314 x 126 frames,
+    0 mm apart); the loader now skips Segmentation instances."""
+    from discmeasure.io.dicom import scan_folder
+
+    study = tmp_path / "pre"
+    shutil.copytree(sample_scans / "pre", study)
+    scan = dm.load(study / "T2W_SAG")
+    write_dicom_seg(_random_labels(scan), study / "T2W_SAG", study / "labels.seg.dcm")
+    write_dicom_seg(_random_labels(scan), study / "T2W_SAG", study / "T2W_SAG" / "labels.seg.dcm")
+    assert [s.number for s in scan_folder(study)] == [s.number for s in scan_folder(sample_scans / "pre")]
+    assert dm.load_study(study).t2w.meta["series_uid"] == scan.meta["series_uid"]
+    # and the series' folder with a SEG in it is still one series for a new SEG
+    assert len(read_source(study / "T2W_SAG")) == 11

@@ -107,7 +107,7 @@ def read_source(source, *, series_uid: str | None = None) -> list:
     list of pydicom.Dataset
         Sorted by Instance Number.
     """
-    from .dicom import _candidate_files, _read
+    from .dicom import _candidate_files, _is_image, _read
 
     source = Path(source)
     if not source.exists():
@@ -118,8 +118,8 @@ def read_source(source, *, series_uid: str | None = None) -> list:
             ds = _read(f, stop_before_pixels=True)
         except Exception:  # noqa: BLE001 -- not a DICOM file: skipped, as by the loader
             continue
-        if "SOPInstanceUID" not in ds or "SeriesInstanceUID" not in ds or "Rows" not in ds:
-            continue
+        if "SOPInstanceUID" not in ds or "SeriesInstanceUID" not in ds or not _is_image(ds):
+            continue  # not an image (a SEG saved beside the series, a report, ...)
         series.add(str(ds.SeriesInstanceUID))
         if series_uid is None or str(ds.SeriesInstanceUID) == str(series_uid):
             found.append(ds)
