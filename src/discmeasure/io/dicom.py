@@ -168,13 +168,14 @@ def _read_native(path: Path, layout) -> np.ndarray:
     return arr.reshape(shape).astype(arr.dtype.newbyteorder("="), copy=False)
 
 
-_SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"  # Segmentation Storage
+#: SOP Class UID of DICOM Segmentation Storage (SEG; written and read by :mod:`.dicom_seg`)
+SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
 
 
 def _is_image(ds) -> bool:
     """An image to load: has rows and columns, and is not a DICOM Segmentation (SEG frames are
     segment masks of another series, e.g. a labels.seg.dcm saved into the study folder)."""
-    if str(ds.get("SOPClassUID", "")) == _SEG_SOP_CLASS or str(ds.get("Modality", "")).upper() == "SEG":
+    if str(ds.get("SOPClassUID", "")) == SEG_SOP_CLASS or str(ds.get("Modality", "")).upper() == "SEG":
         return False
     return "Rows" in ds and "Columns" in ds and ("SOPClassUID" in ds or "SeriesInstanceUID" in ds or "PixelData" in ds)
 

@@ -1,4 +1,4 @@
-"""DICOM Segmentation (SEG) export of a label map, on the frames of its source series.
+"""DICOM Segmentation (SEG) export of a label map, on the frames of its source series, and import.
 
 A label map in the discmeasure convention (vertebral bodies 20-26, discs 100 + the
 vertebra above, canal 61) is written as a binary DICOM SEG instance (one segment per
@@ -13,7 +13,8 @@ the vertebra (DICOM CID 7603, "Vertebra": L1 vertebra ...; S1 as "Sacrum"; an L6
 the intervertebral disc by level (CID 7604, "Intervertebral Disc": L4/L5 disc ...; a transitional
 L5-L6 or L6-S1 disc, which has no code there, as "Structure of vertebral column" with its level in
 the segment label) or the spinal canal. Segment labels carry the level and the discmeasure label
-value, e.g. "L4-L5 disc (123)".
+value, e.g. "L4-L5 disc (123)". A SEG is read back (:func:`read_dicom_seg`) through the same
+codes, so SEGs of other programs that use them import as ours.
 
 The patient module of a SEG is copied from its source images. By default it is
 pseudonymised (Patient's Name and ID = the pseudonymous subject id; birth date, sex, age,
@@ -41,12 +42,10 @@ import numpy as np
 
 from .. import labels as lab
 from ..errors import InputError, OutputError
+from .dicom import SEG_SOP_CLASS
 
 __all__ = ["segment_code", "read_source", "labels_on_frames", "to_dicom_seg", "write_dicom_seg", "is_dicom_seg",
            "read_dicom_seg"]
-
-#: SOP Class UID of the Segmentation Storage IOD
-SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
 
 #: Default Series Number of the SEG (a derived series, numbered apart from the scanner's).
 SERIES_NUMBER = 9901
@@ -361,15 +360,19 @@ def _label_of_code() -> dict[str, int]:
 
 
 def is_dicom_seg(path) -> bool:
-    """True when ``path`` is a DICOM Segmentation instance (a file; its header is read)."""
+    """True when ``path`` is a DICOM Segmentation instance: a DICOM Part 10 file ("DICM" after its
+    128-byte preamble; any other file, a NIfTI say, is not read further) of the SEG SOP class."""
+    import pydicom
+
     p = Path(path)
     if not p.is_file():
         return False
-    from .dicom import _read
-
     try:
-        ds = _read(p, stop_before_pixels=True)
-    except Exception:  # noqa: BLE001 -- not DICOM
+        with open(p, "rb") as fh:
+            if fh.read(132)[128:] != b"DICM":
+                return False
+        ds = pydicom.dcmread(p, stop_before_pixels=True)
+    except Exception:  # noqa: BLE001 -- unreadable: not a SEG
         return False
     return str(ds.get("SOPClassUID", "")) == SEG_SOP_CLASS
 
