@@ -41,3 +41,24 @@ def test_frame_follows_axial_rotation_with_full_fov():
 def test_frame_within_2_deg_with_truncated_offcentre_fov():
     err = _frame_errors_deg(30, 6.0)
     assert max(err) <= 2.0, err
+
+
+def test_discs_cut_by_the_field_of_view_are_flagged():
+    """A disc whose labels reach the grid's outermost layer is flagged with the side(s) where it is
+    cut (its volume is then a lower bound and its frame can turn); a disc inside is not."""
+    import discmeasure as dm
+
+    ph = phantom.default_phantom().replace(pose=(ROT, (0.0, 0.0, 0.0)))
+    flags = {}
+    for n, cx in ((70, 0.0), (30, 20.0)):
+        shape, aff = phantom.make_grid(spacing=(1.0, 1.0, 1.0), fov_mm=(100.0, 190.0), n_slices=n,
+                                       center_mm=(cx, -5.0, 10.0))
+        _, labels, _ = phantom.tissue_fractions(ph, shape, aff, supersample=1)
+        scan = dm.Scan(np.zeros(shape, np.float32), aff)
+        df = dm.measure(scan, dm.segment(scan, method="labels", labels=labels), refine_edges=False)
+        flags[n] = {r.level: [f for f in r.qc_flags.split(";") if f.startswith("disc_cut_by_fov")] for r in df.itertuples()}
+    # 70 slices of 1 mm: no disc reaches the left or right edge (two reach the 100 mm AP field's front)
+    assert all(not any(("L" in f.rsplit("_", 1)[1] or "R" in f.rsplit("_", 1)[1]) for f in fl) for fl in flags[70].values())
+    assert flags[70]["L4-L5"] == [] and flags[70]["L2-L3"] == ["disc_cut_by_fov_A"]
+    # 30 slices from x = 5 to 34 mm: every disc runs out on the left (patient's right is +x)
+    assert all(any(f.rsplit("_", 1)[1].split("+")[0] == "L" for f in fl) for fl in flags[30].values()), flags[30]

@@ -80,6 +80,26 @@ def disc_labels(lbl: np.ndarray) -> list[int]:
     return [int(v) for v in present if lab.is_disc(v)]
 
 
+def fov_sides(index, label: int, shape, affine) -> str:
+    """Where a structure reaches the edge of the field of view: the sides ("R", "L", "A", "P",
+    "S", "I", by the world direction of each grid face) at which its voxels lie in the grid's
+    outermost layer, "+"-joined ("L+R"); "" when it lies inside. Axes one voxel thick (a single
+    slice) are not counted: their edges are the slice itself."""
+    box = index.box(label)
+    if box is None:
+        return ""
+    sides = set()
+    for a, (sl, n) in enumerate(zip(box, shape)):
+        if n <= 1:
+            continue
+        for at_edge, sign in ((sl.start == 0, -1.0), (sl.stop == n, 1.0)):
+            if at_edge:
+                v = sign * np.asarray(affine, float)[:3, a]
+                k = int(np.argmax(np.abs(v)))
+                sides.add("RAS"[k] if v[k] > 0 else "LPI"[k])
+    return "+".join(sorted(sides, key="LRPAIS".index))
+
+
 def _band_offsets(index, frame, band_mm, step_mm):
     """Plane offsets within +-band, clipped to where the disc was imaged."""
     pts = index.points(frame.label)
@@ -187,6 +207,11 @@ def measure(scan, segmentation, *, t2=None, band_mm: float = 5.0, plane_step_mm:
         entry = seg_qc.get(row["level"])
         flags: list[str] = [f"segmentation: {f}" for f in (entry.get("flags", []) if isinstance(entry, dict) else [])]
         row["volume_mm3"] = float(len(index.indices(d)) * voxel_volume)
+        cut = fov_sides(index, d, lbl.shape, aff)
+        if cut:
+            # the disc runs out of the field of view: its volume is a lower bound, and its frame
+            # (centroids) can turn towards the imaged side (docs/methods.md, "Level frame")
+            flags.append(f"disc_cut_by_fov_{cut}")
         try:
             frame = level_frame(lbl, aff, d, index=index)
         except MeasurementError as exc:
