@@ -249,3 +249,8 @@ def test_a_seg_in_the_study_folder_is_not_a_series(sample_scans, tmp_path):
     assert dm.load_study(study).t2w.meta["series_uid"] == scan.meta["series_uid"]
     # and the series' folder with a SEG in it is still one series for a new SEG
     assert len(read_source(study / "T2W_SAG")) == 11
+    # a SEG alone is no image: one line says what it is and how to use it
+    from discmeasure.errors import DicomError
+
+    with pytest.raises(DicomError, match="holds a DICOM SEG.*--labels"):
+        dm.load(study / "labels.seg.dcm")

@@ -172,10 +172,14 @@ def _read_native(path: Path, layout) -> np.ndarray:
 SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
 
 
+def _is_seg(ds) -> bool:
+    return str(ds.get("SOPClassUID", "")) == SEG_SOP_CLASS or str(ds.get("Modality", "")).upper() == "SEG"
+
+
 def _is_image(ds) -> bool:
     """An image to load: has rows and columns, and is not a DICOM Segmentation (SEG frames are
     segment masks of another series, e.g. a labels.seg.dcm saved into the study folder)."""
-    if str(ds.get("SOPClassUID", "")) == SEG_SOP_CLASS or str(ds.get("Modality", "")).upper() == "SEG":
+    if _is_seg(ds):
         return False
     return "Rows" in ds and "Columns" in ds and ("SOPClassUID" in ds or "SeriesInstanceUID" in ds or "PixelData" in ds)
 
@@ -347,12 +351,16 @@ def scan_folder(path: str | os.PathLike, *, workers: int | None = None) -> list[
     if not files:
         raise InputError("folder is empty", path=root, hint="point to a folder holding DICOM files")
 
+    segs = []  # DICOM Segmentation instances met (not images; named in the error if nothing else is found)
+
     def head(p):
         try:
             ds, layout = _read_head(p)
         except Exception:  # noqa: BLE001 -- not DICOM: ignored
             return p, None, None
         if not _is_image(ds):
+            if _is_seg(ds):
+                segs.append(p)
             return p, None, None
         return p, ds, layout
 
@@ -390,6 +398,9 @@ def scan_folder(path: str | os.PathLike, *, workers: int | None = None) -> list[
         if bad:
             p, exc = bad[0]
             raise DicomError(f"DICOM header unreadable ({type(exc).__name__}: {exc})", path=p, hint="the file may be damaged")
+        if segs:
+            raise DicomError("holds a DICOM SEG (a segmentation of another series), no image", path=root,
+                             hint="give it as a label map (--labels FILE, or labels= in the library) with its image series")
         nifti = sorted(Path(root).glob("*.nii*")) if Path(root).is_dir() else []
         hint = ("the folder holds NIfTI files: give one of them, e.g. " + nifti[0].name if nifti else
                 "point to a DICOM series or study folder, a DICOM file, or a NIfTI file")
