@@ -38,17 +38,15 @@ def segment_cmd(
         except Exception:  # noqa: BLE001 -- not a study: load as a series below
             scan = None
     scan = scan or load(p, series=series)
-    if as_seg and scan.meta.get("source_format") != "dicom":
-        from ..errors import InputError
+    if as_seg:
+        from ..io.dicom_seg import require_dicom
 
-        raise InputError("is not DICOM: a DICOM SEG needs the series' own frames", path=p,
-                         hint="write a NIfTI label map instead (-o labels.nii.gz)")
+        require_dicom(scan, p)  # before the work
     seg = segment(scan)
     if as_seg:
-        from ..io.dicom_seg import write_dicom_seg
-        from ..pipeline import default_subject
+        from ..io.dicom_seg import write_scan_seg
 
-        write_dicom_seg(seg, p, out, series_uid=scan.meta.get("series_uid"), subject=default_subject(scan))
+        write_scan_seg(seg, scan, p, out)
     else:
         save_nifti(seg.to_scan(), out, sidecar=False)
     console.print(f"levels: {', '.join(seg.levels)}; written: {out}")

@@ -42,10 +42,10 @@ import numpy as np
 
 from .. import labels as lab
 from ..errors import InputError, OutputError
-from .dicom import SEG_SOP_CLASS
+from .dicom import _is_seg
 
-__all__ = ["segment_code", "read_source", "labels_on_frames", "to_dicom_seg", "write_dicom_seg", "is_dicom_seg",
-           "read_dicom_seg"]
+__all__ = ["segment_code", "read_source", "labels_on_frames", "to_dicom_seg", "write_dicom_seg", "write_scan_seg",
+           "require_dicom", "is_dicom_seg", "read_dicom_seg"]
 
 #: Default Series Number of the SEG (a derived series, numbered apart from the scanner's).
 SERIES_NUMBER = 9901
@@ -132,33 +132,39 @@ def read_source(source, *, series_uid: str | None = None) -> list:
     return sorted(found, key=lambda d: int(getattr(d, "InstanceNumber", 0) or 0))
 
 
-def _frames(ds):
-    """(image position, row direction, column direction, (row spacing, column spacing)) of each frame
-    of one image (LPS mm), from its own or its multi-frame functional groups."""
-    def seq(item, name):
-        s = item.get(name)
-        return s[0] if s else None
+def _frame_geometry(datasets) -> list[tuple]:
+    """(rows, columns, image position, row direction, column direction, (row spacing, column
+    spacing)) of every frame of ``datasets`` (LPS mm), read by the loader's own frame parser
+    (classic images and the frames of enhanced multi-frame ones)."""
+    from .dicom import _frames_of
 
-    n = int(getattr(ds, "NumberOfFrames", 1) or 1)
-    if "PerFrameFunctionalGroupsSequence" in ds:
-        shared = seq(ds, "SharedFunctionalGroupsSequence") or {}
-        out = []
-        for k in range(n):
-            per = ds.PerFrameFunctionalGroupsSequence[k]
-            pos = seq(per, "PlanePositionSequence") or seq(shared, "PlanePositionSequence")
-            ori = seq(per, "PlaneOrientationSequence") or seq(shared, "PlaneOrientationSequence")
-            mea = seq(per, "PixelMeasuresSequence") or seq(shared, "PixelMeasuresSequence")
-            if pos is None or ori is None or mea is None:
-                raise InputError("a frame of a multi-frame image has no position, orientation or pixel spacing",
+    out = []
+    for ds in datasets:
+        for f in _frames_of(ds, None):
+            if f.tile is not None:
+                raise InputError("the source is a Siemens mosaic (many slices in one image)",
+                                 hint="a DICOM SEG needs the series with one image per slice")
+            if f.ipp is None or f.iop is None or f.spacing is None:
+                raise InputError("a source frame has no position, orientation or pixel spacing",
                                  hint="the DICOM SEG needs each source frame's geometry")
-            out.append((pos.ImagePositionPatient, ori.ImageOrientationPatient, mea.PixelSpacing))
-    else:
-        if not all(k in ds for k in ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing")):
-            raise InputError("a source image has no position, orientation or pixel spacing",
-                             hint="the DICOM SEG needs each source frame's geometry")
-        out = [(ds.ImagePositionPatient, ds.ImageOrientationPatient, ds.PixelSpacing)] * n
-    return [(np.asarray(p, float), np.asarray(o, float)[:3], np.asarray(o, float)[3:], np.asarray(s, float))
-            for p, o, s in out]
+            out.append((f.rows, f.cols, f.ipp, f.iop[:3], f.iop[3:], f.spacing))
+    return out
+
+
+def _sample(labels: np.ndarray, affine: np.ndarray, geometry) -> np.ndarray:
+    labels = np.asarray(labels)
+    inv = np.linalg.inv(np.asarray(affine, float))
+    out = []
+    for rows, cols, ipp, xdir, ydir, (dr, dc) in geometry:
+        r, c = np.mgrid[0:rows, 0:cols]
+        lps = ipp + (c[..., None] * dc) * xdir + (r[..., None] * dr) * ydir
+        ras = lps * np.array([-1.0, -1.0, 1.0])
+        ijk = np.rint(ras @ inv[:3, :3].T + inv[:3, 3]).astype(np.int64)
+        ok = np.all((ijk >= 0) & (ijk < labels.shape[:3]), axis=-1)
+        f = np.zeros((rows, cols), labels.dtype)
+        f[ok] = labels[ijk[ok, 0], ijk[ok, 1], ijk[ok, 2]]
+        out.append(f)
+    return np.stack(out)
 
 
 def labels_on_frames(labels: np.ndarray, affine: np.ndarray, datasets) -> np.ndarray:
@@ -168,21 +174,7 @@ def labels_on_frames(labels: np.ndarray, affine: np.ndarray, datasets) -> np.nda
     PS3.3 C.7.6.2.1.1, LPS), turned to RAS+ and into ``labels``' voxel indices through the
     inverse of ``affine``; the nearest voxel's label is taken (0 outside the map).
     """
-    labels = np.asarray(labels)
-    inv = np.linalg.inv(np.asarray(affine, float))
-    out = []
-    for ds in datasets:
-        rows, cols = int(ds.Rows), int(ds.Columns)
-        r, c = np.mgrid[0:rows, 0:cols]
-        for ipp, xdir, ydir, (dr, dc) in _frames(ds):
-            lps = ipp + (c[..., None] * dc) * xdir + (r[..., None] * dr) * ydir
-            ras = lps * np.array([-1.0, -1.0, 1.0])
-            ijk = np.rint(ras @ inv[:3, :3].T + inv[:3, 3]).astype(np.int64)
-            ok = np.all((ijk >= 0) & (ijk < labels.shape[:3]), axis=-1)
-            f = np.zeros((rows, cols), labels.dtype)
-            f[ok] = labels[ijk[ok, 0], ijk[ok, 1], ijk[ok, 2]]
-            out.append(f)
-    return np.stack(out)
+    return _sample(labels, affine, _frame_geometry(datasets))
 
 
 def _shared_geometry(ds):
@@ -256,13 +248,14 @@ def to_dicom_seg(segmentation, datasets, *, subject: str | None = None, keep_ide
     from ..pipeline import pseudonym
 
     datasets = list(datasets)
-    pos = np.round([f[0] for d in datasets for f in _frames(d)], 3)
+    geometry = _frame_geometry(datasets)
+    pos = np.round([g[2] for g in geometry], 3)
     n_at = len(pos) / max(len(np.unique(pos, axis=0)), 1)
     if n_at > 1:
         raise InputError(f"the series holds {n_at:.3g} images per slice position (echoes or repetitions); "
                          "a DICOM SEG references one image per position",
                          hint="give the single-echo T2-weighted series the labels were drawn on")
-    frames = labels_on_frames(np.asarray(segmentation.labels), segmentation.affine, datasets)
+    frames = _sample(segmentation.labels, segmentation.affine, geometry)
     values = [int(v) for v in np.unique(frames) if v != 0]
     known = []
     for v in values:
@@ -335,6 +328,24 @@ def write_dicom_seg(segmentation, source, path, *, series_uid: str | None = None
     return path
 
 
+def require_dicom(scan, path=None) -> None:
+    """Refuse, with one line, a scan that was not read from DICOM: a DICOM SEG needs its series."""
+    if scan.meta.get("source_format") != "dicom":
+        raise InputError("the scan was not read from DICOM: a DICOM SEG needs its series' frames", path=path,
+                         hint="write the labels as NIfTI (.nii.gz) instead, or leave out --dicom-seg")
+
+
+def write_scan_seg(segmentation, scan, source, path, *, subject: str | None = None, keep_identity: bool = False) -> Path:
+    """:func:`write_dicom_seg` of labels drawn on ``scan``, which was read from DICOM under ``source``:
+    on its own series, the subject by default the one :func:`discmeasure.analyze` names
+    (:func:`~discmeasure.pipeline.default_subject`). A scan not read from DICOM is refused."""
+    from ..pipeline import default_subject
+
+    require_dicom(scan, source)
+    return write_dicom_seg(segmentation, source, path, series_uid=scan.meta.get("series_uid"),
+                           subject=subject or default_subject(scan), keep_identity=keep_identity)
+
+
 def _label_of_code() -> dict[str, int]:
     """SNOMED CT code value -> discmeasure label: the inverse of :func:`segment_code` over every
     vertebra and disc level the convention names, plus cerebrospinal fluid and the spinal cord
@@ -374,7 +385,7 @@ def is_dicom_seg(path) -> bool:
         ds = pydicom.dcmread(p, stop_before_pixels=True)
     except Exception:  # noqa: BLE001 -- unreadable: not a SEG
         return False
-    return str(ds.get("SOPClassUID", "")) == SEG_SOP_CLASS
+    return _is_seg(ds)
 
 
 def read_dicom_seg(path):

@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import default_mode, write_text
-from ..errors import InputError
 
 __all__ = ["write_visit", "write_pair", "pair_files", "visit_files", "staged_dir", "check_output_dir", "MAIN_COLUMNS",
            "OUTPUT_MARKER"]
@@ -110,9 +109,10 @@ def visit_files(result, d: Path, *, pictures: bool = True, dicom_source=None) ->
     pseudonymised: :func:`discmeasure.io.dicom_seg.write_dicom_seg`). A scan that was not read
     from DICOM raises :class:`~discmeasure.errors.InputError` before anything is written.
     """
-    if dicom_source is not None and result.scan.meta.get("source_format") != "dicom":
-        raise InputError("the T2-weighted scan was not read from DICOM: no DICOM SEG can reference it",
-                         path=dicom_source, hint="leave out --dicom-seg for NIfTI inputs")
+    if dicom_source is not None:
+        from ..io.dicom_seg import require_dicom
+
+        require_dicom(result.scan, dicom_source)  # before anything is written
     from ..geometry import resample
     from ..io.write import save_nifti
     from . import html as H
@@ -125,10 +125,9 @@ def visit_files(result, d: Path, *, pictures: bool = True, dicom_source=None) ->
         write_text(d / "measurements.json", json.dumps(result.to_json(), indent=1, default=str) + "\n")
         save_nifti(result.segmentation.to_scan(), d / "labels.nii.gz", sidecar=False)
         if dicom_source is not None:
-            from ..io.dicom_seg import write_dicom_seg
+            from ..io.dicom_seg import write_scan_seg
 
-            write_dicom_seg(result.segmentation, dicom_source, d / "labels.seg.dcm",
-                            series_uid=result.scan.meta.get("series_uid"), subject=result.subject)
+            write_scan_seg(result.segmentation, result.scan, dicom_source, d / "labels.seg.dcm", subject=result.subject)
         body = [f"<p>subject <b>{result.subject}</b>, visit <b>{result.timepoint or ''}</b>; levels: "
                 f"{', '.join(result.segmentation.levels)}</p>", H.table_html(df, MAIN_COLUMNS)]
         if result.t2 is not None:

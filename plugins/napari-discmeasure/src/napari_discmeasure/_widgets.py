@@ -434,17 +434,16 @@ def write_labels(seg, scan, path: Path, source=None) -> Path:
     """Write a segmentation as NIfTI (``.nii``/``.nii.gz``) or, for a ``.dcm`` name, as a DICOM SEG on
     the DICOM series ``source`` (the scan's own series in it; pseudonymised)."""
     from discmeasure.errors import InputError
-    from discmeasure.io.dicom_seg import write_dicom_seg
+    from discmeasure.io.dicom_seg import write_scan_seg
     from discmeasure.io.write import save_nifti
-    from discmeasure.pipeline import default_subject
 
     path = Path(path)
     if not path.name.lower().endswith(".dcm"):
         return save_nifti(seg.to_scan(), path, sidecar=False)
-    if source is None or scan.meta.get("source_format") != "dicom":
-        raise InputError("the image was not read from DICOM: a DICOM SEG needs its series",
+    if source is None:
+        raise InputError("the image was not opened from a file: a DICOM SEG needs its series",
                          path=path, hint="save the labels as .nii.gz, or open the DICOM study with this plugin")
-    return write_dicom_seg(seg, source, path, series_uid=scan.meta.get("series_uid"), subject=default_subject(scan))
+    return write_scan_seg(seg, scan, source, path)
 
 
 def write_table(df, path: Path):
