@@ -121,8 +121,16 @@ def test_roi_t2_independent_of_array_axis_order():
     te = np.arange(1, 9) * 10.0
     data = 1000.0 * np.exp(-te / t2[..., None])
     base = measure(scan, lab, t2=fit_t2(Scan(data, aff, echo_times_ms=te), method="loglinear"))
-    cols = ["t2_np_ms", "t2_af_anterior_ms", "t2_af_posterior_ms", "t2_disc_ms"]
+    cols = ["t2_np_ms", "t2_np_iqr_ms", "t2_af_anterior_ms", "t2_af_anterior_iqr_ms", "t2_af_posterior_ms",
+            "t2_af_posterior_iqr_ms", "t2_disc_ms", "t2_disc_iqr_ms"]
     assert base[cols].notna().all().all()
+    # every ROI has its median and IQR (issue 6: "median and IQR per ROI"; the annulus IQRs were
+    # computed and dropped): T2 rises 0.7 ms per mm anteriorly and 0.4 ms per mm upwards, so each
+    # ROI's spread is positive and the anterior annulus has the larger median
+    r = base.iloc[0]
+    assert all(r[c] > 0 for c in cols if c.endswith("_iqr_ms"))
+    assert r.t2_af_anterior_ms > r.t2_np_ms > r.t2_af_posterior_ms
+    assert r.t2_disc_iqr_ms > max(r.t2_af_anterior_iqr_ms, r.t2_af_posterior_iqr_ms)
     for flip in ((0,), (1, 2), (0, 1, 2)):
         d2, a2 = data, aff.copy()
         for ax in flip:  # flip the array axis and move the origin to the other end

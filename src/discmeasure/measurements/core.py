@@ -25,7 +25,8 @@ COLUMNS = [
     "bulge_point_x_mm", "bulge_point_y_mm", "bulge_point_z_mm",
     "c_pi_x_mm", "c_pi_y_mm", "c_pi_z_mm", "c_ps_x_mm", "c_ps_y_mm", "c_ps_z_mm",
     "height_anterior_mm", "height_middle_mm", "height_posterior_mm", "dhi", "ap_length_mm", "volume_mm3",
-    "t2_np_ms", "t2_np_iqr_ms", "t2_af_anterior_ms", "t2_af_posterior_ms", "t2_disc_ms", "t2_disc_iqr_ms",
+    "t2_np_ms", "t2_np_iqr_ms", "t2_af_anterior_ms", "t2_af_anterior_iqr_ms", "t2_af_posterior_ms",
+    "t2_af_posterior_iqr_ms", "t2_disc_ms", "t2_disc_iqr_ms",
     "t2_np_voxels", "sir_np_csf", "qc_flags",
 ]
 
@@ -276,9 +277,8 @@ def measure(scan, segmentation, *, t2=None, band_mm: float = 5.0, plane_step_mm:
             try:
                 for col, roi in (("t2_np", NP), ("t2_af_anterior", AF_ANTERIOR), ("t2_af_posterior", AF_POSTERIOR)):
                     med, iqr, n = _t2_roi_stats(t2, roi_map, aff, roi_code(d, roi), index.box(d))
-                    row[f"{col}_ms"] = med
+                    row[f"{col}_ms"], row[f"{col}_iqr_ms"] = med, iqr
                     if roi == NP:
-                        row["t2_np_iqr_ms"] = iqr
                         row["t2_np_voxels"] = n
                         if n < 5:
                             flags.append("few_t2_np_voxels")
