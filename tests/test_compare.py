@@ -180,6 +180,31 @@ def test_change_table_and_report_name_the_coefficients_used(tmp_path):
     assert "repeatability coefficients" in html and "0.8" in html
 
 
+def test_change_table_flags_nucleus_t2_and_leaves_unmeasured_changes_blank():
+    """The trials' second endpoint, nucleus T2, gets its own 'beyond RC' column (headed with its
+    RC, 28 % by default); a change that could not be measured (bulge withheld at one visit) is
+    left blank. It was shown as 'yes', beyond the RC, because a NaN change is not within it."""
+    from rich.console import Console
+
+    from discmeasure.cli._common import change_table
+
+    def visit(bulge, np_t2):
+        m = pd.DataFrame([{"level": "L4-L5", "label": 123, "bulge_mm": bulge, "t2_np_ms": np_t2},
+                          {"level": "L5-S1", "label": 124, "bulge_mm": 3.0, "t2_np_ms": 80.0}])
+        return SimpleNamespace(measurements=m)
+
+    ch = compare(visit(4.0, 100.0), visit(np.nan, 140.0), register=False)
+    con = Console(record=True, width=250)
+    con.print(change_table(ch, "t"))
+    text = con.export_text()
+    assert "beyond RC (1.72 mm)" in text and "beyond RC (28 %)" in text, text
+    cells = {ln.split("│")[1].strip(): [c.strip() for c in ln.split("│")[1:-1]] for ln in text.splitlines()
+             if ln.startswith("│ L")}
+    # columns: level, bulge pre, bulge post, delta, %, beyond, NP pre, NP post, %, beyond, match
+    assert cells["L4-L5"][5] == "" and cells["L4-L5"][9] == "yes", cells  # +40 % NP T2: beyond 28 %
+    assert cells["L5-S1"][5] == "no" and cells["L5-S1"][9] == "no", cells
+
+
 def test_parse_repeatability():
     """--rc METRIC=VALUE: the default's kind, percentages for relative metrics, one-line errors."""
     from discmeasure.comparison import parse_repeatability

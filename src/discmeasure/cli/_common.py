@@ -52,16 +52,26 @@ def level_table(df, title: str) -> Table:
     return t
 
 
+def _beyond_header(ch, metric: str) -> str:
+    kind, value = ch.attrs.get("repeatability", {}).get(metric, ("abs", float("nan")))
+    return f"beyond RC ({value:.2f} mm)" if kind == "abs" else f"beyond RC ({100 * value:.0f} %)"
+
+
 def change_table(ch, title: str) -> Table:
+    """The per-level change of the trials' two endpoints, bulge and nucleus T2, each with its
+    'beyond the repeatability coefficient' flag (the RC in the header)."""
     t = Table(title=title, title_justify="left")
-    kind, value = ch.attrs.get("repeatability", {}).get("bulge_mm", ("abs", float("nan")))
-    beyond = f"beyond RC ({value:.2f} mm)" if kind == "abs" else f"beyond RC ({100 * value:.0f} %)"
-    for name in ("level", "bulge pre", "bulge post", "Δ mm", "Δ %", beyond, "NP T2 pre", "NP T2 post", "Δ %", "level match"):
+    for name in ("level", "bulge pre", "bulge post", "Δ mm", "Δ %", _beyond_header(ch, "bulge_mm"), "NP T2 pre",
+                 "NP T2 post", "Δ %", _beyond_header(ch, "t2_np_ms"), "level match"):
         t.add_column(name, justify="right")
+
+    def beyond(r, m):
+        return "" if not math.isfinite(float(r[f"{m}_delta"])) else ("no" if r[f"{m}_within_repeatability"] else "yes")
+
     for _, r in ch.iterrows():
         t.add_row(r.level, _fmt(r.bulge_mm_pre), _fmt(r.bulge_mm_post), _fmt(r.bulge_mm_delta), _fmt(r.bulge_mm_pct, 0),
-                  "no" if r.bulge_mm_within_repeatability else "yes", _fmt(r.t2_np_ms_pre, 1), _fmt(r.t2_np_ms_post, 1),
-                  _fmt(r.t2_np_ms_pct, 0), "" if r.get("level_match_ok") is None else ("ok" if r.level_match_ok else "CHECK"))
+                  beyond(r, "bulge_mm"), _fmt(r.t2_np_ms_pre, 1), _fmt(r.t2_np_ms_post, 1), _fmt(r.t2_np_ms_pct, 0),
+                  beyond(r, "t2_np_ms"), "" if r.get("level_match_ok") is None else ("ok" if r.level_match_ok else "CHECK"))
     return t
 
 

@@ -36,7 +36,8 @@ __all__ = ["SegmentWidget", "MeasureWidget", "T2Widget", "CompareWidget", "error
 T2_COLUMNS = ["level", "t2_np_ms", "t2_np_iqr_ms", "t2_af_anterior_ms", "t2_af_posterior_ms", "t2_disc_ms", "qc_flags"]
 #: table columns of the compare widget
 CHANGE_COLUMNS = ["level", "bulge_mm_pre", "bulge_mm_post", "bulge_mm_delta", "bulge_mm_pct", "bulge_mm_within_repeatability",
-                  "height_middle_mm_pre", "height_middle_mm_post", "height_middle_mm_pct", "t2_np_ms_pct", "level_match_ok",
+                  "height_middle_mm_pre", "height_middle_mm_post", "height_middle_mm_pct", "t2_np_ms_pct",
+                  "t2_np_ms_within_repeatability", "level_match_ok",
                   "registration_translation_mm"]
 
 
