@@ -194,6 +194,8 @@ def test_change_table_flags_nucleus_t2_and_leaves_unmeasured_changes_blank():
         return SimpleNamespace(measurements=m)
 
     ch = compare(visit(4.0, 100.0), visit(np.nan, 140.0), register=False)
+    # neither within nor beyond: not measured (was False, i.e. "beyond", in changes.csv too)
+    assert ch.set_index("level").loc["L4-L5", "bulge_mm_within_repeatability"] is None
     con = Console(record=True, width=250)
     con.print(change_table(ch, "t"))
     text = con.export_text()

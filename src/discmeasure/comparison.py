@@ -236,9 +236,10 @@ def _centroids(seg) -> dict[int, np.ndarray]:
 
 
 def _within(metric, pre, delta, rc):
+    """True / False: the change is within / beyond the RC; None: no change measured (NaN)."""
     kind, value = rc.get(metric, ("abs", 0.0))
     limit = value * abs(pre) if kind == "rel" else value
-    return bool(abs(delta) < limit) if np.isfinite(delta) else False
+    return bool(abs(delta) < limit) if np.isfinite(delta) else None
 
 
 def compare(pre, post, *, register: bool = True, repeatability: dict | None = None, registration: dict | None = None):
@@ -261,7 +262,7 @@ def compare(pre, post, *, register: bool = True, repeatability: dict | None = No
     pandas.DataFrame
         One row per level measured at both visits: ``level``, ``label``, for each metric ``m`` in
         :data:`METRICS`: ``m_pre``, ``m_post``, ``m_delta`` (post - pre), ``m_pct`` (100 delta / pre),
-        ``m_within_repeatability``; plus ``level_match_distance_mm`` and ``level_match_ok`` from the
+        ``m_within_repeatability`` (None where the change could not be measured); plus ``level_match_distance_mm`` and ``level_match_ok`` from the
         registration and ``registration_rotation_deg`` / ``registration_translation_mm``.
         ``attrs["registration"]`` holds the transform, ``attrs["repeatability"]`` the coefficients
         the flags used.
