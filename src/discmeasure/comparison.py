@@ -262,8 +262,9 @@ def compare(pre, post, *, register: bool = True, repeatability: dict | None = No
     pandas.DataFrame
         One row per level measured at both visits: ``level``, ``label``, for each metric ``m`` in
         :data:`METRICS`: ``m_pre``, ``m_post``, ``m_delta`` (post - pre), ``m_pct`` (100 delta / pre),
-        ``m_within_repeatability`` (None where the change could not be measured); plus ``level_match_distance_mm`` and ``level_match_ok`` from the
-        registration and ``registration_rotation_deg`` / ``registration_translation_mm``.
+        ``m_within_repeatability`` (None where the change could not be measured); plus
+        ``level_match_distance_mm`` and ``level_match_ok`` from the registration and
+        ``registration_rotation_deg`` / ``registration_translation_mm``.
         ``attrs["registration"]`` holds the transform, ``attrs["repeatability"]`` the coefficients
         the flags used.
     """
