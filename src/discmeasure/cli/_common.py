@@ -66,7 +66,8 @@ def change_table(ch, title: str) -> Table:
         t.add_column(name, justify="right")
 
     def beyond(r, m):
-        return "" if not math.isfinite(float(r[f"{m}_delta"])) else ("no" if r[f"{m}_within_repeatability"] else "yes")
+        within = r[f"{m}_within_repeatability"]  # None: the change could not be measured
+        return "" if within is None else ("no" if within else "yes")
 
     for _, r in ch.iterrows():
         t.add_row(r.level, _fmt(r.bulge_mm_pre), _fmt(r.bulge_mm_post), _fmt(r.bulge_mm_delta), _fmt(r.bulge_mm_pct, 0),
@@ -82,10 +83,8 @@ DICOM_SEG_HELP = ("Also write each visit's labels as a DICOM SEG on its T2-weigh
 def check_dicom_input(path) -> None:
     """Refuse, before any work, an input that is an image file of another format (no DICOM SEG can
     reference it); a folder or a DICOM file passes (a folder's series is checked once loaded)."""
-    from pathlib import Path
-
     from ..errors import InputError
+    from ..io.load import is_volume_file
 
-    p = Path(path)
-    if p.is_file() and p.name.lower().endswith((".nii", ".nii.gz", ".mha", ".mhd", ".nrrd")):
-        raise InputError("is not DICOM: no DICOM SEG can reference it", path=p, hint="leave out --dicom-seg")
+    if is_volume_file(path):
+        raise InputError("is not DICOM: no DICOM SEG can reference it", path=path, hint="leave out --dicom-seg")

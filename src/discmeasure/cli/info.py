@@ -16,9 +16,10 @@ def info(path: Path = typer.Argument(..., help="DICOM folder/file, study folder,
     """List the series of PATH with their geometry and echoes (no patient-identifying data)."""
     from ..io import load
     from ..io.dicom import scan_folder, series_summary
+    from ..io.load import is_volume_file
 
     p = Path(path)
-    if p.is_file() and (p.name.endswith((".nii", ".nii.gz", ".mha", ".mhd", ".nrrd"))):
+    if is_volume_file(p):
         s = load(p)
         t = Table(title=str(p))
         for c in ("orientation", "shape", "spacing mm", "echoes ms"):

@@ -20,16 +20,16 @@ def segment_cmd(
 ):
     """Segment discs, vertebral bodies and canal; write the label map (discmeasure convention)."""
     from ..io import load, load_study
+    from ..io.dicom_seg import require_dicom, seg_path, write_scan_seg
     from ..io.write import nifti_path, save_nifti
     from ..segmentation import segment
 
     as_seg = Path(out).name.lower().endswith(".dcm")
-    if not as_seg:
-        nifti_path(out)  # before the work, not after it
-    elif Path(out).is_dir():
-        from ..errors import OutputError
-
-        raise OutputError("output is a folder", path=out, hint="give a file name, e.g. -o labels.seg.dcm")
+    # the output name checked before the work, not after it
+    if as_seg:
+        seg_path(out)
+    else:
+        nifti_path(out)
     p = Path(path)
     scan = None
     if p.is_dir() and series is None:
@@ -39,13 +39,9 @@ def segment_cmd(
             scan = None
     scan = scan or load(p, series=series)
     if as_seg:
-        from ..io.dicom_seg import require_dicom
-
         require_dicom(scan, p)  # before the work
     seg = segment(scan)
     if as_seg:
-        from ..io.dicom_seg import write_scan_seg
-
         write_scan_seg(seg, scan, p, out)
     else:
         save_nifti(seg.to_scan(), out, sidecar=False)

@@ -44,8 +44,8 @@ from .. import labels as lab
 from ..errors import InputError, OutputError
 from .dicom import _is_seg
 
-__all__ = ["segment_code", "read_source", "labels_on_frames", "to_dicom_seg", "write_dicom_seg", "write_scan_seg",
-           "require_dicom", "is_dicom_seg", "read_dicom_seg"]
+__all__ = ["segment_code", "read_source", "labels_on_frames", "to_dicom_seg", "seg_path", "write_dicom_seg",
+           "write_scan_seg", "require_dicom", "is_dicom_seg", "read_dicom_seg"]
 
 #: Default Series Number of the SEG (a derived series, numbered apart from the scanner's).
 SERIES_NUMBER = 9901
@@ -308,6 +308,15 @@ def to_dicom_seg(segmentation, datasets, *, subject: str | None = None, keep_ide
     return seg
 
 
+def seg_path(path) -> Path:
+    """``path`` checked as a DICOM SEG file to write (not a folder); :func:`write_dicom_seg` checks
+    it, and the CLI before its work, as :func:`~discmeasure.io.write.nifti_path` for NIfTI."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError("output is a folder", path=path, hint="give a file name, e.g. -o labels.seg.dcm")
+    return path
+
+
 def write_dicom_seg(segmentation, source, path, *, series_uid: str | None = None, subject: str | None = None,
                     keep_identity: bool = False) -> Path:
     """Write ``segmentation`` as a DICOM SEG of the series under ``source`` (atomically).
@@ -317,9 +326,7 @@ def write_dicom_seg(segmentation, source, path, *, series_uid: str | None = None
     """
     from ..atomic import atomic_path
 
-    path = Path(path)
-    if path.exists() and path.is_dir():
-        raise OutputError("is a folder", path=path, hint="give a file name such as labels.seg.dcm")
+    path = seg_path(path)
     seg = to_dicom_seg(segmentation, read_source(source, series_uid=series_uid), subject=subject,
                        keep_identity=keep_identity)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -23,6 +23,12 @@ def _is(p: Path, exts) -> bool:
     return any(n.endswith(e) for e in exts)
 
 
+def is_volume_file(path) -> bool:
+    """True for an existing NIfTI or ITK (MHA/MHD/NRRD) image file, the non-DICOM files :func:`load` reads."""
+    p = Path(path)
+    return p.is_file() and _is(p, _NIFTI + _ITK)
+
+
 def load_nifti(path: str | os.PathLike) -> Scan:
     """A NIfTI file (+ its BIDS JSON sidecar, EchoTime in seconds -> ms)."""
     import nibabel as nib
