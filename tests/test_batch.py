@@ -81,12 +81,26 @@ def test_batch_failures_and_kill_resume(tmp_path, sample_scans):
     r6 = subprocess.run(EXE + ["batch", str(m), "--out", str(out), "--resume", "--no-pictures", "--rc", "bulge_mm=0.5",
                                "--dicom-seg"], capture_output=True, text=True, timeout=900)
     assert r6.returncode == 1 and "resumed 0" in r6.stdout, r6.stdout
-    assert sorted(str(p.relative_to(out)) for p in out.rglob("labels.seg.dcm")) == [
-        f"{s}/{tp}/labels.seg.dcm" for s in ("A", "B") for tp in ("baseline", "month12")]
+    for name in ("labels.seg.dcm", "measurements.sr.dcm"):  # and the measurements as a DICOM SR on it
+        assert sorted(str(p.relative_to(out)) for p in out.rglob(name)) == [
+            f"{s}/{tp}/{name}" for s in ("A", "B") for tp in ("baseline", "month12")]
     pd.testing.assert_frame_equal(pd.read_csv(out / "changes.csv").set_index(["subject", "level"]), ch)
     r7 = subprocess.run(EXE + ["batch", str(m), "--out", str(out), "--resume", "--no-pictures", "--rc", "bulge_mm=0.5",
                                "--dicom-seg"], capture_output=True, text=True, timeout=900)
     assert "resumed 2" in r7.stdout, r7.stdout
+    # a subject written before the SEG came with its DICOM SR (marker consistent, no SR): runs again
+    import json
+
+    (out / "A" / "baseline" / "measurements.sr.dcm").unlink()
+    (out / "A" / "month12" / "measurements.sr.dcm").unlink()
+    mk = out / "A" / ".done.json"
+    saved = json.loads(mk.read_text())
+    saved["files"] = {k: v for k, v in saved["files"].items() if not k.endswith("measurements.sr.dcm")}
+    mk.write_text(json.dumps(saved))
+    r8 = subprocess.run(EXE + ["batch", str(m), "--out", str(out), "--resume", "--no-pictures", "--rc", "bulge_mm=0.5",
+                               "--dicom-seg"], capture_output=True, text=True, timeout=900)
+    assert "resumed 1" in r8.stdout, r8.stdout
+    assert (out / "A" / "baseline" / "measurements.sr.dcm").is_file()
 
 
 

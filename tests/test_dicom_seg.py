@@ -170,6 +170,11 @@ def test_cli_measure_and_segment_write_dicom_seg(sample_scans, tmp_path):
     assert {s.SegmentLabel for s in back.SegmentSequence} >= {"L4-L5 disc (123)", "L5-S1 disc (124)"}
     subject = (tmp_path / "out" / "measurements.json").read_text().split('"subject": "')[1].split('"')[0]
     assert str(back.PatientID) == subject
+    # the measurements as a TID 1500 report on the SEG's disc segments (tests/test_dicom_sr.py)
+    from test_dicom_sr import check_report_matches_table
+
+    check_report_matches_table(tmp_path / "out" / "measurements.sr.dcm", seg_file, tmp_path / "out" / "measurements.csv",
+                               subject)
     # segment -o x.dcm: the same labels as the NIfTI of the same command
     res = _cli("segment", src / "T2W_SAG", "-o", tmp_path / "s.seg.dcm")
     assert res.returncode == 0, res.stdout + res.stderr

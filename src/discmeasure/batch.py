@@ -178,7 +178,8 @@ def is_done(folder: Path, visits: list[dict] | None = None, repeatability: dict 
     (the manifest's rows of the subject), whose inputs match those rows and their files now
     (:func:`inputs_fingerprint`): a row that points elsewhere, or an input file replaced since,
     makes the subject run again; so do other repeatability coefficients than the ones its
-    changes were flagged with, and a DICOM SEG asked for (``dicom_seg``) but not written."""
+    changes were flagged with, and a DICOM SEG asked for (``dicom_seg``) but not written (nor the
+    DICOM SR of the measurements that comes with it)."""
     m = folder / MARKER
     if not m.is_file():
         return False
@@ -196,6 +197,8 @@ def is_done(folder: Path, visits: list[dict] | None = None, repeatability: dict 
         return False
     if dicom_seg and not seg:
         return False
+    if dicom_seg and any(not (p.parent / "measurements.sr.dcm").is_file() for p in folder.rglob("labels.seg.dcm")):
+        return False  # written before the SEG came with its DICOM SR
     return files == _hashes(folder)
 
 

@@ -76,7 +76,8 @@ def change_table(ch, title: str) -> Table:
     return t
 
 
-DICOM_SEG_HELP = ("Also write each visit's labels as a DICOM SEG on its T2-weighted series (labels.seg.dcm; "
+DICOM_SEG_HELP = ("Also write each visit's labels as a DICOM SEG on its T2-weighted series (labels.seg.dcm) and "
+                  "its measurements as a DICOM SR (TID 1500) on the SEG's disc segments (measurements.sr.dcm; "
                   "patient identity replaced by the subject id). DICOM inputs only.")
 
 

@@ -93,8 +93,8 @@ def _csv(df, path):
 
 def write_visit(result, out_dir: str | os.PathLike, *, pictures: bool = True, dicom_source=None) -> Path:
     """measurements.csv/.json, labels and T2 maps (NIfTI), QC pictures and report.html of one visit
-    (and ``labels.seg.dcm``, a DICOM SEG of the labels, when ``dicom_source`` is given: see
-    :func:`visit_files`)."""
+    (and ``labels.seg.dcm``, a DICOM SEG of the labels, and ``measurements.sr.dcm``, a DICOM SR of
+    the measurements, when ``dicom_source`` is given: see :func:`visit_files`)."""
     out_dir = Path(out_dir)
     with staged_dir(out_dir) as d:
         visit_files(result, d, pictures=pictures, dicom_source=dicom_source)
@@ -106,8 +106,10 @@ def visit_files(result, d: Path, *, pictures: bool = True, dicom_source=None) ->
 
     ``dicom_source``: the DICOM file or folder the visit's T2-weighted series was read from; the
     labels are then also written as a DICOM SEG on that series' frames (``labels.seg.dcm``,
-    pseudonymised: :func:`discmeasure.io.dicom_seg.write_dicom_seg`). A scan that was not read
-    from DICOM raises :class:`~discmeasure.errors.InputError` before anything is written.
+    pseudonymised: :func:`discmeasure.io.dicom_seg.write_dicom_seg`) and the measurements as a
+    TID 1500 report on its segments (``measurements.sr.dcm``: :mod:`discmeasure.io.dicom_sr`). A
+    scan that was not read from DICOM raises :class:`~discmeasure.errors.InputError` before
+    anything is written.
     """
     if dicom_source is not None:
         from ..io.dicom_seg import require_dicom
@@ -127,7 +129,12 @@ def visit_files(result, d: Path, *, pictures: bool = True, dicom_source=None) ->
         if dicom_source is not None:
             from ..io.dicom_seg import write_scan_seg
 
-            write_scan_seg(result.segmentation, result.scan, dicom_source, d / "labels.seg.dcm", subject=result.subject)
+            from ..io.dicom_sr import write_dicom_sr
+
+            seg_file = write_scan_seg(result.segmentation, result.scan, dicom_source, d / "labels.seg.dcm",
+                                      subject=result.subject)
+            # the per-level numbers as a TID 1500 measurement report on the SEG's segments
+            write_dicom_sr(df, seg_file, d / "measurements.sr.dcm")
         body = [f"<p>subject <b>{result.subject}</b>, visit <b>{result.timepoint or ''}</b>; levels: "
                 f"{', '.join(result.segmentation.levels)}</p>", H.table_html(df, MAIN_COLUMNS)]
         if result.t2 is not None:
