@@ -44,7 +44,7 @@ from .. import labels as lab
 from ..errors import InputError, OutputError
 from .dicom import _is_seg
 
-__all__ = ["segment_code", "read_source", "labels_on_frames", "to_dicom_seg", "seg_path", "write_dicom_seg",
+__all__ = ["segment_code", "read_source", "labels_on_frames", "to_dicom_seg", "dicom_file_path", "seg_path", "write_dicom_seg",
            "write_scan_seg", "require_dicom", "is_dicom_seg", "read_dicom_seg"]
 
 #: Default Series Number of the SEG (a derived series, numbered apart from the scanner's).
@@ -308,13 +308,18 @@ def to_dicom_seg(segmentation, datasets, *, subject: str | None = None, keep_ide
     return seg
 
 
+def dicom_file_path(path, example: str = "labels.seg.dcm") -> Path:
+    """``path`` checked as a DICOM file to write (not a folder; ``example`` names one in the hint)."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError("output is a folder", path=path, hint=f"give a file name, e.g. -o {example}")
+    return path
+
+
 def seg_path(path) -> Path:
     """``path`` checked as a DICOM SEG file to write (not a folder); :func:`write_dicom_seg` checks
     it, and the CLI before its work, as :func:`~discmeasure.io.write.nifti_path` for NIfTI."""
-    path = Path(path)
-    if path.is_dir():
-        raise OutputError("output is a folder", path=path, hint="give a file name, e.g. -o labels.seg.dcm")
-    return path
+    return dicom_file_path(path, "labels.seg.dcm")
 
 
 def write_dicom_seg(segmentation, source, path, *, series_uid: str | None = None, subject: str | None = None,

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError, OutputError
+from ..errors import InputError
 
 __all__ = ["PRIVATE_SCHEME", "CONCEPTS", "to_dicom_sr", "write_dicom_sr", "read_dicom_sr", "sr_path"]
 
@@ -78,10 +78,9 @@ SERIES_NUMBER = 9902
 
 def sr_path(path) -> Path:
     """``path`` checked as a DICOM SR file to write (not a folder)."""
-    path = Path(path)
-    if path.is_dir():
-        raise OutputError("output is a folder", path=path, hint="give a file name, e.g. -o measurements.sr.dcm")
-    return path
+    from .dicom_seg import dicom_file_path
+
+    return dicom_file_path(path, "measurements.sr.dcm")
 
 
 def _segment_numbers(seg) -> dict[int, int]:
