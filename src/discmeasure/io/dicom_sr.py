@@ -222,8 +222,7 @@ def read_dicom_sr(path):
         row = {"level": g.tracking_identifier, "segment_number": None, "seg_sop_instance_uid": None}
         ref = g.referenced_segment
         if ref is not None:
-            row["segment_number"] = int(ref.referenced_segment_numbers[0]) if hasattr(ref, "referenced_segment_numbers") \
-                else int(ref.ReferencedSOPSequence[0].ReferencedSegmentNumber)
+            row["segment_number"] = int(ref.referenced_segment_numbers[0])
             row["seg_sop_instance_uid"] = str(ref.referenced_sop_instance_uid)
         for m in g.get_measurements():
             col = by_code.get((m.name.value, m.name.scheme_designator))

@@ -128,7 +128,6 @@ def visit_files(result, d: Path, *, pictures: bool = True, dicom_source=None) ->
         save_nifti(result.segmentation.to_scan(), d / "labels.nii.gz", sidecar=False)
         if dicom_source is not None:
             from ..io.dicom_seg import write_scan_seg
-
             from ..io.dicom_sr import write_dicom_sr
 
             seg_file = write_scan_seg(result.segmentation, result.scan, dicom_source, d / "labels.seg.dcm",
