@@ -45,7 +45,7 @@ from ..errors import InputError, OutputError
 from .dicom import _is_seg
 
 __all__ = ["segment_code", "read_source", "labels_on_frames", "to_dicom_seg", "dicom_file_path", "seg_path", "write_dicom_seg",
-           "write_scan_seg", "require_dicom", "is_dicom_seg", "read_dicom_seg"]
+           "write_scan_seg", "require_dicom", "is_dicom_seg", "read_dicom_seg", "label_value"]
 
 #: Default Series Number of the SEG (a derived series, numbered apart from the scanner's).
 SERIES_NUMBER = 9901
@@ -358,6 +358,15 @@ def write_scan_seg(segmentation, scan, source, path, *, subject: str | None = No
                            subject=subject or default_subject(scan), keep_identity=keep_identity)
 
 
+def label_value(segment_label) -> int | None:
+    """The discmeasure label value a segment label written by :func:`to_dicom_seg` ends with
+    (``"L4-L5 disc (123)"`` -> 123), None for another text."""
+    import re
+
+    m = re.search(r"\((\d+)\)\s*$", str(segment_label or ""))
+    return int(m.group(1)) if m else None
+
+
 def _label_of_code() -> dict[str, int]:
     """SNOMED CT code value -> discmeasure label: the inverse of :func:`segment_code` over every
     vertebra and disc level the convention names, plus cerebrospinal fluid and the spinal cord
@@ -416,8 +425,6 @@ def read_dicom_seg(path):
     InputError
         When the file is not a DICOM SEG, or none of its segments is a vertebra, disc or canal.
     """
-    import re
-
     import highdicom as hd
 
     from ..scan import Scan
@@ -432,9 +439,9 @@ def read_dicom_seg(path):
     for s in seg.SegmentSequence:
         code = s.SegmentedPropertyTypeCodeSequence[0]
         v = by_code.get(str(code.CodeValue)) if str(code.CodingSchemeDesignator) in ("SCT", "SRT") else None
-        m = re.search(r"\((\d+)\)\s*$", str(s.get("SegmentLabel", "")))
-        if v is None and m and str(code.CodeValue) in ("421060004", "51282000"):
-            v = int(m.group(1))  # our own L5-L6 / L6-S1 disc or L6, coded generically
+        own = label_value(s.get("SegmentLabel"))
+        if v is None and own is not None and str(code.CodeValue) in ("421060004", "51282000"):
+            v = own  # our own L5-L6 / L6-S1 disc or L6, coded generically
         if v is not None:
             value_of[int(s.SegmentNumber)] = v
     if not value_of:

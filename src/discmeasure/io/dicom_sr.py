@@ -84,16 +84,11 @@ def sr_path(path) -> Path:
 
 
 def _segment_numbers(seg) -> dict[int, int]:
-    """discmeasure label value -> segment number of a SEG written by :func:`~discmeasure.io.dicom_seg.to_dicom_seg`
-    (its segment labels end in the value in parentheses, "L4-L5 disc (123)")."""
-    import re
+    """discmeasure label value -> segment number of a SEG written by :func:`~discmeasure.io.dicom_seg.to_dicom_seg`."""
+    from .dicom_seg import label_value
 
-    out = {}
-    for item in seg.SegmentSequence:
-        m = re.search(r"\((\d+)\)\s*$", str(getattr(item, "SegmentLabel", "")))
-        if m:
-            out[int(m.group(1))] = int(item.SegmentNumber)
-    return out
+    values = {int(item.SegmentNumber): label_value(getattr(item, "SegmentLabel", None)) for item in seg.SegmentSequence}
+    return {v: n for n, v in values.items() if v is not None}
 
 
 def to_dicom_sr(measurements, seg, *, series_number: int = SERIES_NUMBER,
@@ -186,7 +181,7 @@ def write_dicom_sr(measurements, seg, path) -> Path:
 
     path = sr_path(path)
     if not hasattr(seg, "SOPInstanceUID"):
-        seg = pydicom.dcmread(os.fspath(seg))
+        seg = pydicom.dcmread(os.fspath(seg), stop_before_pixels=True)  # the report needs its header only
     sr = to_dicom_sr(measurements, seg)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
