@@ -212,7 +212,8 @@ def process_subject(subject: str, visits: list[dict], out_dir: str, pictures: bo
     """Analyse, write and compare one subject's visits. Returns {"subject", "failures": [...]}.
 
     ``dicom_seg``: also write each visit's labels as a DICOM SEG on its T2-weighted series
-    (``labels.seg.dcm``; a visit whose input is not DICOM fails).
+    (``labels.seg.dcm``) and its measurements as a DICOM SR on it (``measurements.sr.dcm``); a
+    visit whose input is not DICOM fails.
 
     Runs in a Dask worker process; never raises for bad input (failures are returned). With
     ``DISCMEASURE_THREADS=1`` (local workers) numpy's OpenBLAS is held at one thread too: a worker
@@ -300,7 +301,8 @@ def run_batch(manifest_path, out_dir, *, workers: int = 1, scheduler: str | None
 
     ``repeatability``: overrides of :data:`discmeasure.comparison.REPEATABILITY` for the changes'
     flags (a resumed subject flagged with other ones runs again). ``dicom_seg``: each visit's labels
-    also as a DICOM SEG (:func:`process_subject`; a resumed subject without them runs again).
+    also as a DICOM SEG, its measurements as a DICOM SR (:func:`process_subject`; a resumed subject
+    without them runs again).
     """
     import pandas as pd
 

@@ -96,7 +96,8 @@ def run_pair(pre: Path, post: Path, out: Path, *, subject: Optional[str] = None,
              dicom_seg: bool = False):
     """Analyse, compare and report two visits. ``parallel``: default :func:`parallel_possible`;
     ``repeatability``: overrides of :data:`discmeasure.comparison.REPEATABILITY`; ``dicom_seg``: also
-    write each visit's labels as a DICOM SEG on its T2-weighted series."""
+    write each visit's labels as a DICOM SEG on its T2-weighted series, and its measurements as a
+    DICOM SR on that SEG."""
     from ..comparison import compare
     from ..pipeline import analyze
     from ..report import write_pair

@@ -170,7 +170,8 @@ def visit_files(result, d: Path, *, pictures: bool = True, dicom_source=None) ->
 
 def write_pair(pre, post, changes, out_dir: str | os.PathLike, *, pictures: bool = True, dicom_sources=None) -> Path:
     """Both visits (``pre/``, ``post/``), changes.csv, the change plot and a pair report, atomically
-    (``dicom_sources``: the two visits' DICOM inputs, for their labels as DICOM SEG)."""
+    (``dicom_sources``: the two visits' DICOM inputs, for their labels as DICOM SEG and their
+    measurements as DICOM SR)."""
     out_dir = Path(out_dir)
     with staged_dir(out_dir) as d:
         pair_files(pre, post, changes, d, pictures=pictures, dicom_sources=dicom_sources)
