@@ -16,7 +16,8 @@ import pytest
 import discmeasure as dm
 from discmeasure.errors import InputError, OutputError
 from discmeasure.io.dicom_seg import write_dicom_seg
-from discmeasure.io.dicom_sr import CONCEPTS, read_dicom_sr, to_dicom_sr, write_dicom_sr
+from discmeasure.io.dicom_sr import (CONCEPTS, read_dicom_sr, sr_path_beside, to_dicom_sr, write_dicom_sr,
+                                    write_scan_seg_and_sr)
 
 hd = pytest.importorskip("highdicom")
 
@@ -81,3 +82,25 @@ def test_report_of_a_table_and_its_errors(sample_scans, tmp_path):
         write_dicom_sr(table, seg_file, tmp_path)
     with pytest.raises(InputError, match="not a DICOM TID 1500"):
         read_dicom_sr(seg_file)
+
+
+def test_seg_and_sr_together(sample_scans, tmp_path):
+    """``write_scan_seg_and_sr`` (napari's save, the CLI's visit files): the report beside the SEG
+    references its segments; when the report cannot be made (no level of the table in the SEG),
+    or the scan has no DICOM series, neither file is written."""
+    assert sr_path_beside(tmp_path / "pre.seg.dcm") == tmp_path / "pre.sr.dcm"
+    assert sr_path_beside(tmp_path / "pre.DCM") == tmp_path / "pre.sr.dcm"
+    src = sample_scans / "pre" / "T2W_SAG"
+    visit = dm.analyze(sample_scans / "pre")  # with the multi-echo series' T2
+    scan, seg, table = visit.scan, visit.segmentation, visit.measurements
+    seg_file, sr_file = write_scan_seg_and_sr(seg, scan, src, table, tmp_path / "a" / "pre.seg.dcm")
+    assert sr_file == tmp_path / "a" / "pre.sr.dcm"
+    table.to_csv(tmp_path / "m.csv", index=False, float_format="%.4f")
+    check_report_matches_table(sr_file, seg_file, tmp_path / "m.csv", dm.pipeline.default_subject(scan))
+    other = table.assign(level="T10-T11", label=109)
+    with pytest.raises(InputError, match="no level of the measurement table"):
+        write_scan_seg_and_sr(seg, scan, src, other, tmp_path / "b" / "x.seg.dcm")
+    nifti_scan = dm.Scan(np.asarray(scan.data), scan.affine)  # not read from DICOM
+    with pytest.raises(InputError, match="not read from DICOM"):
+        write_scan_seg_and_sr(seg, nifti_scan, src, table, tmp_path / "b" / "y.seg.dcm")
+    assert not (tmp_path / "b").exists()

@@ -286,6 +286,16 @@ def test_widgets_segment_measure_t2_compare(make_napari_viewer, qtbot, tmp_path,
                   + (np.linalg.inv(scan.affine) @ ras)[:3, 3]).astype(int)
     np.testing.assert_array_equal(arr.ravel(), direct.labels[ijk[:, 0], ijk[:, 1], ijk[:, 2]])
     assert str(back.PatientID) == dm.pipeline.default_subject(scan)
+    # and the table beside it as a DICOM SR whose groups reference that SEG's disc segments
+    from discmeasure.io.dicom_sr import read_dicom_sr
+
+    report = read_dicom_sr(tmp_path / "pre_labels.sr.dcm").set_index("level")
+    assert list(report.index) == list(ref.level)
+    assert set(report.seg_sop_instance_uid) == {back.SOPInstanceUID}
+    np.testing.assert_allclose(report.bulge_mm, ref.bulge_mm, atol=1e-9)
+    np.testing.assert_allclose(report.height_middle_mm, ref.height_middle_mm, atol=1e-9)
+    for level, number in report.segment_number.items():
+        assert back.SegmentSequence[int(number) - 1].SegmentLabel.startswith(f"{level} disc")
     # the reader opens that SEG as a labels layer, which measures as the library's labels
     from napari_discmeasure._widgets import _labels_snapshot, _seg_from_labels
 

@@ -45,7 +45,7 @@ from ..errors import InputError, OutputError
 from .dicom import _is_seg
 
 __all__ = ["segment_code", "read_source", "labels_on_frames", "to_dicom_seg", "dicom_file_path", "seg_path", "write_dicom_seg",
-           "write_scan_seg", "require_dicom", "is_dicom_seg", "read_dicom_seg", "label_value"]
+           "scan_seg", "save_dicom", "write_scan_seg", "require_dicom", "is_dicom_seg", "read_dicom_seg", "label_value"]
 
 #: Default Series Number of the SEG (a derived series, numbered apart from the scanner's).
 SERIES_NUMBER = 9901
@@ -329,15 +329,10 @@ def write_dicom_seg(segmentation, source, path, *, series_uid: str | None = None
     ``series_uid`` picks the series in a study folder (default: the segmentation's scan's, when
     only one series is there). See :func:`to_dicom_seg` for the other parameters.
     """
-    from ..atomic import atomic_path
-
     path = seg_path(path)
     seg = to_dicom_seg(segmentation, read_source(source, series_uid=series_uid), subject=subject,
                        keep_identity=keep_identity)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        seg.save_as(os.fspath(tmp), enforce_file_format=True)
-    return path
+    return save_dicom(seg, path)
 
 
 def require_dicom(scan, path=None) -> None:
@@ -347,15 +342,31 @@ def require_dicom(scan, path=None) -> None:
                          hint="write the labels as NIfTI (.nii.gz) instead, or leave out --dicom-seg")
 
 
-def write_scan_seg(segmentation, scan, source, path, *, subject: str | None = None, keep_identity: bool = False) -> Path:
-    """:func:`write_dicom_seg` of labels drawn on ``scan``, which was read from DICOM under ``source``:
+def scan_seg(segmentation, scan, source, *, subject: str | None = None, keep_identity: bool = False):
+    """:func:`to_dicom_seg` of labels drawn on ``scan``, which was read from DICOM under ``source``:
     on its own series, the subject by default the one :func:`discmeasure.analyze` names
     (:func:`~discmeasure.pipeline.default_subject`). A scan not read from DICOM is refused."""
     from ..pipeline import default_subject
 
     require_dicom(scan, source)
-    return write_dicom_seg(segmentation, source, path, series_uid=scan.meta.get("series_uid"),
-                           subject=subject or default_subject(scan), keep_identity=keep_identity)
+    return to_dicom_seg(segmentation, read_source(source, series_uid=scan.meta.get("series_uid")),
+                        subject=subject or default_subject(scan), keep_identity=keep_identity)
+
+
+def save_dicom(ds, path: Path) -> Path:
+    """Save a DICOM dataset as a Part 10 file, atomically (its folder made if needed)."""
+    from ..atomic import atomic_path
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        ds.save_as(os.fspath(tmp), enforce_file_format=True)
+    return path
+
+
+def write_scan_seg(segmentation, scan, source, path, *, subject: str | None = None, keep_identity: bool = False) -> Path:
+    """:func:`scan_seg` written to ``path`` (atomically)."""
+    path = seg_path(path)
+    return save_dicom(scan_seg(segmentation, scan, source, subject=subject, keep_identity=keep_identity), path)
 
 
 def label_value(segment_label) -> int | None:

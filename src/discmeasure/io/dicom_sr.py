@@ -42,7 +42,8 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["PRIVATE_SCHEME", "CONCEPTS", "to_dicom_sr", "write_dicom_sr", "read_dicom_sr", "sr_path"]
+__all__ = ["PRIVATE_SCHEME", "CONCEPTS", "to_dicom_sr", "write_dicom_sr", "write_scan_seg_and_sr", "read_dicom_sr",
+           "sr_path", "sr_path_beside"]
 
 #: Coding Scheme Designator of the measurement concepts DICOM has no code for.
 PRIVATE_SCHEME = "99DSCMSR"
@@ -177,16 +178,42 @@ def write_dicom_sr(measurements, seg, path) -> Path:
     """Write :func:`to_dicom_sr` of ``measurements`` and the SEG (a dataset or its file) atomically."""
     import pydicom
 
-    from ..atomic import atomic_path
+    from .dicom_seg import save_dicom
 
     path = sr_path(path)
     if not hasattr(seg, "SOPInstanceUID"):
         seg = pydicom.dcmread(os.fspath(seg), stop_before_pixels=True)  # the report needs its header only
+    return save_dicom(to_dicom_sr(measurements, seg), path)
+
+
+def sr_path_beside(seg_file) -> Path:
+    """Where the report of a SEG file goes when only the SEG's name was chosen: the same folder and
+    stem, ``.sr.dcm`` (``pre.seg.dcm`` -> ``pre.sr.dcm``, ``pre.dcm`` -> ``pre.sr.dcm``)."""
+    seg_file = Path(seg_file)
+    name = seg_file.name
+    for ending in (".seg.dcm", ".dcm"):
+        if name.lower().endswith(ending):
+            name = name[: -len(ending)]
+            break
+    return seg_file.with_name(f"{name}.sr.dcm")
+
+
+def write_scan_seg_and_sr(segmentation, scan, source, measurements, seg_file, sr_file=None, *,
+                          subject: str | None = None, keep_identity: bool = False) -> tuple[Path, Path]:
+    """The labels as a DICOM SEG on ``scan``'s series (:func:`~discmeasure.io.dicom_seg.scan_seg`)
+    and ``measurements`` as a TID 1500 report on its segments (:func:`to_dicom_sr`).
+
+    Both are made in memory before either is written, so a failure (a scan not read from DICOM,
+    a table with no level in the SEG) writes nothing; each file is then written atomically.
+    ``sr_file`` defaults to :func:`sr_path_beside` ``seg_file``. Returns the two paths.
+    """
+    from .dicom_seg import save_dicom, scan_seg, seg_path
+
+    seg_file = seg_path(seg_file)
+    sr_file = sr_path(sr_file if sr_file is not None else sr_path_beside(seg_file))
+    seg = scan_seg(segmentation, scan, source, subject=subject, keep_identity=keep_identity)
     sr = to_dicom_sr(measurements, seg)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        sr.save_as(os.fspath(tmp), enforce_file_format=True)
-    return path
+    return save_dicom(seg, seg_file), save_dicom(sr, sr_file)
 
 
 def read_dicom_sr(path):

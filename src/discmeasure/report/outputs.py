@@ -127,13 +127,11 @@ def visit_files(result, d: Path, *, pictures: bool = True, dicom_source=None) ->
         write_text(d / "measurements.json", json.dumps(result.to_json(), indent=1, default=str) + "\n")
         save_nifti(result.segmentation.to_scan(), d / "labels.nii.gz", sidecar=False)
         if dicom_source is not None:
-            from ..io.dicom_seg import write_scan_seg
-            from ..io.dicom_sr import write_dicom_sr
+            from ..io.dicom_sr import write_scan_seg_and_sr
 
-            seg_file = write_scan_seg(result.segmentation, result.scan, dicom_source, d / "labels.seg.dcm",
-                                      subject=result.subject)
-            # the per-level numbers as a TID 1500 measurement report on the SEG's segments
-            write_dicom_sr(df, seg_file, d / "measurements.sr.dcm")
+            # the labels as a SEG, and the per-level numbers as a TID 1500 report on its segments
+            write_scan_seg_and_sr(result.segmentation, result.scan, dicom_source, df, d / "labels.seg.dcm",
+                                  d / "measurements.sr.dcm", subject=result.subject)
         body = [f"<p>subject <b>{result.subject}</b>, visit <b>{result.timepoint or ''}</b>; levels: "
                 f"{', '.join(result.segmentation.levels)}</p>", H.table_html(df, MAIN_COLUMNS)]
         if result.t2 is not None:

@@ -363,7 +363,9 @@ class MeasureWidget(_Base):
     shown on every sagittal slice, shows the per-level table, and exports it as CSV and JSON
     (written atomically) when a file is chosen. The labels measured can be saved with them: as
     NIfTI (``.nii.gz``) on the image's grid, or as a DICOM SEG (``.seg.dcm``) on the DICOM series
-    the image was read from (pseudonymised; ``discmeasure.io.dicom_seg``).
+    the image was read from (pseudonymised; ``discmeasure.io.dicom_seg``), and then the table
+    too, as a DICOM SR measurement report on the SEG's segments beside it (``<name>.sr.dcm``;
+    ``discmeasure.io.dicom_sr``).
     """
 
     title = "Measure"
@@ -375,7 +377,8 @@ class MeasureWidget(_Base):
         self.band_mm = FloatSpinBox(value=5.0, min=0.5, max=20.0, step=0.5, label="band (mm)")
         self.export = FileEdit(mode="w", filter="*.csv", label="export CSV (+JSON)", value="")
         self.save_labels = FileEdit(mode="w", filter="*.nii.gz *.seg.dcm", label="save labels", value="",
-                                    tooltip="the labels measured: .nii.gz, or .seg.dcm (DICOM SEG on the image's series)")
+                                    tooltip="the labels measured: .nii.gz, or .seg.dcm (DICOM SEG on the image's series, "
+                                            "and the table as a DICOM SR beside it: <name>.sr.dcm)")
         super().__init__(napari_viewer, [self.image, self.labels_in, self.band_mm, self.export, self.save_labels])
 
     def _prepare(self):
@@ -396,7 +399,7 @@ class MeasureWidget(_Base):
             if export is not None or save is not None:
                 yield "exporting"
             if save is not None:
-                write_labels(seg, scan, save, source)
+                write_labels(seg, scan, save, source, measurements=df)
             if export is not None:
                 write_table(df, export)
             return scan, df
@@ -431,11 +434,15 @@ def _chosen_file(edit):
     return Path(value)
 
 
-def write_labels(seg, scan, path: Path, source=None) -> Path:
+def write_labels(seg, scan, path: Path, source=None, measurements=None) -> Path:
     """Write a segmentation as NIfTI (``.nii``/``.nii.gz``) or, for a ``.dcm`` name, as a DICOM SEG on
-    the DICOM series ``source`` (the scan's own series in it; pseudonymised)."""
+    the DICOM series ``source`` (the scan's own series in it; pseudonymised). With a ``.dcm`` name
+    and ``measurements`` (the table measured on these labels), the table is also written as a
+    DICOM SR on the SEG's segments beside it (``discmeasure.io.dicom_sr.sr_path_beside``); both
+    are made before either is written. Returns the labels' path."""
     from discmeasure.errors import InputError
     from discmeasure.io.dicom_seg import write_scan_seg
+    from discmeasure.io.dicom_sr import write_scan_seg_and_sr
     from discmeasure.io.write import save_nifti
 
     path = Path(path)
@@ -444,7 +451,9 @@ def write_labels(seg, scan, path: Path, source=None) -> Path:
     if source is None:
         raise InputError("the image was not opened from a file: a DICOM SEG needs its series",
                          path=path, hint="save the labels as .nii.gz, or open the DICOM study with this plugin")
-    return write_scan_seg(seg, scan, source, path)
+    if measurements is None:
+        return write_scan_seg(seg, scan, source, path)
+    return write_scan_seg_and_sr(seg, scan, source, measurements, path)[0]
 
 
 def write_table(df, path: Path):
