@@ -437,9 +437,12 @@ def read_dicom_seg(path):
         When the file is not a DICOM SEG, or none of its segments is a vertebra, disc or canal.
     """
     import highdicom as hd
+    from pydicom.sr.codedict import codes
 
     from ..scan import Scan
 
+    # generic codes under which our own segment labels carry the value: a transitional disc, an L6
+    generic = (codes.SCT.StructureOfVertebralColumn.value, codes.SCT.Vertebra.value)
     path = Path(path)
     if not is_dicom_seg(path):
         raise InputError("is not a DICOM Segmentation (SEG) instance", path=path,
@@ -451,7 +454,7 @@ def read_dicom_seg(path):
         code = s.SegmentedPropertyTypeCodeSequence[0]
         v = by_code.get(str(code.CodeValue)) if str(code.CodingSchemeDesignator) in ("SCT", "SRT") else None
         own = label_value(s.get("SegmentLabel"))
-        if v is None and own is not None and str(code.CodeValue) in ("421060004", "51282000"):
+        if v is None and own is not None and str(code.CodeValue) in generic:
             v = own  # our own L5-L6 / L6-S1 disc or L6, coded generically
         if v is not None:
             value_of[int(s.SegmentNumber)] = v

@@ -84,12 +84,17 @@ def sr_path(path) -> Path:
     return dicom_file_path(path, "measurements.sr.dcm")
 
 
-def _segment_numbers(seg) -> dict[int, int]:
-    """discmeasure label value -> segment number of a SEG written by :func:`~discmeasure.io.dicom_seg.to_dicom_seg`."""
+def _segments(seg) -> dict:
+    """discmeasure label value -> segment (item of the Segment Sequence) of a SEG written by
+    :func:`~discmeasure.io.dicom_seg.to_dicom_seg`."""
     from .dicom_seg import label_value
 
-    values = {int(item.SegmentNumber): label_value(getattr(item, "SegmentLabel", None)) for item in seg.SegmentSequence}
-    return {v: n for n, v in values.items() if v is not None}
+    out = {}
+    for item in seg.SegmentSequence:
+        v = label_value(getattr(item, "SegmentLabel", None))
+        if v is not None:
+            out[v] = item
+    return out
 
 
 def to_dicom_sr(measurements, seg, *, series_number: int = SERIES_NUMBER,
@@ -114,21 +119,20 @@ def to_dicom_sr(measurements, seg, *, series_number: int = SERIES_NUMBER,
     from pydicom.sr.codedict import codes
 
     from .. import __version__
-    from .dicom_seg import segment_code
 
-    numbers = _segment_numbers(seg)
+    segments = _segments(seg)
     series_uid = str(seg.ReferencedSeriesSequence[0].SeriesInstanceUID)
-    l6 = 25 in numbers  # an L6: disc 124 is L5-L6
     algorithm = hd.sr.AlgorithmIdentification(name="discmeasure", version=str(__version__))
     groups = []
     for row in measurements.itertuples(index=False):
-        label = int(row.label)
-        if label not in numbers:
+        segment = segments.get(int(row.label))
+        if segment is None:
             continue
         ref = hd.sr.ReferencedSegment(sop_class_uid=seg.SOPClassUID, sop_instance_uid=seg.SOPInstanceUID,
-                                      segment_number=numbers[label],
+                                      segment_number=int(segment.SegmentNumber),
                                       source_series=hd.sr.SourceSeriesForSegmentation(series_uid))
-        _, site = segment_code(label, l6=l6)
+        # the finding site: the segment's own property type (SNOMED CT, CID 7604 for a disc)
+        site = hd.sr.CodedConcept.from_dataset(segment.SegmentedPropertyTypeCodeSequence[0])
         items = []
         for col, (value, scheme, meaning, unit) in CONCEPTS.items():
             v = getattr(row, col, np.nan)
