@@ -399,7 +399,7 @@ class MeasureWidget(_Base):
             if export is not None or save is not None:
                 yield "exporting"
             if save is not None:
-                write_labels(seg, scan, save, source, measurements=df)
+                write_labels(seg, scan, save, source, df)
             if export is not None:
                 write_table(df, export)
             return scan, df
@@ -434,14 +434,13 @@ def _chosen_file(edit):
     return Path(value)
 
 
-def write_labels(seg, scan, path: Path, source=None, measurements=None) -> Path:
+def write_labels(seg, scan, path: Path, source, measurements) -> Path:
     """Write a segmentation as NIfTI (``.nii``/``.nii.gz``) or, for a ``.dcm`` name, as a DICOM SEG on
-    the DICOM series ``source`` (the scan's own series in it; pseudonymised). With a ``.dcm`` name
-    and ``measurements`` (the table measured on these labels), the table is also written as a
-    DICOM SR on the SEG's segments beside it (``discmeasure.io.dicom_sr.sr_path_beside``); both
-    are made before either is written. Returns the labels' path."""
+    the DICOM series ``source`` (the scan's own series in it; pseudonymised) together with
+    ``measurements`` (the table measured on these labels) as a DICOM SR on the SEG's segments
+    beside it (``discmeasure.io.dicom_sr.sr_path_beside``); both are made before either is
+    written. Returns the labels' path."""
     from discmeasure.errors import InputError
-    from discmeasure.io.dicom_seg import write_scan_seg
     from discmeasure.io.dicom_sr import write_scan_seg_and_sr
     from discmeasure.io.write import save_nifti
 
@@ -451,8 +450,6 @@ def write_labels(seg, scan, path: Path, source=None, measurements=None) -> Path:
     if source is None:
         raise InputError("the image was not opened from a file: a DICOM SEG needs its series",
                          path=path, hint="save the labels as .nii.gz, or open the DICOM study with this plugin")
-    if measurements is None:
-        return write_scan_seg(seg, scan, source, path)
     return write_scan_seg_and_sr(seg, scan, source, measurements, path)[0]
 
 
