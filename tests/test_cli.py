@@ -35,6 +35,16 @@ def test_demo_pair_outputs_no_phi_inputs_untouched(tmp_path, sample_scans):
               "pre/labels.nii.gz", "pre/t2_t2_ms.nii.gz", "pre/qc_midsagittal.png", "post/report.html"):
         assert (out / f).is_file(), f
     assert "L4-L5" in r.stdout and "accuracy against the phantom truth" in r.stdout
+    # each level's own uncertainty: the designed 1.1 mm reduction at L4-L5 is beyond that level's
+    # MDC95 (0.40 mm measured), the unchanged levels are within theirs (both within the default RC)
+    import pandas as pd
+
+    assert "MDC95" in r.stdout
+    ch = pd.read_csv(out / "changes.csv").set_index("level")
+    assert ch.loc["L4-L5", "bulge_mm_within_uncertainty"] == False  # noqa: E712 (read back from CSV)
+    assert all(ch.loc[lv, "bulge_mm_within_uncertainty"] == True for lv in ("L1-L2", "L2-L3", "L3-L4", "L5-S1"))  # noqa: E712
+    assert (ch["bulge_mm_within_repeatability"] == True).all()  # noqa: E712
+    assert (pd.read_csv(out / "pre" / "measurements.csv")["bulge_sd_mm"] > 0).all()
     assert tree_hash(sample_scans) == before
     for f in out.rglob("*"):
         if f.is_file() and f.suffix in (".csv", ".json", ".html"):

@@ -16,7 +16,11 @@ lower bound of a scan-rescan RC. The T2 ones come from a published long-term
 in-vivo study (Belavy et al. 2021: nine multi-echo spin-echo sessions over
 368 days, 12 men; no repeated T2 series is available here), RC = 2.77 x the
 largest per-level within-subject CV it reports. Give your own with
-``repeatability=``.
+``repeatability=``. With ``analyze(..., uncertainty=N)`` each level of each visit also
+carries its own SD (:mod:`discmeasure.uncertainty`), and a change is also flagged
+``within_uncertainty`` against that level's 95 % minimal detectable change,
+1.96 x sqrt(sd_pre^2 + sd_post^2) (the limit of a difference of two independent
+measurements; Weir JP. J Strength Cond Res 2005;19:231-240, doi:10.1519/15184.1).
 
 References
 ----------
@@ -41,6 +45,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import InputError
+from .uncertainty import sd_column
 
 __all__ = ["compare", "cohort_summary", "register_rigid", "parse_repeatability", "repeatability_coefficient",
            "METRICS", "REPEATABILITY"]
@@ -262,7 +267,11 @@ def compare(pre, post, *, register: bool = True, repeatability: dict | None = No
     pandas.DataFrame
         One row per level measured at both visits: ``level``, ``label``, for each metric ``m`` in
         :data:`METRICS`: ``m_pre``, ``m_post``, ``m_delta`` (post - pre), ``m_pct`` (100 delta / pre),
-        ``m_within_repeatability`` (None where the change could not be measured); plus
+        ``m_within_repeatability`` (None where the change could not be measured); where both
+        visits carry the level's own uncertainty (``analyze(..., uncertainty=N)``), for the
+        metrics of :data:`discmeasure.uncertainty.UNCERTAIN_METRICS` also ``m_mdc95`` =
+        1.96 x sqrt(sd_pre^2 + sd_post^2), this level's 95 % minimal detectable change, and
+        ``m_within_uncertainty`` (|delta| below it; None where either is NaN); plus
         ``level_match_distance_mm`` and ``level_match_ok`` from the registration and
         ``registration_rotation_deg`` / ``registration_translation_mm``.
         ``attrs["registration"]`` holds the transform, ``attrs["repeatability"]`` the coefficients
@@ -302,6 +311,13 @@ def compare(pre, post, *, register: bool = True, repeatability: dict | None = No
             row[f"{m}_delta"] = d
             row[f"{m}_pct"] = 100.0 * d / va if np.isfinite(va) and abs(va) > 1e-9 else np.nan
             row[f"{m}_within_repeatability"] = _within(m, va, d, rc)
+            sd = sd_column(m)
+            if sd in ra.index and sd in rb.index:
+                # this level's own uncertainty at both visits (analyze(..., uncertainty=N)): the
+                # 95 % limit of a difference of two independent measurements, 1.96 x sqrt(sd1^2 + sd2^2)
+                mdc = 1.96 * float(np.hypot(float(ra[sd]), float(rb[sd])))
+                row[f"{m}_mdc95"] = mdc
+                row[f"{m}_within_uncertainty"] = bool(abs(d) < mdc) if np.isfinite(d) and np.isfinite(mdc) else None
         row["level_match_distance_mm"] = match.get(row["label"], np.nan)
         row["level_match_ok"] = ok.get(row["label"], None) if register else None
         row["registration_rotation_deg"] = reg["rotation_deg"] if reg else np.nan

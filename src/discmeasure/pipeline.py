@@ -177,6 +177,7 @@ def analyze(
     refine_edges: bool = True,
     t2w_series=None,
     mese_series=None,
+    uncertainty: int = 0,
     progress: Callable[[str, float], None] | None = None,
 ) -> Result:
     """Analyse one visit.
@@ -204,6 +205,13 @@ def analyze(
         Place the bulge's boundaries on the image's edges (see :func:`~discmeasure.measure`).
     t2w_series, mese_series : optional
         Override the series chosen in a study folder (number, UID or description).
+    uncertainty : int
+        Number of moved re-analyses (2-8; 0 = none, the default) for each level's uncertainty: the
+        scan is moved by small rigid moves, segmented (the same way) and measured again, and the
+        SD of each geometric measure is added to the table (``bulge_sd_mm``, ...,
+        ``uncertainty_n``; :func:`discmeasure.uncertainty.measurement_uncertainty`). About
+        ``uncertainty`` times the segmentation and measurement time; :func:`discmeasure.compare`
+        then flags each change against its own levels' uncertainty.
     progress : callable(step, fraction), optional
         Called as work advances (for progress bars and GUI workers).
 
@@ -220,6 +228,8 @@ def analyze(
         if progress is not None:
             progress(step, frac)
 
+    if uncertainty and not 2 <= int(uncertainty) <= 8:
+        raise InputError(f"uncertainty={uncertainty} moved analyses asked for", hint="give 2 to 8, or 0 for none")
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
     inputs: list[dict] = []
@@ -290,6 +300,16 @@ def analyze(
     with _naming(path, MeasurementError):
         table = measure(scan, seg, t2=fit, band_mm=band_mm, refine_edges=refine_edges)
     timings["measure_s"] = time.perf_counter() - t1
+    if uncertainty:
+        from .uncertainty import measurement_uncertainty
+
+        t1 = time.perf_counter()
+        with _naming(path, MeasurementError):
+            unc = measurement_uncertainty(
+                scan, seg, table, n_moves=int(uncertainty), band_mm=band_mm, refine_edges=refine_edges,
+                progress=lambda i, n: tick("uncertainty", 0.85 + 0.14 * i / n))
+        table = table.merge(unc, on="level", how="left")
+        timings["uncertainty_s"] = time.perf_counter() - t1
     timings["total_s"] = time.perf_counter() - t0
 
     if subject is None:
@@ -304,6 +324,7 @@ def analyze(
             "t2_fit": t2_params,
             "band_mm": band_mm,
             "refine_edges": refine_edges,
+            "uncertainty_moves": int(uncertainty),
         },
         "inputs": inputs,
         "series": {"t2w": _series_info(scan), "mese": _series_info(mese)},

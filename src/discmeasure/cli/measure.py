@@ -8,7 +8,8 @@ from typing import Optional
 import typer
 
 from . import app
-from ._common import DICOM_SEG_HELP, check_dicom_input, console, level_table, progress_bar
+from ._common import (DICOM_SEG_HELP, UNCERTAINTY_HELP, check_dicom_input, check_uncertainty, console, level_table,
+                      progress_bar)
 
 
 @app.command("measure")
@@ -25,6 +26,7 @@ def measure_cmd(
     refine_edges: bool = typer.Option(True, "--refine-edges/--label-outlines",
                                       help="Bulge boundaries on the image's edges (default) or on the label outlines only."),
     dicom_seg: bool = typer.Option(False, "--dicom-seg", help=DICOM_SEG_HELP),
+    uncertainty: int = typer.Option(0, "--uncertainty", metavar="N", help=UNCERTAINTY_HELP),
 ):
     """Segment, fit T2 and measure every disc level of one visit."""
     from ..pipeline import analyze
@@ -32,13 +34,15 @@ def measure_cmd(
     from ..report.outputs import check_output_dir
 
     check_output_dir(out)  # refuse before the work, not after it
+    check_uncertainty(uncertainty)
     if dicom_seg:
         check_dicom_input(study)
     mese_arg = mese if (mese and Path(mese).exists()) else None
     prog, cb = progress_bar("measure")
     with prog:
         res = analyze(study, mese=mese_arg, labels=labels, subject=subject, timepoint=timepoint, t2_method=t2_method,
-                      band_mm=band_mm, refine_edges=refine_edges, t2w_series=t2w, mese_series=None if mese_arg else mese, progress=cb)
+                      band_mm=band_mm, refine_edges=refine_edges, t2w_series=t2w, mese_series=None if mese_arg else mese,
+                      uncertainty=uncertainty, progress=cb)
         write_visit(res, out, dicom_source=study if dicom_seg else None)
     console.print(level_table(res.measurements, f"{res.subject} {timepoint}"))
     console.print(f"written: {out}")

@@ -18,7 +18,8 @@ from typing import Optional
 import typer
 
 from . import app
-from ._common import DICOM_SEG_HELP, RC_HELP, check_dicom_input, change_table, console, level_table, progress_bar
+from ._common import (DICOM_SEG_HELP, RC_HELP, UNCERTAINTY_HELP, change_table, check_dicom_input, check_uncertainty, console,
+                      level_table, progress_bar)
 
 
 def _mappingproxy(d):
@@ -33,7 +34,7 @@ def _register_reducers() -> None:
 
 
 def _visit_job(path: str, subject: str, timepoint: str, t2_method: str, out_dir: str, pictures: bool,
-               dicom_seg: bool = False):
+               dicom_seg: bool = False, uncertainty: int = 0):
     """Worker process: analyse one visit and write its folder; returns the Result."""
     from ..pipeline import analyze
     from ..report.outputs import visit_files
@@ -43,7 +44,7 @@ def _visit_job(path: str, subject: str, timepoint: str, t2_method: str, out_dir:
     # (per-visit results do not depend on the thread counts)
     os.environ["DISCMEASURE_THREADS"] = "1"
     with single_blas_thread():
-        res = analyze(path, subject=subject, timepoint=timepoint, t2_method=t2_method)
+        res = analyze(path, subject=subject, timepoint=timepoint, t2_method=t2_method, uncertainty=uncertainty)
         visit_files(res, Path(out_dir), pictures=pictures, dicom_source=path if dicom_seg else None)
     return res
 
@@ -61,7 +62,7 @@ def parallel_possible() -> bool:
 
 
 def _run_pair_parallel(pre: Path, post: Path, out: Path, *, subject, t2_method, pictures, cb, repeatability=None,
-                       dicom_seg=False):
+                       dicom_seg=False, uncertainty=0):
     from concurrent.futures import ProcessPoolExecutor
 
     from ..batch import preload_modules
@@ -74,7 +75,7 @@ def _run_pair_parallel(pre: Path, post: Path, out: Path, *, subject, t2_method, 
     subject = subject or default_subject(scan_pre)
     preload_modules(pictures)  # imported once, shared copy-on-write by the forked workers
     with staged_dir(out) as d, ProcessPoolExecutor(2, mp_context=mp.get_context("fork")) as ex:
-        futs = [ex.submit(_visit_job, str(path), subject, tp, t2_method, str(d / tp), pictures, dicom_seg)
+        futs = [ex.submit(_visit_job, str(path), subject, tp, t2_method, str(d / tp), pictures, dicom_seg, uncertainty)
                 for path, tp in ((pre, "pre"), (post, "post"))]
         cb("registration", 0.1)
         try:
@@ -93,17 +94,19 @@ def _run_pair_parallel(pre: Path, post: Path, out: Path, *, subject, t2_method, 
 
 def run_pair(pre: Path, post: Path, out: Path, *, subject: Optional[str] = None, t2_method: str = "epg",
              pictures: bool = True, show=True, parallel: Optional[bool] = None, repeatability: Optional[dict] = None,
-             dicom_seg: bool = False):
+             dicom_seg: bool = False, uncertainty: int = 0):
     """Analyse, compare and report two visits. ``parallel``: default :func:`parallel_possible`;
     ``repeatability``: overrides of :data:`discmeasure.comparison.REPEATABILITY`; ``dicom_seg``: also
     write each visit's labels as a DICOM SEG on its T2-weighted series, and its measurements as a
-    DICOM SR on that SEG."""
+    DICOM SR on that SEG; ``uncertainty``: moved re-analyses per visit for each level's own
+    uncertainty (``analyze(..., uncertainty=)``; 0 = none)."""
     from ..comparison import compare
     from ..pipeline import analyze
     from ..report import write_pair
     from ..report.outputs import check_output_dir
 
     check_output_dir(out)  # refuse before the work, not after it
+    check_uncertainty(uncertainty)
     if dicom_seg:
         for p in (pre, post):
             check_dicom_input(p)
@@ -115,12 +118,13 @@ def run_pair(pre: Path, post: Path, out: Path, *, subject: Optional[str] = None,
     with prog:
         if parallel:
             a, b, ch = _run_pair_parallel(Path(pre), Path(post), Path(out), subject=subject, t2_method=t2_method,
-                                          pictures=pictures, cb=cb, repeatability=repeatability, dicom_seg=dicom_seg)
+                                          pictures=pictures, cb=cb, repeatability=repeatability, dicom_seg=dicom_seg,
+                                          uncertainty=uncertainty)
         else:
-            a = analyze(pre, subject=subject, timepoint="pre", t2_method=t2_method,
+            a = analyze(pre, subject=subject, timepoint="pre", t2_method=t2_method, uncertainty=uncertainty,
                         progress=lambda s, f: cb(f"pre {s}", f / 2))
             b = analyze(post, subject=subject or a.subject, timepoint="post", t2_method=t2_method,
-                        progress=lambda s, f: cb(f"post {s}", 0.5 + f / 2))
+                        uncertainty=uncertainty, progress=lambda s, f: cb(f"post {s}", 0.5 + f / 2))
             ch = compare(a, b, repeatability=repeatability)
             write_pair(a, b, ch, out, pictures=pictures, dicom_sources=(pre, post) if dicom_seg else None)
     if show:
@@ -141,10 +145,11 @@ def pair_cmd(
     parallel: bool = typer.Option(True, help="Analyse the two visits in two processes (when possible)."),
     rc: Optional[list[str]] = typer.Option(None, "--rc", help=RC_HELP),
     dicom_seg: bool = typer.Option(False, "--dicom-seg", help=DICOM_SEG_HELP),
+    uncertainty: int = typer.Option(0, "--uncertainty", metavar="N", help=UNCERTAINTY_HELP),
 ):
     """Measure two visits of one patient and compare them level by level."""
     from ..comparison import parse_repeatability
 
     repeatability = parse_repeatability(rc)  # a bad --rc fails before the work
     run_pair(pre, post, out, subject=subject, t2_method=t2_method, parallel=None if parallel else False,
-             repeatability=repeatability, dicom_seg=dicom_seg)
+             repeatability=repeatability, dicom_seg=dicom_seg, uncertainty=uncertainty)

@@ -1,0 +1,191 @@
+"""Per-level measurement uncertainty: the scan analysed again after small rigid moves.
+
+A disc measurement on MRI varies between two scans of unchanged anatomy mostly because the
+anatomy meets the voxel grid differently: the segmentation's outline, the corners of the bulge's
+baseline and the plane of its maximum all move by sub-voxel amounts, and some levels react far
+more than others (docs/methods.md, "Where the real retest's differences come from"). A single
+repeatability coefficient for every level and every scan hides that. Here the scan itself is
+moved rigidly by a few small rotations and shifts (a patient repositioned between two scans),
+resampled onto its own grid (cubic B-spline), segmented with the same method (automatic, or the
+given labels moved with the anatomy) and measured again; the standard deviation of each level's
+measurement over the original and the moved analyses is its uncertainty.
+
+This is test-time augmentation (Wang G, Li W, Aertsen M, Deprest J, Ourselin S, Vercauteren T.
+"Aleatoric uncertainty estimation with test-time augmentation for medical image segmentation
+with convolutional neural networks." Neurocomputing 2019;338:34-45,
+doi:10.1016/j.neucom.2019.01.103) applied to the whole measurement, with a fixed design of the
+moves instead of random draws (the signs of the rotations and of the shifts about and along the
+three axes follow a two-level 2^(3-1) fractional factorial design; Box, Hunter & Hunter,
+*Statistics for Experimenters*, 2nd ed., Wiley 2005, ch. 6), so that the same scan always gives
+the same uncertainty. It is a lower bound of the scan-rescan SD: no new noise,
+physiology or scanner drift, and a resampled image is smoother than a new acquisition. Its
+calibration against real and phantom retests is in docs/validation.md
+(``benchmarks/validate_uncertainty.py``).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from .errors import DiscmeasureError, InputError
+from .geometry import resample, resample_mask
+from .scan import Scan
+
+__all__ = ["UNCERTAIN_METRICS", "sd_column", "rigid_moves", "moved_scan", "moved_labels", "measurement_uncertainty"]
+
+#: metrics whose per-level SD is estimated (the T2-weighted image's geometric measures)
+UNCERTAIN_METRICS = ("bulge_mm", "bulge_midsagittal_mm", "height_anterior_mm", "height_middle_mm",
+                     "height_posterior_mm")
+
+# two-level orthogonal design: each column is +-1 equally often and the columns are orthogonal
+_DESIGN = np.array([[1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]], float)
+
+
+def sd_column(metric: str) -> str:
+    """Name of a metric's SD column: ``bulge_mm`` -> ``bulge_sd_mm``."""
+    stem = metric[:-3] if metric.endswith("_mm") else metric
+    return f"{stem}_sd_mm" if metric.endswith("_mm") else f"{stem}_sd"
+
+
+def _axis_angle(axis, deg: float) -> np.ndarray:
+    """Rotation matrix about a unit axis (Rodrigues' formula)."""
+    k = np.asarray(axis, float) / np.linalg.norm(axis)
+    K = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    a = np.radians(deg)
+    return np.eye(3) + np.sin(a) * K + (1 - np.cos(a)) * K @ K
+
+
+def rigid_moves(scan: Scan, *, n: int = 4, rotation_deg: float = 1.5, shift_mm: float = 1.5) -> list[np.ndarray]:
+    """The design's rigid moves of a scan's content (world -> world, 4 x 4), about the volume centre.
+
+    Move ``i`` rotates by ``+-rotation_deg`` about each world axis and shifts by ``+-shift_mm``
+    along each, with the signs of the design's rows (rotations row ``i``, shifts row ``i + 2``,
+    columns permuted, so rotation and shift signs are not confounded); moves 5-8 are moves 1-4
+    reversed (a fold-over). A single slice cannot be moved out of its plane (there is nothing to
+    resample from): it is turned about its own normal and shifted within its plane only.
+
+    Parameters
+    ----------
+    scan : Scan
+        The image whose content is moved.
+    n : int
+        Number of moves, 2 to 8.
+    rotation_deg, shift_mm : float
+        Size of each rotation and shift.
+    """
+    if not 2 <= n <= 8:
+        raise InputError(f"{n} moves asked for", hint="give 2 to 8 moves")
+    A = np.asarray(scan.affine, float)
+    centre = A[:3, :3] @ ((np.array(scan.shape[:3]) - 1) / 2) + A[:3, 3]
+    single = 1 in scan.shape[:3]
+    if single:
+        ax = int(np.argmin(scan.shape[:3]))
+        normal = A[:3, ax] / np.linalg.norm(A[:3, ax])
+        inplane = [A[:3, j] / np.linalg.norm(A[:3, j]) for j in range(3) if j != ax]
+    out = []
+    for i in range(n):
+        sign = 1.0 if i < 4 else -1.0
+        r = sign * _DESIGN[i % 4] * rotation_deg
+        s = sign * _DESIGN[(i + 2) % 4][[1, 2, 0]] * shift_mm
+        if single:
+            R = _axis_angle(normal, r[0])
+            t = s[0] * inplane[0] + s[1] * inplane[1]
+        else:
+            R = _axis_angle((0, 0, 1), r[2]) @ _axis_angle((0, 1, 0), r[1]) @ _axis_angle((1, 0, 0), r[0])
+            t = s
+        T = np.eye(4)
+        T[:3, :3] = R
+        T[:3, 3] = centre - R @ centre + t
+        out.append(T)
+    return out
+
+
+def moved_scan(scan: Scan, move: np.ndarray) -> Scan:
+    """The scan's content moved by ``move`` (world -> world) and resampled onto its own grid (cubic)."""
+    A = np.asarray(scan.affine, float)
+    data = resample(np.asarray(scan.data, np.float32), move @ A, scan.shape[:3], A, order=3)
+    return Scan(np.clip(data, 0, None).astype(np.float32), A, meta=dict(getattr(scan, "meta", {}) or {}))
+
+
+def moved_labels(labels: np.ndarray, affine: np.ndarray, move: np.ndarray) -> np.ndarray:
+    """A label map moved with the anatomy (as :func:`moved_scan`), label by label (linear, >= 0.5)."""
+    labels = np.asarray(labels)
+    affine = np.asarray(affine, float)
+    out = np.zeros_like(labels)
+    for v in np.unique(labels):
+        if v:
+            out[resample_mask(labels == v, move @ affine, labels.shape, affine)] = v
+    return out
+
+
+def measurement_uncertainty(scan: Scan, segmentation, measurements=None, *, n_moves: int = 4,
+                            rotation_deg: float = 1.5, shift_mm: float = 1.5, band_mm: float = 5.0,
+                            refine_edges: bool = True,
+                            progress: Callable[[int, int], None] | None = None):
+    """Per-level SD of the geometric measurements over re-analyses of the scan under small rigid moves.
+
+    Parameters
+    ----------
+    scan : Scan
+        The T2-weighted image that was measured.
+    segmentation : Segmentation
+        Its segmentation. An automatic one (``method == "auto"``) is redone on each moved image;
+        any other (imported, seeded, edited) is moved with the anatomy, so that only the
+        measurement's own variation is seen.
+    measurements : pandas.DataFrame, optional
+        :func:`~discmeasure.measure`'s table of the unmoved scan (computed when not given), with
+        the same ``band_mm`` and ``refine_edges``.
+    n_moves : int
+        Number of moved analyses (2-8; :func:`rigid_moves`).
+    rotation_deg, shift_mm : float
+        Size of the moves (default 1.5 degrees and 1.5 mm about and along each axis).
+    band_mm, refine_edges
+        As for :func:`~discmeasure.measure`.
+    progress : callable(done, total), optional
+        Called after each moved analysis.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per level of ``measurements``: ``level``, for each metric of
+        :data:`UNCERTAIN_METRICS` its sample SD (ddof 1) over the unmoved and the moved analyses
+        (``bulge_sd_mm``, ...; NaN with fewer than 3 values), and ``uncertainty_n``, the number of
+        analyses in which the level's bulge was measured. A moved image whose segmentation or
+        measurement fails only lowers these counts.
+    """
+    import pandas as pd
+
+    from .measurements import measure
+    from .segmentation import Segmentation, segment
+
+    if measurements is None:
+        measurements = measure(scan, segmentation, band_mm=band_mm, refine_edges=refine_edges)
+    auto = getattr(segmentation, "method", "") == "auto"
+    lbl = np.asarray(getattr(segmentation, "labels", segmentation))
+    aff = np.asarray(getattr(segmentation, "affine", scan.affine), float)
+    tables = [measurements.set_index("level")]
+    moves = rigid_moves(scan, n=n_moves, rotation_deg=rotation_deg, shift_mm=shift_mm)
+    for i, T in enumerate(moves):
+        moved = moved_scan(scan, T)
+        try:
+            if auto:
+                seg = segment(moved)
+            else:
+                seg = Segmentation(moved_labels(lbl, aff, T), aff, method=getattr(segmentation, "method", "labels"))
+            tables.append(measure(moved, seg, band_mm=band_mm, refine_edges=refine_edges).set_index("level"))
+        except DiscmeasureError:
+            pass  # counted: the level's n is lower
+        if progress is not None:
+            progress(i + 1, len(moves))
+    rows = []
+    for lv in measurements["level"]:
+        row = {"level": lv}
+        for m in UNCERTAIN_METRICS:
+            v = np.array([float(t.loc[lv, m]) for t in tables if lv in t.index and m in t.columns], float)
+            v = v[np.isfinite(v)]
+            row[sd_column(m)] = float(np.std(v, ddof=1)) if v.size >= 3 else np.nan
+        row["uncertainty_n"] = int(sum(lv in t.index and np.isfinite(float(t.loc[lv, "bulge_mm"])) for t in tables))
+        rows.append(row)
+    return pd.DataFrame(rows)
