@@ -118,6 +118,19 @@ def main():
     publish_section("docs/validation.md", "measure", "## Disc measurements (issue 6)", lines, title="Validation")
 
 
+#: the phantom retest's geometries (0.7 / 0.8 / 1.0 mm pixels x 4 mm, SNR 35)
+RETEST_CASES = (CASES[0], CASES[5], CASES[6])
+
+
+def retest_images(grid, snr):
+    """(pose, image) of the phantom in its reference pose and the real retest's two moves, each
+    rendered anew (its own noise) on ``grid``."""
+    for k, pose in enumerate([((0.0, 0.0, 0.0), (0.0, 0.0, 0.0))] + MOVES):
+        ph = phantom.default_phantom().replace(pose=pose)
+        shape, aff = phantom.make_grid(fov_mm=(170.0, 220.0), center_mm=(0.0, 0.0, 10.0), **grid)
+        yield pose, phantom.render_t2w(ph, shape, aff, snr=snr, supersample=3, seed=11 + k)[0]
+
+
 def phantom_retest():
     """The real retest's design on the phantom: the anatomy in two other poses (the same moves),
     rendered anew (other noise), segmented and measured automatically; repeatability
@@ -129,12 +142,9 @@ def phantom_retest():
              "a best case (ideal anatomy), next to the real volume's in the retest section:", "",
              "| geometry | " + " | ".join(f"RC {c}" for c in RC_COLUMNS) + " | level pairs (one-sided) |",
              "|---|" + "---|" * len(RC_COLUMNS) + "---|"]
-    for name, grid, snr in (CASES[0], CASES[5], CASES[6]):
+    for name, grid, snr in RETEST_CASES:
         ms = []
-        for k, pose in enumerate([((0.0, 0.0, 0.0), (0.0, 0.0, 0.0))] + MOVES):
-            ph = phantom.default_phantom().replace(pose=pose)
-            shape, aff = phantom.make_grid(fov_mm=(170.0, 220.0), center_mm=(0.0, 0.0, 10.0), **grid)
-            img, _ = phantom.render_t2w(ph, shape, aff, snr=snr, supersample=3, seed=11 + k)
+        for pose, img in retest_images(grid, snr):
             try:
                 ms.append(dm.measure(img, dm.segment(img)).set_index("level"))
             except dm.DiscmeasureError as exc:

@@ -23,7 +23,7 @@ from scipy.stats import spearmanr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _record import publish_section  # noqa: E402
-from validate_measure import CASES  # noqa: E402
+from validate_measure import RETEST_CASES, retest_images  # noqa: E402
 from validate_retest import MOVES, SCT, moved_copy  # noqa: E402
 
 import discmeasure as dm  # noqa: E402
@@ -99,13 +99,8 @@ def main():
     lines += _rows("sct_t2_lumbar, 2 moved copies", _pairs(tables, tables[0].index))
     # phantom: reference pose and the same two moves, rendered anew
     pooled = {m: [] for m in UNCERTAIN_METRICS}
-    for name, grid, snr in (CASES[0], CASES[5], CASES[6]):
-        tabs = []
-        for k, pose in enumerate([((0.0, 0.0, 0.0), (0.0, 0.0, 0.0))] + MOVES):
-            ph = phantom.default_phantom().replace(pose=pose)
-            shape, aff = phantom.make_grid(fov_mm=(170.0, 220.0), center_mm=(0.0, 0.0, 10.0), **grid)
-            img, _ = phantom.render_t2w(ph, shape, aff, snr=snr, supersample=3, seed=11 + k)
-            tabs.append(_analysed(img))
+    for _, grid, snr in RETEST_CASES:
+        tabs = [_analysed(img) for _, img in retest_images(grid, snr)]
         for m, v in _pairs(tabs, phantom.LEVELS).items():
             pooled[m] += v
     lines += _rows("phantom 0.7 / 0.8 / 1.0 mm pixels x 4 mm, re-rendered poses", pooled)
