@@ -25,7 +25,7 @@ from _record import publish_section  # noqa: E402
 
 import discmeasure as dm  # noqa: E402
 from discmeasure.comparison import REPEATABILITY, repeatability_coefficient  # noqa: E402
-from discmeasure.geometry import resample, resample_mask  # noqa: E402
+from discmeasure.uncertainty import moved_labels, moved_scan  # noqa: E402
 from discmeasure.phantom import rotation_matrix  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,19 +46,9 @@ def move_matrix(scan: dm.Scan, rot_deg, shift_mm) -> np.ndarray:
 
 
 def moved_copy(scan: dm.Scan, rot_deg, shift_mm) -> dm.Scan:
-    """The scan's content moved rigidly (about the volume centre) and resampled onto its own grid."""
-    T = move_matrix(scan, rot_deg, shift_mm)
-    data = resample(np.asarray(scan.data, np.float32), T @ scan.affine, scan.shape[:3], scan.affine, order=3)
-    return dm.Scan(np.clip(data, 0, None), scan.affine)
-
-
-def moved_labels(labels: np.ndarray, affine: np.ndarray, T: np.ndarray) -> np.ndarray:
-    """A label map moved with the anatomy (as :func:`moved_copy`), label by label (linear, >= 0.5)."""
-    out = np.zeros_like(labels)
-    for v in np.unique(labels):
-        if v:
-            out[resample_mask(labels == v, T @ affine, labels.shape, affine)] = v
-    return out
+    """The scan's content moved rigidly (about the volume centre) and resampled onto its own grid
+    (cubic; :func:`discmeasure.uncertainty.moved_scan`, which the per-level uncertainty uses too)."""
+    return moved_scan(scan, move_matrix(scan, rot_deg, shift_mm))
 
 
 def _pooled(base, copies, spacings=(0.79, 0.80, 0.81)):

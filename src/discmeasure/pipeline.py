@@ -228,8 +228,10 @@ def analyze(
         if progress is not None:
             progress(step, frac)
 
-    if uncertainty and not 2 <= int(uncertainty) <= 8:
-        raise InputError(f"uncertainty={uncertainty} moved analyses asked for", hint="give 2 to 8, or 0 for none")
+    if uncertainty:
+        from .uncertainty import check_n_moves
+
+        check_n_moves(uncertainty)  # before any work
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
     inputs: list[dict] = []

@@ -33,7 +33,7 @@ from .errors import DiscmeasureError, InputError
 from .geometry import resample, resample_mask
 from .scan import Scan
 
-__all__ = ["UNCERTAIN_METRICS", "sd_column", "rigid_moves", "moved_scan", "moved_labels", "measurement_uncertainty"]
+__all__ = ["UNCERTAIN_METRICS", "check_n_moves", "sd_column", "rigid_moves", "moved_scan", "moved_labels", "measurement_uncertainty"]
 
 #: metrics whose per-level SD is estimated (the T2-weighted image's geometric measures)
 UNCERTAIN_METRICS = ("bulge_mm", "bulge_midsagittal_mm", "height_anterior_mm", "height_middle_mm",
@@ -47,6 +47,14 @@ def sd_column(metric: str) -> str:
     """Name of a metric's SD column: ``bulge_mm`` -> ``bulge_sd_mm``."""
     stem = metric[:-3] if metric.endswith("_mm") else metric
     return f"{stem}_sd_mm" if metric.endswith("_mm") else f"{stem}_sd"
+
+
+def check_n_moves(n: int) -> None:
+    """Refuse a number of moved re-analyses outside 2-8 (the design's fold-over has 8 moves; an SD
+    needs at least 3 values); callers check before any work."""
+    if not 2 <= int(n) <= 8:
+        raise InputError(f"{n} moved analyses asked for (uncertainty / --uncertainty)",
+                         hint="give 2 to 8, or 0 for none")
 
 
 def _axis_angle(axis, deg: float) -> np.ndarray:
@@ -75,8 +83,7 @@ def rigid_moves(scan: Scan, *, n: int = 4, rotation_deg: float = 1.5, shift_mm: 
     rotation_deg, shift_mm : float
         Size of each rotation and shift.
     """
-    if not 2 <= n <= 8:
-        raise InputError(f"{n} moves asked for", hint="give 2 to 8 moves")
+    check_n_moves(n)
     A = np.asarray(scan.affine, float)
     centre = A[:3, :3] @ ((np.array(scan.shape[:3]) - 1) / 2) + A[:3, 3]
     single = 1 in scan.shape[:3]

@@ -90,11 +90,11 @@ UNCERTAINTY_HELP = ("Also estimate each level's own uncertainty: analyse each vi
 
 
 def check_uncertainty(n: int) -> None:
-    """Refuse a bad ``--uncertainty`` before any work."""
-    from ..errors import InputError
+    """Refuse a bad ``--uncertainty`` before any work (output folder, worker processes)."""
+    from ..uncertainty import check_n_moves
 
-    if n and not 2 <= n <= 8:
-        raise InputError(f"--uncertainty {n}: give 2 to 8 moved analyses, or 0 for none")
+    if n:
+        check_n_moves(n)
 
 
 DICOM_SEG_HELP = ("Also write each visit's labels as a DICOM SEG on its T2-weighted series (labels.seg.dcm) and "
