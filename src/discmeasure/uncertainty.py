@@ -33,7 +33,8 @@ from .errors import DiscmeasureError, InputError
 from .geometry import resample, resample_mask
 from .scan import Scan
 
-__all__ = ["UNCERTAIN_METRICS", "check_n_moves", "sd_column", "rigid_moves", "moved_scan", "moved_labels", "measurement_uncertainty"]
+__all__ = ["UNCERTAIN_METRICS", "check_n_moves", "sd_column", "rigid_moves", "moved_scan", "moved_labels", "moved_fraction",
+           "measurement_uncertainty"]
 
 #: metrics whose per-level SD is estimated (the T2-weighted image's geometric measures)
 UNCERTAIN_METRICS = ("bulge_mm", "bulge_midsagittal_mm", "height_anterior_mm", "height_middle_mm",
@@ -127,6 +128,13 @@ def moved_labels(labels: np.ndarray, affine: np.ndarray, move: np.ndarray) -> np
     return out
 
 
+def moved_fraction(fraction: np.ndarray, affine: np.ndarray, move: np.ndarray) -> np.ndarray:
+    """A partial-volume map (0-1) moved with the anatomy (as :func:`moved_scan`; linear)."""
+    affine = np.asarray(affine, float)
+    f = resample(np.asarray(fraction, np.float32), move @ affine, np.shape(fraction), affine, order=1)
+    return np.clip(f, 0.0, 1.0).astype(np.float32)
+
+
 def measurement_uncertainty(scan: Scan, segmentation, measurements=None, *, n_moves: int = 4,
                             rotation_deg: float = 1.5, shift_mm: float = 1.5, band_mm: float = 5.0,
                             refine_edges: bool = True,
@@ -140,7 +148,10 @@ def measurement_uncertainty(scan: Scan, segmentation, measurements=None, *, n_mo
     segmentation : Segmentation
         Its segmentation. An automatic one (``method == "auto"``) is redone on each moved image;
         any other (imported, seeded, edited) is moved with the anatomy, so that only the
-        measurement's own variation is seen.
+        measurement's own variation is seen; with it its bodies' partial volume
+        (:attr:`~discmeasure.segmentation.Segmentation.body_fraction`) while that still fits the
+        labels (an automatic segmentation brought back from napari unedited), so that the moved
+        analyses read the heights the way the unmoved one did.
     measurements : pandas.DataFrame, optional
         :func:`~discmeasure.measure`'s table of the unmoved scan (computed when not given), with
         the same ``band_mm`` and ``refine_edges``.
@@ -165,6 +176,7 @@ def measurement_uncertainty(scan: Scan, segmentation, measurements=None, *, n_mo
     import pandas as pd
 
     from .measurements import measure
+    from .measurements.core import _body_fraction
     from .segmentation import Segmentation, segment
 
     if measurements is None:
@@ -172,6 +184,10 @@ def measurement_uncertainty(scan: Scan, segmentation, measurements=None, *, n_mo
     auto = getattr(segmentation, "method", "") == "auto"
     lbl = np.asarray(getattr(segmentation, "labels", segmentation))
     aff = np.asarray(getattr(segmentation, "affine", scan.affine), float)
+    # the heights of given labels with a valid body partial volume are read off it (measure()):
+    # moved labels without it would be read off the labels, a different estimator (on the
+    # phantom 0.1-0.26 mm apart), whose offset would pass for uncertainty
+    frac = None if auto else _body_fraction(segmentation, lbl if lbl.ndim == 3 else lbl[:, :, None], aff)
     tables = [measurements.set_index("level")]
     moves = rigid_moves(scan, n=n_moves, rotation_deg=rotation_deg, shift_mm=shift_mm)
     for i, T in enumerate(moves):
@@ -180,7 +196,8 @@ def measurement_uncertainty(scan: Scan, segmentation, measurements=None, *, n_mo
             if auto:
                 seg = segment(moved)
             else:
-                seg = Segmentation(moved_labels(lbl, aff, T), aff, method=getattr(segmentation, "method", "labels"))
+                seg = Segmentation(moved_labels(lbl, aff, T), aff, method=getattr(segmentation, "method", "labels"),
+                                   body_fraction=None if frac is None else moved_fraction(frac, aff, T).reshape(lbl.shape))
             tables.append(measure(moved, seg, band_mm=band_mm, refine_edges=refine_edges).set_index("level"))
         except DiscmeasureError:
             pass  # counted: the level's n is lower
