@@ -133,3 +133,36 @@ def test_manifest_errors(tmp_path):
         read_manifest(tmp_path / "d.csv")
     with pytest.raises(InputError, match="not found"):
         read_manifest(tmp_path / "nope.csv")
+
+
+@pytest.mark.slow
+def test_batch_uncertainty_flags_and_resume(tmp_path, sample_scans):
+    """``batch --uncertainty N``: each visit carries its levels' SDs, each change is flagged against
+    its level's own MDC95 (the sample pair's designed L4-L5 change is beyond it, the unchanged
+    levels within theirs, as in the demo), the cohort summary says so, and a resume made with
+    another N runs the subject again. A bad N is refused before anything is written."""
+    m = tmp_path / "manifest.csv"
+    m.write_text(f"subject,timepoint,path\nA,baseline,{sample_scans / 'pre'}\nA,month12,{sample_scans / 'post'}\n")
+    bad = subprocess.run(EXE + ["batch", str(m), "--out", str(tmp_path / "bad"), "--uncertainty", "9"],
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "2 to 8" in bad.stderr, bad.stderr
+    assert not (tmp_path / "bad").exists()
+
+    out = tmp_path / "u"
+    r = subprocess.run(EXE + ["batch", str(m), "--out", str(out), "--no-pictures", "--uncertainty", "4"],
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    visit = pd.read_csv(out / "A" / "baseline" / "measurements.csv").set_index("level")
+    assert (visit["uncertainty_n"] == 5).all() and (visit["bulge_sd_mm"] > 0).all()
+    ch = pd.read_csv(out / "changes.csv").set_index("level")
+    beyond = ch.index[~ch["bulge_mm_within_uncertainty"].astype(bool)].tolist()
+    assert beyond == ["L4-L5"], ch[["bulge_mm_delta", "bulge_mm_mdc95"]]
+    assert ch["bulge_mm_within_repeatability"].astype(bool).all()
+    assert "subjects_reduced_beyond_mdc95" in (out / "report.html").read_text()
+    again = subprocess.run(EXE + ["batch", str(m), "--out", str(out), "--no-pictures", "--uncertainty", "4", "--resume"],
+                           capture_output=True, text=True, timeout=900)
+    assert "resumed 1" in again.stdout, again.stdout
+    plain = subprocess.run(EXE + ["batch", str(m), "--out", str(out), "--no-pictures", "--resume"],
+                           capture_output=True, text=True, timeout=900)
+    assert plain.returncode == 0 and "resumed 0" in plain.stdout, plain.stdout
+    assert not any(c.endswith("_mdc95") for c in pd.read_csv(out / "changes.csv").columns)

@@ -122,6 +122,23 @@ def test_cohort_summary_registry_figures():
     assert s.subjects_reduced_beyond_rc_pct == pytest.approx(75.0)
     assert s.mean_pct_change == pytest.approx(np.mean([-25, -20, 10, -50]))
     assert s.levels_reduced_pct == pytest.approx(37.5)
+    assert "subjects_reduced_beyond_mdc95_pct" not in s.index  # no level carries its own uncertainty
+
+
+def test_cohort_summary_against_each_index_levels_own_uncertainty():
+    """With each level's own uncertainty (``analyze(..., uncertainty=N)`` at both visits) the
+    summary also gives the share of subjects whose index level went down by more than its own
+    MDC95, over the subjects where that is known (here b's index level has no flag: no SDs)."""
+    rows = []
+    for subj, (b0, b1, within) in {"a": (4.0, 3.0, False), "b": (5.0, 4.0, None), "c": (3.0, 2.8, True),
+                                   "d": (4.0, 2.0, False), "e": (4.0, 4.5, False)}.items():
+        rows.append({"subject": subj, "level": "L4-L5", "bulge_mm_pre": b0, "bulge_mm_post": b1,
+                     "bulge_mm_delta": b1 - b0, "bulge_mm_pct": 100 * (b1 - b0) / b0,
+                     "bulge_mm_within_repeatability": abs(b1 - b0) < 1.72, "bulge_mm_within_uncertainty": within})
+    s = cohort_summary(pd.DataFrame(rows), metrics=("bulge_mm",)).iloc[0]
+    assert s.n_subjects_with_uncertainty == 4
+    assert s.subjects_reduced_beyond_mdc95_pct == pytest.approx(50.0)  # a and d of a, c, d, e
+    assert s.subjects_reduced_beyond_rc_pct == pytest.approx(20.0)  # d of five
 
 
 def test_registration_reproducible():

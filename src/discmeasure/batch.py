@@ -173,13 +173,14 @@ def inputs_fingerprint(visits: list[dict]) -> list[dict]:
 
 
 def is_done(folder: Path, visits: list[dict] | None = None, repeatability: dict | None = None,
-            dicom_seg: bool = False) -> bool:
+            dicom_seg: bool = False, uncertainty: int = 0) -> bool:
     """True when the subject folder has a marker whose hashes match its files and, with ``visits``
     (the manifest's rows of the subject), whose inputs match those rows and their files now
     (:func:`inputs_fingerprint`): a row that points elsewhere, or an input file replaced since,
     makes the subject run again; so do other repeatability coefficients than the ones its
-    changes were flagged with, and a DICOM SEG asked for (``dicom_seg``) but not written (nor the
-    DICOM SR of the measurements that comes with it)."""
+    changes were flagged with, another number of moved re-analyses for each level's uncertainty
+    (``uncertainty``), and a DICOM SEG asked for (``dicom_seg``) but not written (nor the DICOM
+    SR of the measurements that comes with it)."""
     m = folder / MARKER
     if not m.is_file():
         return False
@@ -189,11 +190,14 @@ def is_done(folder: Path, visits: list[dict] | None = None, repeatability: dict 
         inputs = saved.get("inputs")
         rc = saved.get("repeatability", {})
         seg = bool(saved.get("dicom_seg", False))
+        moves = int(saved.get("uncertainty", 0))
     except (ValueError, KeyError, TypeError, AttributeError):
         return False
     if visits is not None and inputs != inputs_fingerprint(visits):
         return False
     if rc != _rc_json(repeatability):
+        return False
+    if moves != int(uncertainty):
         return False
     if dicom_seg and not seg:
         return False
@@ -208,12 +212,14 @@ def _rc_json(repeatability: dict | None) -> dict:
 
 
 def process_subject(subject: str, visits: list[dict], out_dir: str, pictures: bool = True,
-                    repeatability: dict | None = None, dicom_seg: bool = False) -> dict:
+                    repeatability: dict | None = None, dicom_seg: bool = False, uncertainty: int = 0) -> dict:
     """Analyse, write and compare one subject's visits. Returns {"subject", "failures": [...]}.
 
     ``dicom_seg``: also write each visit's labels as a DICOM SEG on its T2-weighted series
     (``labels.seg.dcm``) and its measurements as a DICOM SR on it (``measurements.sr.dcm``); a
-    visit whose input is not DICOM fails.
+    visit whose input is not DICOM fails. ``uncertainty``: moved re-analyses per visit for each
+    level's own uncertainty (``analyze(..., uncertainty=)``; 0 = none), against which the
+    changes are then also flagged.
 
     Runs in a Dask worker process; never raises for bad input (failures are returned). With
     ``DISCMEASURE_THREADS=1`` (local workers) numpy's OpenBLAS is held at one thread too: a worker
@@ -226,11 +232,11 @@ def process_subject(subject: str, visits: list[dict], out_dir: str, pictures: bo
 
     one = os.environ.get("DISCMEASURE_THREADS") == "1"
     with single_blas_thread() if one else contextlib.nullcontext():
-        return _process_subject(subject, visits, out_dir, pictures, repeatability, dicom_seg)
+        return _process_subject(subject, visits, out_dir, pictures, repeatability, dicom_seg, uncertainty)
 
 
 def _process_subject(subject: str, visits: list[dict], out_dir: str, pictures: bool, repeatability=None,
-                     dicom_seg: bool = False) -> dict:
+                     dicom_seg: bool = False, uncertainty: int = 0) -> dict:
     from .comparison import compare
     from .pipeline import analyze
     from .report.outputs import staged_dir, visit_files
@@ -242,7 +248,7 @@ def _process_subject(subject: str, visits: list[dict], out_dir: str, pictures: b
     for v in visits:
         try:
             res = analyze(v["path"], mese=v.get("mese") or None, labels=v.get("labels") or None,
-                          subject=subject, timepoint=v["timepoint"])
+                          subject=subject, timepoint=v["timepoint"], uncertainty=uncertainty)
             with staged_dir(out / v["timepoint"]) as d:
                 visit_files(res, d, pictures=pictures, dicom_source=v["path"] if dicom_seg else None)
             results.append(res)
@@ -271,7 +277,8 @@ def _process_subject(subject: str, visits: list[dict], out_dir: str, pictures: b
         write_text(out / "changes.csv", pd.concat(changes).to_csv(index=False, float_format="%.4f"))
     if not failures:
         write_text(out / MARKER, json.dumps({"files": _hashes(out), "inputs": inputs,
-                                             "repeatability": _rc_json(repeatability), "dicom_seg": bool(dicom_seg)},
+                                             "repeatability": _rc_json(repeatability), "dicom_seg": bool(dicom_seg),
+                                             "uncertainty": int(uncertainty)},
                                             indent=1) + "\n")
     return {"subject": subject, "failures": failures}
 
@@ -296,13 +303,16 @@ def _tidy(out: Path, manifest):
 
 
 def run_batch(manifest_path, out_dir, *, workers: int = 1, scheduler: str | None = None, resume: bool = False,
-              pictures: bool = True, progress=None, repeatability: dict | None = None, dicom_seg: bool = False) -> dict:
+              pictures: bool = True, progress=None, repeatability: dict | None = None, dicom_seg: bool = False,
+              uncertainty: int = 0) -> dict:
     """Run a manifest; returns {"failures": DataFrame, "cohort": DataFrame, "changes": DataFrame, "skipped": [...]}.
 
     ``repeatability``: overrides of :data:`discmeasure.comparison.REPEATABILITY` for the changes'
     flags (a resumed subject flagged with other ones runs again). ``dicom_seg``: each visit's labels
     also as a DICOM SEG, its measurements as a DICOM SR (:func:`process_subject`; a resumed subject
-    without them runs again).
+    without them runs again). ``uncertainty``: moved re-analyses per visit for each level's own
+    uncertainty (2-8, 0 = none; :func:`process_subject`; a resumed subject made with another
+    number runs again).
     """
     import pandas as pd
 
@@ -311,6 +321,10 @@ def run_batch(manifest_path, out_dir, *, workers: int = 1, scheduler: str | None
 
     from .report.outputs import OUTPUT_MARKER, check_output_dir
 
+    if uncertainty:
+        from .uncertainty import check_n_moves
+
+        check_n_moves(uncertainty)  # before any output is made
     manifest = read_manifest(manifest_path)
     out = check_output_dir(out_dir, replace=False)
     out.mkdir(parents=True, exist_ok=True)
@@ -319,7 +333,7 @@ def run_batch(manifest_path, out_dir, *, workers: int = 1, scheduler: str | None
     tasks, skipped = [], []
     for s in subjects:
         visits = manifest[manifest.subject == s][["timepoint", "path", "mese", "labels"]].to_dict("records")
-        if resume and is_done(out / s, visits, repeatability, dicom_seg):
+        if resume and is_done(out / s, visits, repeatability, dicom_seg, uncertainty):
             skipped.append(s)
             continue
         tasks.append((s, visits))
@@ -330,7 +344,7 @@ def run_batch(manifest_path, out_dir, *, workers: int = 1, scheduler: str | None
     if tasks:
         if scheduler is None and workers <= 1:
             for s, visits in tasks:
-                failures += process_subject(s, visits, str(out), pictures, repeatability, dicom_seg)["failures"]
+                failures += process_subject(s, visits, str(out), pictures, repeatability, dicom_seg, uncertainty)["failures"]
                 done += 1
                 if progress:
                     progress(done, len(subjects))
@@ -344,7 +358,8 @@ def run_batch(manifest_path, out_dir, *, workers: int = 1, scheduler: str | None
                 cluster = local_cluster(workers, pictures)
                 client = Client(cluster)
             try:
-                futs = [client.submit(process_subject, s, v, str(out), pictures, repeatability, dicom_seg, pure=False)
+                futs = [client.submit(process_subject, s, v, str(out), pictures, repeatability, dicom_seg, uncertainty,
+                                      pure=False)
                         for s, v in tasks]
                 for fut in as_completed(futs):
                     failures += fut.result()["failures"]

@@ -350,6 +350,10 @@ def cohort_summary(changes, *, metrics=("bulge_mm", "t2_np_ms", "t2_disc_ms", "h
         down: the registry's "85 % had a smaller bulge"), ``mean_pct_change`` and
         ``median_pct_change`` over index levels, ``mean_pct_change_all_levels``, and
         ``subjects_reduced_beyond_rc_pct`` (reduced by more than the repeatability coefficient).
+        When the changes carry each level's own uncertainty (``m_within_uncertainty``, from
+        ``analyze(..., uncertainty=N)`` at both visits) also ``subjects_reduced_beyond_mdc95_pct``
+        (reduced by more than the index level's own 95 % minimal detectable change), over the
+        ``n_subjects_with_uncertainty`` subjects whose index level has that flag.
     """
     import pandas as pd
 
@@ -371,6 +375,13 @@ def cohort_summary(changes, *, metrics=("bulge_mm", "t2_np_ms", "t2_disc_ms", "h
         idx = pd.DataFrame(idx_rows)
         red = idx[f"{m}_delta"] < 0
         beyond = red & ~idx[f"{m}_within_repeatability"].astype(bool)
+        own = {}
+        if f"{m}_within_uncertainty" in idx.columns:
+            flag = idx[f"{m}_within_uncertainty"]
+            known = flag.notna()
+            beyond_own = red[known] & ~flag[known].astype(bool)
+            own = {"n_subjects_with_uncertainty": int(known.sum()),
+                   "subjects_reduced_beyond_mdc95_pct": float(100 * beyond_own.mean()) if known.any() else np.nan}
         rows.append({
             "metric": m,
             "n_subjects": int(valid["subject"].nunique()),
@@ -381,5 +392,6 @@ def cohort_summary(changes, *, metrics=("bulge_mm", "t2_np_ms", "t2_disc_ms", "h
             "mean_pct_change": float(idx[f"{m}_pct"].mean()),
             "median_pct_change": float(idx[f"{m}_pct"].median()),
             "mean_pct_change_all_levels": float(valid[f"{m}_pct"].mean()),
+            **own,
         })
     return pd.DataFrame(rows)

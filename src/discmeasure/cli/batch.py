@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from . import app
-from ._common import DICOM_SEG_HELP, RC_HELP, console, err
+from ._common import DICOM_SEG_HELP, RC_HELP, UNCERTAINTY_HELP, check_uncertainty, console, err
 
 
 @app.command("batch")
@@ -22,6 +22,7 @@ def batch_cmd(
     pictures: bool = typer.Option(True, help="Write QC pictures and per-visit HTML."),
     rc: Optional[list[str]] = typer.Option(None, "--rc", help=RC_HELP),
     dicom_seg: bool = typer.Option(False, "--dicom-seg", help=DICOM_SEG_HELP),
+    uncertainty: int = typer.Option(0, "--uncertainty", metavar="N", help=UNCERTAINTY_HELP),
 ):
     """Process every visit of a manifest, compare each subject's visits with the first, summarise the cohort."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -30,6 +31,7 @@ def batch_cmd(
     from ..comparison import parse_repeatability
 
     repeatability = parse_repeatability(rc)  # a bad --rc fails before the work
+    check_uncertainty(uncertainty)  # so does a bad --uncertainty
 
     with Progress(TextColumn("[bold]batch"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err,
                   transient=True, disable=not sys.stderr.isatty()) as prog:
@@ -39,7 +41,7 @@ def batch_cmd(
             prog.update(task, completed=done, total=total)
 
         res = run_batch(manifest, out, workers=workers, scheduler=scheduler, resume=resume, pictures=pictures, progress=cb,
-                        repeatability=repeatability, dicom_seg=dicom_seg)
+                        repeatability=repeatability, dicom_seg=dicom_seg, uncertainty=uncertainty)
     nf = len(res["failures"])
     console.print(f"cohort: {out / 'cohort.csv'} ({len(res['cohort'])} rows); changes: {out / 'changes.csv'}; "
                   f"resumed {len(res['skipped'])}; failures: {nf}", soft_wrap=True)
