@@ -303,14 +303,13 @@ def analyze(
         table = measure(scan, seg, t2=fit, band_mm=band_mm, refine_edges=refine_edges)
     timings["measure_s"] = time.perf_counter() - t1
     if uncertainty:
-        from .uncertainty import measurement_uncertainty
+        from .uncertainty import with_uncertainty
 
         t1 = time.perf_counter()
         with _naming(path, MeasurementError):
-            unc = measurement_uncertainty(
+            table = with_uncertainty(
                 scan, seg, table, n_moves=int(uncertainty), band_mm=band_mm, refine_edges=refine_edges,
                 progress=lambda i, n: tick("uncertainty", 0.85 + 0.14 * i / n))
-        table = table.merge(unc, on="level", how="left")
         timings["uncertainty_s"] = time.perf_counter() - t1
     timings["total_s"] = time.perf_counter() - t0
 

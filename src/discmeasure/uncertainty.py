@@ -34,7 +34,7 @@ from .geometry import resample, resample_mask
 from .scan import Scan
 
 __all__ = ["UNCERTAIN_METRICS", "check_n_moves", "sd_column", "rigid_moves", "moved_scan", "moved_labels", "moved_fraction",
-           "measurement_uncertainty"]
+           "measurement_uncertainty", "with_uncertainty"]
 
 #: metrics whose per-level SD is estimated (the T2-weighted image's geometric measures)
 UNCERTAIN_METRICS = ("bulge_mm", "bulge_midsagittal_mm", "height_anterior_mm", "height_middle_mm",
@@ -213,3 +213,22 @@ def measurement_uncertainty(scan: Scan, segmentation, measurements=None, *, n_mo
         row["uncertainty_n"] = int(sum(lv in t.index and np.isfinite(float(t.loc[lv, "bulge_mm"])) for t in tables))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def with_uncertainty(scan: Scan, segmentation, measurements, *, n_moves: int = 4, band_mm: float = 5.0,
+                     refine_edges: bool = True, progress: Callable[[int, int], None] | None = None):
+    """``measurements`` with each level's uncertainty columns added (:func:`measurement_uncertainty`).
+
+    What :func:`discmeasure.analyze` does with ``uncertainty=N``, for a table measured otherwise
+    (napari's widgets, a registry's own segmentation). The table's rows and columns are kept;
+    ``bulge_sd_mm``, ... and ``uncertainty_n`` are appended (replaced if present).
+
+    Examples
+    --------
+    >>> table = with_uncertainty(scan, seg, measure(scan, seg), n_moves=4)  # doctest: +SKIP
+    """
+    check_n_moves(n_moves)
+    unc = measurement_uncertainty(scan, segmentation, measurements, n_moves=n_moves, band_mm=band_mm,
+                                  refine_edges=refine_edges, progress=progress)
+    kept = measurements.drop(columns=[c for c in unc.columns if c != "level" and c in measurements.columns])
+    return kept.merge(unc, on="level", how="left")

@@ -485,3 +485,63 @@ def test_errors_become_notifications(make_napari_viewer, qtbot, pre_study):
     t_w.multi_echo.value = t2w
     assert t_w.run() is None and "not a multi-echo series" in t_w.error
     assert all("patient" not in s.lower() for s in seen)
+
+
+def test_uncertainty_in_measure_and_compare(make_napari_viewer, qtbot, pre_study):
+    """"uncertainty moves" N: Measure adds each level's SDs, as the library's with_uncertainty on the
+    same labels (their body partial volume moved with them); Compare flags each change against
+    the level's own MDC95: on the sample pair only the designed L4-L5 reduction is beyond it.
+    N = 1 is refused before any thread starts, with the library's message."""
+    import discmeasure as dm
+    from discmeasure.uncertainty import with_uncertainty
+    from napari_discmeasure._layers import labels_layer
+    from napari_discmeasure._widgets import CompareWidget, MeasureWidget
+
+    viewer = make_napari_viewer(show=True)
+    layers = {}
+    for tp in ("pre", "post"):
+        opened = viewer.open(str(SAMPLE / tp), plugin="napari-discmeasure")
+        image = next(l for l in opened if "T2w" in l.name)
+        scan = dm.load_study(SAMPLE / tp).t2w
+        data, kw, _ = labels_layer(dm.segment(scan), name=f"{tp} labels")
+        layers[tp] = (image, viewer.add_labels(data, **kw), scan)
+
+    m_w = MeasureWidget(viewer)
+    viewer.window.add_dock_widget(m_w)
+    m_w.image.value, m_w.labels_in.value = layers["pre"][0], layers["pre"][1]
+    m_w.uncertainty.value = 1
+    assert m_w.run() is None and "2 to 8" in m_w.error
+    m_w.uncertainty.value = 2
+    _run(qtbot, m_w)
+    # the library on the same labels, given (moved with the image, not segmented again) with the
+    # automatic segmentation's body partial volume
+    from dataclasses import replace
+
+    auto = dm.segment(pre_study.t2w)
+    given = replace(dm.segment(pre_study.t2w, method="labels", labels=auto.labels, convention="discmeasure"),
+                    body_fraction=auto.body_fraction, bodies_at_creation=auto.bodies_at_creation)
+    ref = with_uncertainty(pre_study.t2w, given, dm.measure(pre_study.t2w, given), n_moves=2)
+    df = m_w.table_df
+    assert list(df.level) == list(ref.level)
+    for c in ("bulge_sd_mm", "height_middle_sd_mm", "uncertainty_n"):
+        np.testing.assert_allclose(df[c], ref[c], atol=1e-9, err_msg=c)
+    assert (df.uncertainty_n == 3).all() and (df.bulge_sd_mm > 0).all()
+    assert "bulge_sd_mm" in m_w.table.column_headers
+
+    c_w = CompareWidget(viewer)
+    viewer.window.add_dock_widget(c_w)
+    c_w.pre_image.value, c_w.pre_labels.value = layers["pre"][0], layers["pre"][1]
+    c_w.post_image.value, c_w.post_labels.value = layers["post"][0], layers["post"][1]
+    c_w.uncertainty.value = 4
+    _run(qtbot, c_w, timeout=300_000)
+    ch = c_w.changes.set_index("level")
+    beyond = ch.index[~ch.bulge_mm_within_uncertainty.astype(bool)].tolist()
+    assert beyond == ["L4-L5"], ch[["bulge_mm_delta", "bulge_mm_mdc95"]]
+    assert ch.bulge_mm_within_repeatability.astype(bool).all()
+    assert "bulge_mm_mdc95" in c_w.table.column_headers
+    assert c_w.progress.max == 5 and c_w.progress.value == 5
+    # the plot marks that change: "†" = beyond the level's own MDC95 (its legend in the title)
+    ax = c_w.figure.axes[0]
+    marked = [t.get_text() for t in ax.texts if "†" in t.get_text()]
+    assert len(marked) == 1 and marked[0].startswith(f"{ch.loc['L4-L5', 'bulge_mm_pct']:+.0f}%"), [t.get_text() for t in ax.texts]
+    assert "MDC95" in ax.get_title()

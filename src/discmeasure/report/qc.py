@@ -7,7 +7,7 @@ import io
 
 import numpy as np
 
-__all__ = ["midsagittal_overlay", "zoom_overlay", "t2_map_figure", "change_plot", "png_bytes"]
+__all__ = ["midsagittal_overlay", "zoom_overlay", "t2_map_figure", "change_plot", "change_marks", "png_bytes"]
 
 
 def _figure(figsize):
@@ -150,19 +150,36 @@ def t2_map_figure(fit, labels_on_fit=None, *, title="T2 map"):
 
 
 def change_plot(changes, *, metric="bulge_mm", title=None):
-    """Bar chart of pre vs post per level, with % change labels."""
+    """Bar chart of pre vs post per level, with % change labels.
+
+    A change beyond the repeatability coefficient is marked ``*``; when the levels carry their own
+    uncertainty (``analyze(..., uncertainty=N)`` at both visits) a change beyond the level's own
+    95 % minimal detectable change is marked ``†``. The default title says which marks are used.
+    """
     fig, ax = _figure((6, 3.5))
     lv = list(changes["level"])
     x = np.arange(len(lv))
     ax.bar(x - 0.2, changes[f"{metric}_pre"], 0.4, label="pre")
     ax.bar(x + 0.2, changes[f"{metric}_post"], 0.4, label="post")
+    own = f"{metric}_within_uncertainty" in changes.columns
     for i, (_, r) in enumerate(changes.iterrows()):
         pct = r.get(f"{metric}_pct")
         if np.isfinite(pct):
             mark = "" if r.get(f"{metric}_within_repeatability") else " *"
+            flag = r.get(f"{metric}_within_uncertainty") if own else None
+            if flag is not None and not (isinstance(flag, float) and np.isnan(flag)) and not flag:
+                mark += " †"
             ax.text(i, max(r[f"{metric}_pre"], r[f"{metric}_post"]) * 1.02, f"{pct:+.0f}%{mark}", ha="center", fontsize=8)
     ax.set_xticks(x, lv)
     ax.set_ylabel(metric)
     ax.legend(fontsize=8)
-    ax.set_title(title or f"{metric}: pre vs post (* = change beyond repeatability)", fontsize=9)
+    ax.set_title(title or f"{metric}: pre vs post ({change_marks(changes, metric)})", fontsize=9)
     return fig
+
+
+def change_marks(changes, metric="bulge_mm", sep="; ") -> str:
+    """The legend of :func:`change_plot`'s marks for this change table (``sep`` between marks)."""
+    text = "* = change beyond repeatability"
+    if f"{metric}_within_uncertainty" in changes.columns:
+        text += f"{sep}† = beyond the level's own MDC95"
+    return text

@@ -13,7 +13,7 @@ import weakref
 from pathlib import Path
 
 import numpy as np
-from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Label, ProgressBar, PushButton, Table
+from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Label, ProgressBar, PushButton, SpinBox, Table
 
 import napari
 from napari.layers import Image, Labels, Points
@@ -36,6 +36,7 @@ __all__ = ["SegmentWidget", "MeasureWidget", "T2Widget", "CompareWidget", "error
 T2_COLUMNS = ["level", "t2_np_ms", "t2_np_iqr_ms", "t2_af_anterior_ms", "t2_af_posterior_ms", "t2_disc_ms", "qc_flags"]
 #: table columns of the compare widget
 CHANGE_COLUMNS = ["level", "bulge_mm_pre", "bulge_mm_post", "bulge_mm_delta", "bulge_mm_pct", "bulge_mm_within_repeatability",
+                  "bulge_mm_mdc95", "bulge_mm_within_uncertainty",
                   "height_middle_mm_pre", "height_middle_mm_post", "height_middle_mm_pct", "t2_np_ms_pct",
                   "t2_np_ms_within_repeatability", "level_match_ok",
                   "registration_translation_mm"]
@@ -78,6 +79,17 @@ def _table_data(df, columns=None) -> dict:
         if c in ("level",) or any(x != "" for x in vals):
             out[c] = vals
     return out
+
+
+#: tooltip of the widgets' "uncertainty moves" box
+UNCERTAINTY_TIP = ("0: none. 2-8: measure each level again after that many small rigid moves of the image and its "
+                   "labels (1.5 degrees, 1.5 mm; discmeasure.uncertainty) and add each measure's SD (bulge_sd_mm, ...); "
+                   "Compare then flags each change against the level's own 95 % minimal detectable change. "
+                   "About N times the measuring time.")
+
+
+def _uncertainty_box():
+    return SpinBox(value=0, min=0, max=8, label="uncertainty moves", tooltip=UNCERTAINTY_TIP)
 
 
 def _labels_snapshot(labels_layer):
@@ -365,7 +377,9 @@ class MeasureWidget(_Base):
     NIfTI (``.nii.gz``) on the image's grid, or as a DICOM SEG (``.seg.dcm``) on the DICOM series
     the image was read from (pseudonymised; ``discmeasure.io.dicom_seg``), and then the table
     too, as a DICOM SR measurement report on the SEG's segments beside it (``<name>.sr.dcm``;
-    ``discmeasure.io.dicom_sr``).
+    ``discmeasure.io.dicom_sr``). With "uncertainty moves" N > 0 each level is measured again
+    after N small rigid moves of the image and its labels and the table gains each measure's SD
+    (``discmeasure.uncertainty.with_uncertainty``).
     """
 
     title = "Measure"
@@ -379,7 +393,9 @@ class MeasureWidget(_Base):
         self.save_labels = FileEdit(mode="w", filter="*.nii.gz *.seg.dcm", label="save labels", value="",
                                     tooltip="the labels measured: .nii.gz, or .seg.dcm (DICOM SEG on the image's series, "
                                             "and the table as a DICOM SR beside it: <name>.sr.dcm)")
-        super().__init__(napari_viewer, [self.image, self.labels_in, self.band_mm, self.export, self.save_labels])
+        self.uncertainty = _uncertainty_box()
+        super().__init__(napari_viewer, [self.image, self.labels_in, self.band_mm, self.uncertainty, self.export,
+                                         self.save_labels])
 
     def _prepare(self):
         import discmeasure as dm
@@ -388,14 +404,21 @@ class MeasureWidget(_Base):
         labels = _labels_snapshot(_need(self.labels_in.value, "labels"))
         scan = layer_to_scan(image)
         band = float(self.band_mm.value)
+        n_moves = _checked_moves(self.uncertainty.value)
+        from discmeasure.uncertainty import with_uncertainty
+
         export, save = _chosen_file(self.export), _chosen_file(self.save_labels)
         source = labels_source(image)
         self._image_layer = image
+        self.n_steps = 3 if n_moves else 2
 
         def work():
             yield "measuring"
             seg = _seg_from_labels(scan, labels)
             df = dm.measure(scan, seg, band_mm=band)
+            if n_moves:
+                yield f"uncertainty ({n_moves} moved measurements)"
+                df = with_uncertainty(scan, seg, df, n_moves=n_moves, band_mm=band)
             if export is not None or save is not None:
                 yield "exporting"
             if save is not None:
@@ -423,6 +446,16 @@ class MeasureWidget(_Base):
                            "translation": [0.0, -1.5]}}
             self.shapes_layer = self._add([([ln[:, 1:] for ln in lines], kw, "shapes")])[0]
         self._dock_table(df, None, "discmeasure: measurements")
+
+
+def _checked_moves(value) -> int:
+    """The number of moved measurements asked for (0 = none), refused before any work when invalid."""
+    n = int(value)
+    if n:
+        from discmeasure.uncertainty import check_n_moves
+
+        check_n_moves(n)
+    return n
 
 
 def _chosen_file(edit):
@@ -582,6 +615,9 @@ class CompareWidget(_Base):
     """Compare two visits: measure both from their images and labels, then discmeasure.compare.
 
     Shows the per-level change table (pre, post, delta, %, within repeatability) and a bar plot.
+    With "uncertainty moves" N > 0 both visits also get each level's SD
+    (``discmeasure.uncertainty.with_uncertainty``) and the table the bulge's own 95 % minimal
+    detectable change and whether the change is within it.
     """
 
     title = "Compare"
@@ -600,8 +636,9 @@ class CompareWidget(_Base):
         # default (docs/methods.md), or the site's own
         self.bulge_rc = FloatSpinBox(value=REPEATABILITY["bulge_mm"][1], min=0.05, max=10.0, step=0.05,
                                      label="bulge RC (mm)")
+        self.uncertainty = _uncertainty_box()
         super().__init__(napari_viewer, [self.pre_image, self.pre_labels, self.post_image, self.post_labels, self.metric,
-                                         self.bulge_rc])
+                                         self.bulge_rc, self.uncertainty])
 
     def _prepare(self):
         import discmeasure as dm
@@ -612,14 +649,21 @@ class CompareWidget(_Base):
         items = [(layer_to_scan(i), _labels_snapshot(lab)) for i, lab in layers]
         metric = self.metric.value
         rc = {"bulge_mm": ("abs", float(self.bulge_rc.value))}
+        n_moves = _checked_moves(self.uncertainty.value)
+        from discmeasure.uncertainty import with_uncertainty
+
+        self.n_steps = 5 if n_moves else 3
 
         def work():
             res = []
             for tp, (scan, lab) in zip(("pre", "post"), items):
                 yield f"measuring {tp}"
                 seg = _seg_from_labels(scan, lab)
-                res.append(Result(subject="napari", timepoint=tp, scan=scan, segmentation=seg,
-                                  measurements=dm.measure(scan, seg)))
+                table = dm.measure(scan, seg)
+                if n_moves:
+                    yield f"uncertainty of {tp} ({n_moves} moved measurements)"
+                    table = with_uncertainty(scan, seg, table, n_moves=n_moves)
+                res.append(Result(subject="napari", timepoint=tp, scan=scan, segmentation=seg, measurements=table))
             yield "registering and comparing"
             ch = dm.compare(res[0], res[1], repeatability=rc)
             return ch, _change_figure(ch, metric)  # the figure too is drawn here, off the GUI thread
@@ -643,9 +687,9 @@ def _change_figure(ch, metric):
     import matplotlib.backends.backend_qtagg  # noqa: F401 -- imported here (worker), not in the GUI thread
     import matplotlib.pyplot as plt
 
-    from discmeasure.report.qc import change_plot
+    from discmeasure.report.qc import change_marks, change_plot
 
-    fig = change_plot(ch, metric=metric, title=f"{metric}: pre vs post\n(* = change beyond repeatability)")
+    fig = change_plot(ch, metric=metric, title=f"{metric}: pre vs post\n{change_marks(ch, metric, sep=chr(10))}")
     plt.close(fig)  # keep the figure out of pyplot's registry; the Qt canvas owns it
     ax = fig.axes[0]
     lo, hi = ax.get_ylim()
