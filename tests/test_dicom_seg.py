@@ -14,6 +14,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pydicom
 import pytest
 
@@ -160,8 +161,9 @@ def test_cli_measure_and_segment_write_dicom_seg(sample_scans, tmp_path):
     src = tmp_path / "pre"
     shutil.copytree(sample_scans / "pre", src)
     before = {p: p.read_bytes() for p in src.rglob("*") if p.is_file()}
-    res = _cli("measure", src, "--out", tmp_path / "out", "--dicom-seg")
+    res = _cli("measure", src, "--out", tmp_path / "out", "--dicom-seg", "--uncertainty", "2")
     assert res.returncode == 0, res.stdout + res.stderr
+    assert pd.read_csv(tmp_path / "out" / "measurements.csv")["bulge_sd_mm"].notna().all()  # into the SR too (below)
     seg_file = tmp_path / "out" / "labels.seg.dcm"
     vals, aff, back = _seg_volume_in_our_values(seg_file)
     labels = dm.load(tmp_path / "out" / "labels.nii.gz")

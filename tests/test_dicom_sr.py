@@ -19,6 +19,8 @@ from discmeasure.io.dicom_seg import write_dicom_seg
 from discmeasure.io.dicom_sr import (CONCEPTS, read_dicom_sr, sr_path_beside, to_dicom_sr, write_dicom_sr,
                                     write_scan_seg_and_sr)
 
+from discmeasure.uncertainty import sd_column
+
 hd = pytest.importorskip("highdicom")
 
 
@@ -42,6 +44,10 @@ def check_report_matches_table(sr_file, seg_file, csv_file, subject):
                 assert abs(g[col] - want) <= 0.5e-4 + 1e-9, (row.level, col, g[col], want)
             else:
                 assert col not in got.columns or not np.isfinite(g[col]), (row.level, col)
+            sd = sd_column(col)
+            if sd in table.columns and np.isfinite(getattr(row, sd)) and np.isfinite(want):
+                # the level's own uncertainty (--uncertainty N) as the measurement's property
+                assert abs(g[sd] - getattr(row, sd)) <= 0.5e-4 + 1e-9, (row.level, sd, g[sd], getattr(row, sd))
     assert got["bulge_mm"].notna().any() and got["t2_np_ms"].notna().any()
     # the same SNOMED CT code for the level as the SEG segment's; the patient as in the SEG
     sr = hd.sr.srread(str(sr_file))
@@ -76,6 +82,20 @@ def test_report_of_a_table_and_its_errors(sample_scans, tmp_path):
     names = {(m.name.value, m.name.scheme_designator) for g in sr.content.get_volumetric_roi_measurement_groups()
              for m in g.get_measurements()}
     assert ("118565006", "SCT") in names and ("BULGE", "99DSCMSR") in names
+    assert "bulge_sd_mm" not in back.columns  # no uncertainty in this table, none in the report
+    # a level's own uncertainty: a "+/-, range of measurement uncertainty" property (SCT 371884006,
+    # DICOM CID 225) of its measurement, the SD in the measurement's unit; NaN SDs are left out
+    table["bulge_sd_mm"] = [0.25, 0.3, 0.1]
+    table["height_middle_sd_mm"] = [np.nan, 0.05, 0.1]
+    back = read_dicom_sr(write_dicom_sr(table, seg_file, tmp_path / "u.sr.dcm")).set_index("level")
+    assert back.loc["L4-L5", "bulge_sd_mm"] == 0.25 and np.isnan(back.loc["L5-S1", "bulge_sd_mm"])  # no bulge there
+    assert np.isnan(back.loc["L4-L5", "height_middle_sd_mm"]) and back.loc["L5-S1", "height_middle_sd_mm"] == 0.05
+    grp = hd.sr.srread(str(tmp_path / "u.sr.dcm")).content.get_volumetric_roi_measurement_groups()[0]
+    bulge = next(m for m in grp.get_measurements() if m.name.value == "BULGE")
+    (prop,) = [i for i in bulge[0].ContentSequence if i.RelationshipType == "HAS PROPERTIES"]
+    code = prop.ConceptNameCodeSequence[0]
+    assert (code.CodeValue, code.CodingSchemeDesignator, prop.ValueType) == ("371884006", "SCT", "NUM")
+    assert prop.MeasuredValueSequence[0].MeasurementUnitsCodeSequence[0].CodeValue == "mm"
     with pytest.raises(InputError, match="no level of the measurement table"):
         to_dicom_sr(table.iloc[2:], pydicom.dcmread(seg_file))
     with pytest.raises(OutputError, match="folder"):

@@ -21,6 +21,13 @@ the signal-intensity ratio) have none, so they are coded in the private coding s
 (:data:`CONCEPTS` maps them to the columns of the measurement table). A measurement that is NaN (not measured, e.g. a withheld bulge) is left
 out; the level's QC flags are not coded (they are in measurements.csv/.json).
 
+Uncertainty. When the table carries the level's own SDs (``analyze(..., uncertainty=N)``:
+``bulge_sd_mm``, ...; :mod:`discmeasure.uncertainty`), each of those measurements gets a TID 310
+Measurement Properties item "+/-, range of measurement uncertainty" (SCT 371884006, DICOM CID 225)
+holding the SD in the measurement's unit: a standard uncertainty (coverage factor 1; JCGM
+100:2008, "Guide to the expression of uncertainty in measurement", section 2.3.1), not a 95 %
+interval.
+
 The patient module is copied from the SEG, so it is pseudonymised the same way (the default).
 
 References
@@ -119,6 +126,7 @@ def to_dicom_sr(measurements, seg, *, series_number: int = SERIES_NUMBER,
     from pydicom.sr.codedict import codes
 
     from .. import __version__
+    from ..uncertainty import UNCERTAIN_METRICS, sd_column
 
     segments = _segments(seg)
     series_uid = str(seg.ReferencedSeriesSequence[0].SeriesInstanceUID)
@@ -138,11 +146,21 @@ def to_dicom_sr(measurements, seg, *, series_number: int = SERIES_NUMBER,
             v = getattr(row, col, np.nan)
             if v is None or not np.isfinite(float(v)):
                 continue
+            unit_code = hd.sr.CodedConcept(unit, "UCUM", _UNIT_MEANING[unit])
+            sd = getattr(row, sd_column(col), np.nan) if col in UNCERTAIN_METRICS else np.nan
+            properties = None
+            if sd is not None and np.isfinite(float(sd)):
+                # the level's SD over moved re-analyses: a standard uncertainty, in the measurement's unit
+                properties = hd.sr.MeasurementProperties()
+                properties.append(hd.sr.NumContentItem(
+                    name=codes.SCT.RangeOfMeasurementUncertainty, value=float(sd), unit=unit_code,
+                    relationship_type=hd.sr.RelationshipTypeValues.HAS_PROPERTIES))
             items.append(hd.sr.Measurement(
                 name=hd.sr.CodedConcept(value, scheme, meaning),
                 value=float(v),
-                unit=hd.sr.CodedConcept(unit, "UCUM", _UNIT_MEANING[unit]),
+                unit=unit_code,
                 algorithm_id=algorithm,
+                properties=properties,
             ))
         groups.append(hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
             tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=str(row.level)),
@@ -225,7 +243,9 @@ def read_dicom_sr(path):
 
     Columns: ``level`` (the Tracking Identifier), ``segment_number`` and ``seg_sop_instance_uid``
     (the referenced segment, or None), and one column per measurement concept of :data:`CONCEPTS`
-    found (private and standard codes alike), NaN where a group lacks it.
+    found (private and standard codes alike), NaN where a group lacks it; for a measurement with
+    a "+/-, range of measurement uncertainty" property (SCT 371884006) also its SD column
+    (``bulge_sd_mm``, ...; :func:`discmeasure.uncertainty.sd_column`).
 
     Raises
     ------
@@ -234,6 +254,8 @@ def read_dicom_sr(path):
     """
     import highdicom as hd
     import pandas as pd
+
+    from ..uncertainty import sd_column
 
     path = Path(path)
     by_code = {(v, s): col for col, (v, s, _, _) in CONCEPTS.items()}
@@ -254,5 +276,19 @@ def read_dicom_sr(path):
             col = by_code.get((m.name.value, m.name.scheme_designator))
             if col is not None:
                 row[col] = float(m.value)
+                sd = _uncertainty_of(m)
+                if sd is not None:
+                    row[sd_column(col)] = sd
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _uncertainty_of(measurement) -> float | None:
+    """The value of a measurement's "+/-, range of measurement uncertainty" property, if it has one."""
+    # highdicom's Measurement is a template: a sequence holding the NUM content item
+    for num in [measurement] if hasattr(measurement, "ContentSequence") else list(measurement):
+        for item in getattr(num, "ContentSequence", []):
+            name = item.ConceptNameCodeSequence[0]
+            if (name.CodeValue, name.CodingSchemeDesignator) == ("371884006", "SCT") and "MeasuredValueSequence" in item:
+                return float(item.MeasuredValueSequence[0].NumericValue)
+    return None
