@@ -45,6 +45,10 @@ def test_demo_pair_outputs_no_phi_inputs_untouched(tmp_path, sample_scans):
     assert all(ch.loc[lv, "bulge_mm_within_uncertainty"] == True for lv in ("L1-L2", "L2-L3", "L3-L4", "L5-S1"))  # noqa: E712
     assert (ch["bulge_mm_within_repeatability"] == True).all()  # noqa: E712
     assert (pd.read_csv(out / "pre" / "measurements.csv")["bulge_sd_mm"] > 0).all()
+    # and in the reports: the visit's SDs, the pair's MDC95 and flags
+    assert "<th>bulge_sd_mm</th>" in (out / "pre" / "report.html").read_text()
+    pair_html = (out / "report.html").read_text()
+    assert "<th>bulge_mm_mdc95</th>" in pair_html and "<th>bulge_mm_within_uncertainty</th>" in pair_html
     assert tree_hash(sample_scans) == before
     for f in out.rglob("*"):
         if f.is_file() and f.suffix in (".csv", ".json", ".html"):

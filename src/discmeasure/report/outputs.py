@@ -28,6 +28,19 @@ MAIN_COLUMNS = ["level", "bulge_mm", "bulge_midsagittal_mm", "height_anterior_mm
                 "height_posterior_mm", "dhi", "t2_np_ms", "t2_disc_ms", "sir_np_csf", "qc_flags"]
 
 
+def _with_sd_columns(columns, df) -> list[str]:
+    """``columns`` with each one's SD column (``analyze(..., uncertainty=N)``) after it, where ``df`` has it."""
+    from ..uncertainty import sd_column
+
+    out = []
+    for c in columns:
+        out.append(c)
+        sd = sd_column(c) if c.endswith("_mm") else None
+        if sd and sd in df.columns:
+            out.append(sd)
+    return out
+
+
 def check_output_dir(final: str | os.PathLike, *, replace: bool = True) -> Path:
     """The absolute output folder ``final``, after checking that writing it replaces nothing of the user's.
 
@@ -133,7 +146,7 @@ def visit_files(result, d: Path, *, pictures: bool = True, dicom_source=None) ->
             write_scan_seg_and_sr(result.segmentation, result.scan, dicom_source, df, d / "labels.seg.dcm",
                                   d / "measurements.sr.dcm", subject=result.subject)
         body = [f"<p>subject <b>{result.subject}</b>, visit <b>{result.timepoint or ''}</b>; levels: "
-                f"{', '.join(result.segmentation.levels)}</p>", H.table_html(df, MAIN_COLUMNS)]
+                f"{', '.join(result.segmentation.levels)}</p>", H.table_html(df, _with_sd_columns(MAIN_COLUMNS, df))]
         if result.t2 is not None:
             result.t2.save(d / "t2")
         if pictures:
@@ -191,7 +204,7 @@ def pair_files(pre, post, changes, d: Path, *, pictures: bool = True, visits: bo
     png = qc.png_bytes(qc.change_plot(changes))
     (d / "change_bulge.png").write_bytes(png)
     cols = ["level", "bulge_mm_pre", "bulge_mm_post", "bulge_mm_pct", "bulge_mm_within_repeatability",
-            "t2_np_ms_pre", "t2_np_ms_post", "t2_np_ms_pct", "t2_np_ms_within_repeatability", "height_middle_mm_delta",
+            "bulge_mm_mdc95", "bulge_mm_within_uncertainty", "t2_np_ms_pre", "t2_np_ms_post", "t2_np_ms_pct", "t2_np_ms_within_repeatability", "height_middle_mm_delta",
             "level_match_ok"]
     cols = [c for c in cols if c in changes.columns]
     body = H.table_html(changes, cols) + H.img_tag(png, "bulge change")
