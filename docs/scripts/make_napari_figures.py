@@ -195,6 +195,7 @@ def main():
     viewer.window.add_dock_widget(c_w, name="Compare pre/post", area="right")
     c_w.pre_image.value, c_w.pre_labels.value = t2w, lab
     c_w.post_image.value, c_w.post_labels.value = post_t2w, seg_post.labels_layer
+    c_w.uncertainty.value = 4  # each level's own MDC95: the designed L4-L5 change is marked beyond it
     run(c_w)
     viewer.dims.set_point(0, 0.0)
     viewer.reset_view()
