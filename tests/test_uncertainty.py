@@ -70,9 +70,10 @@ def _result(table):
 
 
 def test_compare_flags_changes_against_each_levels_own_uncertainty():
-    """With SDs at both visits, each level's change is set against 1.96 x sqrt(sd1^2 + sd2^2): a
-    0.6 mm change is beyond a precise level's limit and within an imprecise one's, though both are
-    within the default repeatability coefficient (1.72 mm). Without SDs no such columns appear."""
+    """With SDs at both visits (numbers of analyses not given: the normal quantile), each level's
+    change is set against 1.96 x sqrt(sd1^2 + sd2^2): a 0.6 mm change is beyond a precise level's
+    limit and within an imprecise one's, though both are within the default repeatability
+    coefficient (1.72 mm). Without SDs no such columns appear."""
     pre = _result({"level": ["L3-L4", "L4-L5"], "label": [122, 123], "bulge_mm": [3.0, 3.0],
                    "bulge_sd_mm": [0.1, 0.5], "height_middle_mm": [9.0, np.nan], "height_middle_sd_mm": [0.2, 0.2]})
     post = _result({"level": ["L3-L4", "L4-L5"], "label": [122, 123], "bulge_mm": [2.4, 2.4],
@@ -89,6 +90,31 @@ def test_compare_flags_changes_against_each_levels_own_uncertainty():
     plain = compare(_result({"level": ["L4-L5"], "label": [123], "bulge_mm": [3.0]}),
                     _result({"level": ["L4-L5"], "label": [123], "bulge_mm": [2.0]}), register=False)
     assert not any(c.endswith(("_mdc95", "_within_uncertainty")) for c in plain.columns)
+
+
+def test_mdc95_accounts_for_sds_estimated_from_few_analyses():
+    """Each visit's SD comes from N + 1 = 5 analyses: 1.96 x sqrt(sd1^2 + sd2^2) then covers only
+    about 90 % of the differences of unchanged anatomy (simulated: 0.90), Student's t with the
+    Welch-Satterthwaite degrees of freedom 95 %. compare() uses it when the tables carry
+    ``uncertainty_n``: a 0.3 mm change at a level with SDs of 0.1 mm at both visits was beyond
+    the old 0.28 mm limit and is within the 0.33 mm one."""
+    from discmeasure.uncertainty import mdc95
+
+    assert mdc95(0.1, 0.1, 5, 5) == pytest.approx(2.306 * np.hypot(0.1, 0.1), rel=1e-3)  # t(0.975, 8)
+    assert mdc95(0.1, 0.1) == pytest.approx(1.96 * np.hypot(0.1, 0.1))  # n not known: the normal quantile
+    assert mdc95(0.3, 0.01, 5, 9) == pytest.approx(2.776 * np.hypot(0.3, 0.01), rel=2e-3)  # one SD dominates: ~4 dof
+    assert np.isnan(mdc95(np.nan, 0.1, 5, 5)) and np.isnan(mdc95(0.1, 0.1, 1, 5))
+    rng = np.random.default_rng(0)
+    hits = []
+    for _ in range(4000):
+        s1, s2 = rng.uniform(0.05, 0.5, 2)
+        d = rng.normal(0, s1) - rng.normal(0, s2)
+        hits.append(abs(d) < mdc95(rng.normal(0, s1, 5).std(ddof=1), rng.normal(0, s2, 5).std(ddof=1), 5, 5))
+    assert 0.94 <= np.mean(hits) <= 0.96, np.mean(hits)
+    pre = _result({"level": ["L4-L5"], "label": [123], "bulge_mm": [3.0], "bulge_sd_mm": [0.1], "uncertainty_n": [5]})
+    post = _result({"level": ["L4-L5"], "label": [123], "bulge_mm": [2.7], "bulge_sd_mm": [0.1], "uncertainty_n": [5]})
+    r = compare(pre, post, register=False).iloc[0]
+    assert r.bulge_mm_mdc95 == pytest.approx(mdc95(0.1, 0.1, 5, 5)) and bool(r.bulge_mm_within_uncertainty)
 
 
 def test_analyze_refuses_a_bad_number_of_moves_before_any_work(tmp_path):

@@ -19,8 +19,10 @@ largest per-level within-subject CV it reports. Give your own with
 ``repeatability=``. With ``analyze(..., uncertainty=N)`` each level of each visit also
 carries its own SD (:mod:`discmeasure.uncertainty`), and a change is also flagged
 ``within_uncertainty`` against that level's 95 % minimal detectable change,
-1.96 x sqrt(sd_pre^2 + sd_post^2) (the limit of a difference of two independent
-measurements; Weir JP. J Strength Cond Res 2005;19:231-240, doi:10.1519/15184.1).
+k x sqrt(sd_pre^2 + sd_post^2) (the limit of a difference of two independent
+measurements; Weir JP. J Strength Cond Res 2005;19:231-240, doi:10.1519/15184.1), k from
+Student's t with the Welch-Satterthwaite degrees of freedom of the two SDs
+(:func:`discmeasure.uncertainty.mdc95`).
 
 References
 ----------
@@ -45,7 +47,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import InputError
-from .uncertainty import sd_column
+from .uncertainty import mdc95, sd_column
 
 __all__ = ["compare", "cohort_summary", "register_rigid", "parse_repeatability", "repeatability_coefficient",
            "METRICS", "REPEATABILITY"]
@@ -270,7 +272,8 @@ def compare(pre, post, *, register: bool = True, repeatability: dict | None = No
         ``m_within_repeatability`` (None where the change could not be measured); where both
         visits carry the level's own uncertainty (``analyze(..., uncertainty=N)``), for the
         metrics of :data:`discmeasure.uncertainty.UNCERTAIN_METRICS` also ``m_mdc95`` =
-        1.96 x sqrt(sd_pre^2 + sd_post^2), this level's 95 % minimal detectable change, and
+        k x sqrt(sd_pre^2 + sd_post^2), this level's 95 % minimal detectable change (k from
+        Student's t for the SDs' degrees of freedom, :func:`discmeasure.uncertainty.mdc95`), and
         ``m_within_uncertainty`` (|delta| below it; None where either is NaN); plus
         ``level_match_distance_mm`` and ``level_match_ok`` from the registration and
         ``registration_rotation_deg`` / ``registration_translation_mm``.
@@ -314,8 +317,12 @@ def compare(pre, post, *, register: bool = True, repeatability: dict | None = No
             sd = sd_column(m)
             if sd in ra.index and sd in rb.index:
                 # this level's own uncertainty at both visits (analyze(..., uncertainty=N)): the
-                # 95 % limit of a difference of two independent measurements, 1.96 x sqrt(sd1^2 + sd2^2)
-                mdc = 1.96 * float(np.hypot(float(ra[sd]), float(rb[sd])))
+                # 95 % limit of a difference of two independent measurements, k x sqrt(sd1^2 + sd2^2),
+                # k from Student's t for the SDs' few degrees of freedom (uncertainty.mdc95)
+                n = "uncertainty_n"
+                has_n = n in ra.index and n in rb.index
+                mdc = mdc95(float(ra[sd]), float(rb[sd]), float(ra[n]) if has_n else None,
+                            float(rb[n]) if has_n else None)
                 row[f"{m}_mdc95"] = mdc
                 row[f"{m}_within_uncertainty"] = bool(abs(d) < mdc) if np.isfinite(d) and np.isfinite(mdc) else None
         row["level_match_distance_mm"] = match.get(row["label"], np.nan)
