@@ -159,3 +159,34 @@ def test_given_labels_keep_their_body_partial_volume_when_moved():
     heights = [sd_column(f"height_{w}_mm") for w in ("anterior", "middle", "posterior")]
     assert (u[heights].to_numpy() < 0.06).all(), u[heights]
     assert np.allclose(u["bulge_sd_mm"], plain["bulge_sd_mm"])
+
+
+def test_moved_analyses_in_threads_give_the_serial_result(monkeypatch):
+    """The moved analyses run in worker threads (DISCMEASURE_THREADS, default the usable CPUs):
+    the SDs are the same, to the bit, as with one thread, and progress is reported once per move."""
+    import threading
+
+    import discmeasure.measurements as measurements
+
+    v = _visit(3.0)
+    plain = measurements.measure
+    workers = set()
+
+    def measure(*args, **kwargs):  # records which thread measured each moved copy
+        workers.add(threading.get_ident())
+        return plain(*args, **kwargs)
+
+    monkeypatch.setattr(measurements, "measure", measure)
+    runs = {}
+    for threads in ("1", "3"):
+        monkeypatch.setenv("DISCMEASURE_THREADS", threads)
+        workers.clear()
+        seen = []
+        runs[threads] = measurement_uncertainty(v.scan, v.segmentation, v.measurements, n_moves=6,
+                                                progress=lambda i, n: seen.append((i, n)))
+        assert seen == [(i, 6) for i in range(1, 7)]
+        if threads == "1":
+            assert workers == {threading.get_ident()}  # serial, in the calling thread
+        else:
+            assert len(workers) >= 2 and threading.get_ident() not in workers, workers
+    pd.testing.assert_frame_equal(runs["1"], runs["3"])
