@@ -190,3 +190,31 @@ def test_moved_analyses_in_threads_give_the_serial_result(monkeypatch):
         else:
             assert len(workers) >= 2 and threading.get_ident() not in workers, workers
     pd.testing.assert_frame_equal(runs["1"], runs["3"])
+
+
+def test_a_level_lost_in_moved_analyses_is_flagged(monkeypatch):
+    """A level whose bulge is measured on the scan but not in some moved copies (here forced: L4-L5
+    withheld in 2 of 4) gets ``bulge_lost_in_2_of_4_moves``; its SD comes from the 3 values left.
+    The other levels keep their flags as they were."""
+    import discmeasure.measurements as measurements
+    from discmeasure.uncertainty import with_uncertainty
+
+    monkeypatch.setenv("DISCMEASURE_THREADS", "1")
+    v = _visit(3.0)
+    plain = measurements.measure
+    calls = []
+
+    def measure(*args, **kwargs):
+        t = plain(*args, **kwargs)
+        calls.append(1)
+        if len(calls) in (1, 3):  # the first and third moved copies
+            t.loc[t.level == "L4-L5", "bulge_mm"] = np.nan
+        return t
+
+    monkeypatch.setattr(measurements, "measure", measure)
+    out = with_uncertainty(v.scan, v.segmentation, v.measurements, n_moves=4).set_index("level")
+    before = v.measurements.set_index("level")["qc_flags"]
+    assert out.loc["L4-L5", "uncertainty_n"] == 3 and np.isfinite(out.loc["L4-L5", "bulge_sd_mm"])
+    assert out.loc["L4-L5", "qc_flags"].split(";")[-1] == "bulge_lost_in_2_of_4_moves"
+    for lv in out.index.drop("L4-L5"):
+        assert out.loc[lv, "qc_flags"] == (before[lv] if isinstance(before[lv], str) else ""), lv

@@ -281,7 +281,10 @@ def with_uncertainty(scan: Scan, segmentation, measurements, *, n_moves: int = 4
 
     What :func:`discmeasure.analyze` does with ``uncertainty=N``, for a table measured otherwise
     (napari's widgets, a registry's own segmentation). The table's rows and columns are kept;
-    ``bulge_sd_mm``, ... and ``uncertainty_n`` are appended (replaced if present).
+    ``bulge_sd_mm``, ... and ``uncertainty_n`` are appended (replaced if present). A level whose
+    bulge was measured on the scan but not in some moved analyses (segmentation lost the level,
+    or its bulge was withheld there) gets the QC flag ``bulge_lost_in_K_of_N_moves``: its number
+    hangs on sub-voxel details, and its SD comes from fewer values.
 
     Examples
     --------
@@ -291,4 +294,15 @@ def with_uncertainty(scan: Scan, segmentation, measurements, *, n_moves: int = 4
     unc = measurement_uncertainty(scan, segmentation, measurements, n_moves=n_moves, band_mm=band_mm,
                                   refine_edges=refine_edges, progress=progress)
     kept = measurements.drop(columns=[c for c in unc.columns if c != "level" and c in measurements.columns])
-    return kept.merge(unc, on="level", how="left")
+    out = kept.merge(unc, on="level", how="left")
+    if "qc_flags" in out.columns and "bulge_mm" in out.columns:
+        flags = []
+        for _, r in out.iterrows():
+            have = [f for f in str(r["qc_flags"] if isinstance(r["qc_flags"], str) else "").split(";")
+                    if f and not f.startswith("bulge_lost_in_")]
+            lost = n_moves + 1 - int(r["uncertainty_n"]) if np.isfinite(float(r["uncertainty_n"])) else 0
+            if np.isfinite(float(r["bulge_mm"])) and lost > 0:
+                have.append(f"bulge_lost_in_{lost}_of_{n_moves}_moves")
+            flags.append(";".join(have))
+        out["qc_flags"] = flags
+    return out

@@ -527,6 +527,9 @@ def test_uncertainty_in_measure_and_compare(make_napari_viewer, qtbot, pre_study
         np.testing.assert_allclose(df[c], ref[c], atol=1e-9, err_msg=c)
     assert (df.uncertainty_n == 3).all() and (df.bulge_sd_mm > 0).all()
     assert "bulge_sd_mm" in m_w.table.column_headers
+    # the bulge marks carry the SD: "4.4 ± 0.1 mm"
+    bulge_texts = [t for t, k in zip(m_w.shapes_layer.features["label"], m_w.shapes_layer.features["kind"]) if k == "bulge"]
+    assert [t.split(" mm")[0] for t in bulge_texts] == [f"{b:.1f} ± {sd:.1f}" for b, sd in zip(ref.bulge_mm, ref.bulge_sd_mm)]
 
     c_w = CompareWidget(viewer)
     viewer.window.add_dock_widget(c_w)

@@ -503,7 +503,8 @@ def measurement_lines(df):
 
     Returns (lines, texts, kinds, plane_r): each line a (2, 3) array; the baseline runs C_PI ->
     C_PS, the bulge from its foot on the baseline to the disc's most posterior point; texts
-    are empty for baselines and "<bulge> mm" (+ the R of its sagittal plane when it is not
+    are empty for baselines and "<bulge> mm" ("<bulge> ± <SD> mm" when the table has the level's
+    uncertainty; + the R of its sagittal plane when it is not
     the mid-sagittal one) for bulges.
     """
     from ._layers import to_napari_world
@@ -528,7 +529,8 @@ def measurement_lines(df):
             t = float(np.dot(bp - cpi, d) / max(np.dot(d, d), 1e-9))
             foot = cpi + t * d
             lines.append(to_napari_world([foot, bp]))
-            txt = f"{r.bulge_mm:.1f} mm" if np.isfinite(r.bulge_mm) else ""
+            sd = float(getattr(r, "bulge_sd_mm", np.nan))
+            txt = f"{r.bulge_mm:.1f}" + (f" ± {sd:.1f}" if np.isfinite(sd) else "") + " mm" if np.isfinite(r.bulge_mm) else ""
             if txt and abs(getattr(r, "bulge_lr_offset_mm", 0.0) or 0.0) >= 0.5:
                 txt += f" (R {bp[0]:+.0f} mm)"
             texts.append(txt)
