@@ -87,3 +87,31 @@ def test_sample_planes_equal_whole_volume_interpolation(oblique):
                                       mode="constant", cval=0.0, prefilter=False).reshape(k.shape)
         assert st.masks[name].max() > 0.5
         np.testing.assert_allclose(st.masks[name], ref, atol=1e-5)
+
+
+def test_single_slice_resamples_as_a_one_voxel_slab():
+    """One oblique slice stands for a slab one voxel thick. Resampled onto itself after a turn in
+    its plane (what the uncertainty's moves do), it came out blank: the slice-normal coordinate is
+    off the single sample by rounding (1e-15) and scipy's "constant" mode then gives cval. Now a
+    destination voxel within half a voxel of the slice takes its values, one further out cval."""
+    from scipy.spatial.transform import Rotation
+
+    R = Rotation.from_euler("xyz", [2.0, -4.0, 7.0], degrees=True).as_matrix()
+    aff = np.eye(4)
+    aff[:3, :3] = R @ np.diag([1.0, 1.0, 1.2])
+    aff[:3, 3] = (-30.0, 12.0, 5.0)
+    img = np.zeros((40, 30, 1), np.float32)
+    img[10:30, 5:25, 0] = 7.0
+    turn = np.eye(4)
+    turn[:3, :3] = Rotation.from_rotvec(np.deg2rad(1.5) * aff[:3, 2] / 1.2).as_matrix()  # about the normal
+    for order in (0, 1, 3):
+        back = resample(img, turn @ aff, img.shape, aff, order=order)
+        assert back[20, 15, 0] == pytest.approx(7.0, abs=1e-4), order
+        assert np.count_nonzero(back) > 0.9 * np.count_nonzero(img), order
+    for shift, inside in ((0.45, True), (0.55, False)):  # a destination slice moved along the normal
+        moved = aff.copy()
+        moved[:3, 3] += shift * aff[:3, 2]
+        out = resample(img, aff, img.shape, moved, order=1)
+        assert (out[20, 15, 0] == pytest.approx(7.0)) if inside else out[20, 15, 0] == 0.0, (shift, out[20, 15, 0])
+    labels = (img > 0).astype(np.int16) * 123
+    assert (resample(labels, turn @ aff, img.shape, aff, order=0) == 123).sum() > 0.9 * (labels == 123).sum()

@@ -59,19 +59,50 @@ def resample(
         )
     m = np.linalg.inv(src_affine) @ dst_affine
     dst_shape = tuple(int(n) for n in dst_shape)
+    flat = [a for a in range(3) if data.shape[a] == 1]
+    if flat and mode != "nearest":  # ("nearest" already extends a single slice along its normal)
+        return _resample_slab(data, m, dst_shape, flat, order=order, cval=cval, mode=mode)
     # affine_transform maps output index o to input index M o + t: exactly our m
+    return _affine(data, m[:3, :3], m[:3, 3], dst_shape, order=order, cval=cval, mode=mode)
+
+
+def _resample_slab(data, m, dst_shape, flat, *, order, cval, mode):
+    """:func:`resample` of a source with a single voxel along the axes ``flat`` (one slice).
+
+    Such a slice stands for a slab one voxel thick: a destination voxel whose centre lies within
+    half a voxel of it along that axis takes its values (interpolated in its plane), any other
+    gets ``cval``. ``affine_transform`` alone cannot do this: its "constant" mode gives ``cval``
+    anywhere off the one sample position, so a slice resampled onto itself after a rotation in
+    its plane (coordinates 1e-15 off) came out blank, and an oblique slice onto any other grid
+    hit only voxels exactly on its plane. The slice is replicated to three along those axes (the
+    interpolation across them is then constant), and the slab is cut out afterwards.
+    """
+    src = data
+    t = m[:3, 3].copy()
+    for a in flat:
+        src = np.concatenate([src] * 3, axis=a)
+        t[a] += 1.0  # index 0 of the source is now index 1
+    out = _affine(src, m[:3, :3], t, dst_shape, order=order, cval=cval, mode=mode)
+    grids = np.ogrid[tuple(slice(0, n) for n in dst_shape)]
+    outside = np.zeros(dst_shape, bool)
+    for a in flat:
+        coord = sum(m[a, k] * grids[k] for k in range(3)) + m[a, 3]
+        outside |= np.abs(coord) > 0.5 + 1e-9
+    out[outside] = cval
+    return out
+
+
+def _affine(data, matrix, offset, dst_shape, *, order, cval, mode):
+    """``scipy.ndimage.affine_transform`` as :func:`resample` calls it (output index ``o`` -> input
+    index ``matrix @ o + offset``): order 0 keeps the dtype (bool via uint8), higher orders are
+    float without spline prefiltering."""
     if order == 0:
-        out = ndimage.affine_transform(
-            data, m[:3, :3], offset=m[:3, 3], output_shape=dst_shape, order=0, mode=mode, cval=cval,
-            output=data.dtype if data.dtype != bool else np.uint8,
-        )
+        out = ndimage.affine_transform(data, matrix, offset=offset, output_shape=dst_shape, order=0, mode=mode,
+                                       cval=cval, output=data.dtype if data.dtype != bool else np.uint8)
         return out.astype(bool) if data.dtype == bool else out
     src = data.astype(np.float32 if data.dtype.itemsize <= 4 else np.float64, copy=False)
-    # single-slice sources: nothing to interpolate along a length-1 axis
-    return ndimage.affine_transform(
-        src, m[:3, :3], offset=m[:3, 3], output_shape=dst_shape, order=order, mode=mode, cval=cval,
-        prefilter=False,
-    )
+    return ndimage.affine_transform(src, matrix, offset=offset, output_shape=dst_shape, order=order, mode=mode,
+                                    cval=cval, prefilter=False)
 
 
 def resample_mask(mask: np.ndarray, src_affine: np.ndarray, dst_shape, dst_affine: np.ndarray) -> np.ndarray:

@@ -136,6 +136,13 @@ def sample_planes(
         sub = np.asarray(values_of(tuple(slice(a, b) for a, b in zip(lo, hi))), np.float32)
         coords = np.stack([(c0[d] + lr[k, None, None] * a_lr[d] + ap[None, i, None] * a_ap[d]
                             + si[None, None, j] * a_si[d] - lo[d]).ravel() for d in range(3)])
+        for d in range(3):
+            if sub.shape[d] == 1:
+                # a single slice: a point within its thickness takes its value. map_coordinates'
+                # "constant" mode gives cval anywhere off the one sample position, so a plane
+                # lying in an oblique slice up to rounding (1e-15 voxel) read nothing at all
+                inside = np.abs(coords[d]) <= 0.5
+                coords[d][inside] = 0.0
         vals = ndimage.map_coordinates(sub, coords, order=1, mode=mode, cval=0.0, prefilter=False)
         out[k, i, j] = vals.reshape(k.stop - k.start, i.stop - i.start, j.stop - j.start)
         return out
