@@ -314,3 +314,20 @@ def test_a_single_oblique_slice_is_measured():
     assert np.all(np.abs(err) <= 0.45), err
     t = dm.analyze(img, uncertainty=4).measurements.set_index("level")
     assert (t["uncertainty_n"] == 5).all() and t["bulge_sd_mm"].notna().all(), t[["bulge_sd_mm", "uncertainty_n"]]
+
+
+def test_single_slice_frame_is_the_slice_without_a_canal():
+    """A single slice leaning 6 degrees (as in test_leaning_slice_with_part_of_the_sacrum) where the
+    canal is not labelled: the level's sagittal plane came from world anterior, left the slice,
+    and its planes met the slice along a line. A one-slice frame now lies in the slice."""
+    from discmeasure.measurements.frame import level_frame
+
+    shape, aff = phantom.make_grid(fov_mm=(180.0, 230.0), center_mm=(0.0, 0.0, 10.0), spacing=(1.0, 1.0, 1.0),
+                                   n_slices=1, rotation_deg=(-2.2, -6.3, -3.1))
+    _, lab, _ = phantom.tissue_fractions(phantom.default_phantom().replace(pose=((0.1, 4.7, 3.3), (0.0, 0.0, 0.0))),
+                                         shape, aff, supersample=1)
+    lab = np.where(lab == 61, 0, lab)
+    normal = aff[:3, 2] / np.linalg.norm(aff[:3, 2])
+    for d in (121, 122, 123):
+        fr = level_frame(lab, aff, d)
+        assert abs(fr.u_lr @ normal) > 1 - 1e-9 and abs(fr.u_ap @ normal) < 1e-9 and abs(fr.u_si @ normal) < 1e-9, d
