@@ -320,11 +320,9 @@ def run_batch(manifest_path, out_dir, *, workers: int = 1, scheduler: str | None
     from .report import html as H
 
     from .report.outputs import OUTPUT_MARKER, check_output_dir
+    from .uncertainty import check_uncertainty
 
-    if uncertainty:
-        from .uncertainty import check_n_moves
-
-        check_n_moves(uncertainty)  # before any output is made
+    uncertainty = check_uncertainty(uncertainty)  # before any output is made
     manifest = read_manifest(manifest_path)
     out = check_output_dir(out_dir, replace=False)
     out.mkdir(parents=True, exist_ok=True)

@@ -228,10 +228,9 @@ def analyze(
         if progress is not None:
             progress(step, frac)
 
-    if uncertainty:
-        from .uncertainty import check_n_moves
+    from .uncertainty import check_uncertainty
 
-        check_n_moves(uncertainty)  # before any work
+    uncertainty = check_uncertainty(uncertainty)  # before any work
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
     inputs: list[dict] = []
@@ -308,7 +307,7 @@ def analyze(
         t1 = time.perf_counter()
         with _naming(path, MeasurementError):
             table = with_uncertainty(
-                scan, seg, table, n_moves=int(uncertainty), band_mm=band_mm, refine_edges=refine_edges,
+                scan, seg, table, n_moves=uncertainty, band_mm=band_mm, refine_edges=refine_edges,
                 progress=lambda i, n: tick("uncertainty", 0.85 + 0.14 * i / n))
         timings["uncertainty_s"] = time.perf_counter() - t1
     timings["total_s"] = time.perf_counter() - t0
@@ -325,7 +324,7 @@ def analyze(
             "t2_fit": t2_params,
             "band_mm": band_mm,
             "refine_edges": refine_edges,
-            "uncertainty_moves": int(uncertainty),
+            "uncertainty_moves": uncertainty,
         },
         "inputs": inputs,
         "series": {"t2w": _series_info(scan), "mese": _series_info(mese)},

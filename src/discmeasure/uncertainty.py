@@ -34,7 +34,7 @@ from .errors import DiscmeasureError, InputError
 from .geometry import resample, resample_mask
 from .scan import Scan
 
-__all__ = ["UNCERTAIN_METRICS", "check_n_moves", "sd_column", "rigid_moves", "moved_scan", "moved_labels", "moved_fraction",
+__all__ = ["UNCERTAIN_METRICS", "check_n_moves", "check_uncertainty", "sd_column", "rigid_moves", "moved_scan", "moved_labels", "moved_fraction",
            "measurement_uncertainty", "with_uncertainty", "mdc95"]
 
 #: metrics whose per-level SD is estimated (the T2-weighted image's geometric measures)
@@ -98,6 +98,16 @@ def check_n_moves(n: int) -> None:
     if not 2 <= int(n) <= 8:
         raise InputError(f"{n} moved analyses asked for (uncertainty / --uncertainty)",
                          hint="give 2 to 8, or 0 for none")
+
+
+def check_uncertainty(n) -> int:
+    """The ``uncertainty`` option as an int: 0 (none), or a number of moved re-analyses that
+    :func:`check_n_moves` accepts. For the callers that check before any work (``analyze``,
+    ``run_batch``, the CLI, napari's widgets)."""
+    n = int(n)
+    if n:
+        check_n_moves(n)
+    return n
 
 
 def _axis_angle(axis, deg: float) -> np.ndarray:

@@ -89,14 +89,6 @@ UNCERTAINTY_HELP = ("Also estimate each level's own uncertainty: analyse each vi
                     "level's 95 % minimal detectable change. About N times the time. 0 (default): none.")
 
 
-def check_uncertainty(n: int) -> None:
-    """Refuse a bad ``--uncertainty`` before any work (output folder, worker processes)."""
-    from ..uncertainty import check_n_moves
-
-    if n:
-        check_n_moves(n)
-
-
 DICOM_SEG_HELP = ("Also write each visit's labels as a DICOM SEG on its T2-weighted series (labels.seg.dcm) and "
                   "its measurements as a DICOM SR (TID 1500) on the SEG's disc segments (measurements.sr.dcm; "
                   "patient identity replaced by the subject id). DICOM inputs only.")

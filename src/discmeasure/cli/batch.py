@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from . import app
-from ._common import DICOM_SEG_HELP, RC_HELP, UNCERTAINTY_HELP, check_uncertainty, console, err
+from ._common import DICOM_SEG_HELP, RC_HELP, UNCERTAINTY_HELP, console, err
 
 
 @app.command("batch")
@@ -29,6 +29,7 @@ def batch_cmd(
 
     from ..batch import run_batch
     from ..comparison import parse_repeatability
+    from ..uncertainty import check_uncertainty
 
     repeatability = parse_repeatability(rc)  # a bad --rc fails before the work
     check_uncertainty(uncertainty)  # so does a bad --uncertainty

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from . import app
-from ._common import (DICOM_SEG_HELP, UNCERTAINTY_HELP, check_dicom_input, check_uncertainty, console, level_table,
+from ._common import (DICOM_SEG_HELP, UNCERTAINTY_HELP, check_dicom_input, console, level_table,
                       progress_bar)
 
 
@@ -32,6 +32,7 @@ def measure_cmd(
     from ..pipeline import analyze
     from ..report import write_visit
     from ..report.outputs import check_output_dir
+    from ..uncertainty import check_uncertainty
 
     check_output_dir(out)  # refuse before the work, not after it
     check_uncertainty(uncertainty)

@@ -18,7 +18,7 @@ from typing import Optional
 import typer
 
 from . import app
-from ._common import (DICOM_SEG_HELP, RC_HELP, UNCERTAINTY_HELP, change_table, check_dicom_input, check_uncertainty, console,
+from ._common import (DICOM_SEG_HELP, RC_HELP, UNCERTAINTY_HELP, change_table, check_dicom_input, console,
                       level_table, progress_bar)
 
 
@@ -104,6 +104,7 @@ def run_pair(pre: Path, post: Path, out: Path, *, subject: Optional[str] = None,
     from ..pipeline import analyze
     from ..report import write_pair
     from ..report.outputs import check_output_dir
+    from ..uncertainty import check_uncertainty
 
     check_output_dir(out)  # refuse before the work, not after it
     check_uncertainty(uncertainty)

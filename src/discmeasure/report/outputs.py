@@ -204,8 +204,8 @@ def pair_files(pre, post, changes, d: Path, *, pictures: bool = True, visits: bo
     png = qc.png_bytes(qc.change_plot(changes))
     (d / "change_bulge.png").write_bytes(png)
     cols = ["level", "bulge_mm_pre", "bulge_mm_post", "bulge_mm_pct", "bulge_mm_within_repeatability",
-            "bulge_mm_mdc95", "bulge_mm_within_uncertainty", "t2_np_ms_pre", "t2_np_ms_post", "t2_np_ms_pct", "t2_np_ms_within_repeatability", "height_middle_mm_delta",
-            "level_match_ok"]
+            "bulge_mm_mdc95", "bulge_mm_within_uncertainty", "t2_np_ms_pre", "t2_np_ms_post", "t2_np_ms_pct",
+            "t2_np_ms_within_repeatability", "height_middle_mm_delta", "level_match_ok"]
     cols = [c for c in cols if c in changes.columns]
     body = H.table_html(changes, cols) + H.img_tag(png, "bulge change")
     write_text(d / "report.html", H.page(f"discmeasure pair: {pre.subject}", body,

@@ -404,8 +404,9 @@ class MeasureWidget(_Base):
         labels = _labels_snapshot(_need(self.labels_in.value, "labels"))
         scan = layer_to_scan(image)
         band = float(self.band_mm.value)
-        n_moves = _checked_moves(self.uncertainty.value)
-        from discmeasure.uncertainty import with_uncertainty
+        from discmeasure.uncertainty import check_uncertainty, with_uncertainty
+
+        n_moves = check_uncertainty(self.uncertainty.value)  # refused before any work
 
         export, save = _chosen_file(self.export), _chosen_file(self.save_labels)
         source = labels_source(image)
@@ -446,16 +447,6 @@ class MeasureWidget(_Base):
                            "translation": [0.0, -1.5]}}
             self.shapes_layer = self._add([([ln[:, 1:] for ln in lines], kw, "shapes")])[0]
         self._dock_table(df, None, "discmeasure: measurements")
-
-
-def _checked_moves(value) -> int:
-    """The number of moved measurements asked for (0 = none), refused before any work when invalid."""
-    n = int(value)
-    if n:
-        from discmeasure.uncertainty import check_n_moves
-
-        check_n_moves(n)
-    return n
 
 
 def _chosen_file(edit):
@@ -651,8 +642,9 @@ class CompareWidget(_Base):
         items = [(layer_to_scan(i), _labels_snapshot(lab)) for i, lab in layers]
         metric = self.metric.value
         rc = {"bulge_mm": ("abs", float(self.bulge_rc.value))}
-        n_moves = _checked_moves(self.uncertainty.value)
-        from discmeasure.uncertainty import with_uncertainty
+        from discmeasure.uncertainty import check_uncertainty, with_uncertainty
+
+        n_moves = check_uncertainty(self.uncertainty.value)  # refused before any work
 
         self.n_steps = 5 if n_moves else 3
 
