@@ -11,7 +11,7 @@ import numpy as np
 from scipy import ndimage
 
 __all__ = ["resample", "resample_mask", "resample_to_scan", "grid_affine", "bounding_grid", "bounding_box",
-           "crop_affine"]
+           "crop_affine", "slice_normal"]
 
 
 def resample(
@@ -64,6 +64,20 @@ def resample(
         return _resample_slab(data, m, dst_shape, flat, order=order, cval=cval, mode=mode)
     # affine_transform maps output index o to input index M o + t: exactly our m
     return _affine(data, m[:3, :3], m[:3, 3], dst_shape, order=order, cval=cval, mode=mode)
+
+
+def slice_normal(affine: np.ndarray, shape) -> np.ndarray | None:
+    """Unit normal of a one-slice grid's plane (the cross product of its two in-plane axes, so a
+    sheared affine, e.g. a gantry tilt, is handled), pointing along its slice axis; None when no
+    spatial axis of ``shape`` has a single voxel."""
+    flat = [a for a in range(3) if tuple(shape)[a] == 1]
+    if not flat:
+        return None
+    A = np.asarray(affine, float)[:3, :3]
+    ax = flat[0]
+    n = np.cross(A[:, (ax + 1) % 3], A[:, (ax + 2) % 3])
+    n /= np.linalg.norm(n)
+    return n if n @ A[:, ax] >= 0 else -n
 
 
 def _resample_slab(data, m, dst_shape, flat, *, order, cval, mode):

@@ -31,7 +31,7 @@ from typing import Callable
 import numpy as np
 
 from .errors import DiscmeasureError, InputError
-from .geometry import resample, resample_mask
+from .geometry import resample, resample_mask, slice_normal
 from .scan import Scan
 
 __all__ = ["UNCERTAIN_METRICS", "check_n_moves", "check_uncertainty", "sd_column", "rigid_moves", "moved_scan", "moved_labels", "moved_fraction",
@@ -139,10 +139,10 @@ def rigid_moves(scan: Scan, *, n: int = 4, rotation_deg: float = 1.5, shift_mm: 
     check_n_moves(n)
     A = np.asarray(scan.affine, float)
     centre = A[:3, :3] @ ((np.array(scan.shape[:3]) - 1) / 2) + A[:3, 3]
-    single = 1 in scan.shape[:3]
+    normal = slice_normal(A, scan.shape[:3])
+    single = normal is not None
     if single:
         ax = int(np.argmin(scan.shape[:3]))
-        normal = A[:3, ax] / np.linalg.norm(A[:3, ax])
         inplane = [A[:3, j] / np.linalg.norm(A[:3, j]) for j in range(3) if j != ax]
     out = []
     for i in range(n):

@@ -22,6 +22,7 @@ from scipy import ndimage
 
 from .. import labels as lab
 from ..errors import MeasurementError
+from ..geometry import slice_normal
 
 __all__ = ["LevelFrame", "level_frame", "voxel_points"]
 
@@ -192,13 +193,11 @@ def level_frame(labels: np.ndarray, affine: np.ndarray, disc: int, *, upper: int
         v = np.array([0.0, 1.0, 0.0]) - si0[1] * si0
         ap0 = _unit(v)
     u_lr = _unit(np.cross(ap0, si0))
-    flat = [a for a in range(3) if np.shape(labels)[a] == 1]
-    if flat and np.ndim(labels) == 3:
+    n = slice_normal(affine, np.shape(labels)) if np.ndim(labels) == 3 else None
+    if n is not None:
         # one slice: its own plane is the only one with data. Without a canal at the level (a
         # slice leaning out of the canal) the plane from world anterior left it, and the band's
         # planes met the slice along a line only (phantom, 6 degrees lean: an L5-S1 bulge of 13.6 mm)
-        A = np.asarray(affine, float)
-        n = _unit(np.cross(A[:3, (flat[0] + 1) % 3], A[:3, (flat[0] + 2) % 3]))
         u_lr = n if n @ u_lr >= 0 else -n
 
     # disc axis: minor principal axis of the disc outline within the sagittal plane

@@ -35,7 +35,7 @@ def png_bytes(fig) -> bytes:
 def _sagittal_slice(scan, labels):
     """Mid-sagittal plane resampled on a world-aligned (y, z) grid through the canal midline; a
     single sagittal-ish slice in its own plane, on the same (y, z) grid."""
-    from ..geometry import resample
+    from ..geometry import resample, slice_normal
 
     lbl = np.asarray(labels)
     canal = np.argwhere(lbl == 61)
@@ -48,20 +48,16 @@ def _sagittal_slice(scan, labels):
     ny, nz = int((y1 - y0) / step) + 1, int((z1 - z0) / step) + 1
     aff = np.array([[0, 0, 0, x0], [step, 0, 0, y0], [0, step, 0, z0], [0, 0, 0, 1.0]])
     aff[0, 2] = 1.0  # a unit third axis (one plane)
-    flat = [a for a in range(3) if scan.shape[a] == 1]
-    if flat:
+    n = slice_normal(scan.affine, scan.shape[:3])
+    if n is not None and abs(n[0]) > 0.5:
         # a single (sagittal-ish) slice is shown in its own plane, seen along x: a world plane
         # x = x0 met an oblique slice only along a strip
-        A = np.asarray(scan.affine, float)
-        n = np.cross(A[:3, (flat[0] + 1) % 3], A[:3, (flat[0] + 2) % 3])
-        n /= np.linalg.norm(n)
-        if abs(n[0]) > 0.5:
-            p0 = A[:3, 3]
-            # x on the slice's plane at (y, z): n . (p - p0) = 0
-            aff[0, :] = [-n[1] / n[0] * step, -n[2] / n[0] * step, 0.0,
-                         p0[0] - (n[1] * (y0 - p0[1]) + n[2] * (z0 - p0[2])) / n[0]]
-            aff[:3, 2] = n  # the third axis along the normal (one plane)
-            x0 = float(p0[0] - (n[1] * (0.5 * (y0 + y1) - p0[1]) + n[2] * (0.5 * (z0 + z1) - p0[2])) / n[0])
+        p0 = np.asarray(scan.affine, float)[:3, 3]
+        # x on the slice's plane at (y, z): n . (p - p0) = 0
+        aff[0, :] = [-n[1] / n[0] * step, -n[2] / n[0] * step, 0.0,
+                     p0[0] - (n[1] * (y0 - p0[1]) + n[2] * (z0 - p0[2])) / n[0]]
+        aff[:3, 2] = n  # the third axis along the normal (one plane)
+        x0 = float(p0[0] - (n[1] * (0.5 * (y0 + y1) - p0[1]) + n[2] * (0.5 * (z0 + z1) - p0[2])) / n[0])
     img = resample(np.asarray(scan.data if scan.ndim == 3 else scan.data[..., 0], np.float32), scan.affine,
                    (ny, nz, 1), aff, order=1)[:, :, 0]
     lab = resample(lbl.astype(np.int32), scan.affine, (ny, nz, 1), aff, order=0)[:, :, 0]
