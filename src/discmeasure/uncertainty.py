@@ -300,7 +300,6 @@ def with_uncertainty(scan: Scan, segmentation, measurements, *, n_moves: int = 4
     --------
     >>> table = with_uncertainty(scan, seg, measure(scan, seg), n_moves=4)  # doctest: +SKIP
     """
-    check_n_moves(n_moves)
     unc = measurement_uncertainty(scan, segmentation, measurements, n_moves=n_moves, band_mm=band_mm,
                                   refine_edges=refine_edges, progress=progress)
     kept = measurements.drop(columns=[c for c in unc.columns if c != "level" and c in measurements.columns])
@@ -308,8 +307,8 @@ def with_uncertainty(scan: Scan, segmentation, measurements, *, n_moves: int = 4
     if "qc_flags" in out.columns and "bulge_mm" in out.columns:
         flags = []
         for _, r in out.iterrows():
-            have = [f for f in str(r["qc_flags"] if isinstance(r["qc_flags"], str) else "").split(";")
-                    if f and not f.startswith("bulge_lost_in_")]
+            given = r["qc_flags"] if isinstance(r["qc_flags"], str) else ""  # NaN when a row had none
+            have = [f for f in given.split(";") if f and not f.startswith("bulge_lost_in_")]
             lost = n_moves + 1 - int(r["uncertainty_n"]) if np.isfinite(float(r["uncertainty_n"])) else 0
             if np.isfinite(float(r["bulge_mm"])) and lost > 0:
                 have.append(f"bulge_lost_in_{lost}_of_{n_moves}_moves")
