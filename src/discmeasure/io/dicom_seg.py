@@ -294,18 +294,22 @@ def to_dicom_seg(segmentation, datasets, *, subject: str | None = None, keep_ide
         pixel_array=pixel,
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
         segment_descriptions=descriptions,
-        series_instance_uid=hd.UID(),
-        series_number=int(series_number),
-        sop_instance_uid=hd.UID(),
-        instance_number=1,
-        manufacturer="discmeasure",
+        **new_instance(series_number, series_description),
         manufacturer_model_name="discmeasure",
         software_versions=str(__version__),
         device_serial_number="0",
-        series_description=series_description,
         omit_empty_frames=True,
     )
     return seg
+
+
+def new_instance(series_number: int, series_description: str) -> dict:
+    """The identity of a new derived instance that discmeasure writes (its own series, new UIDs):
+    the keyword arguments highdicom's SEG and SR constructors share."""
+    import highdicom as hd
+
+    return dict(series_instance_uid=hd.UID(), series_number=int(series_number), sop_instance_uid=hd.UID(),
+                instance_number=1, manufacturer="discmeasure", series_description=series_description)
 
 
 def dicom_file_path(path, example: str = "labels.seg.dcm") -> Path:

@@ -183,17 +183,10 @@ def to_dicom_sr(measurements, seg, *, series_number: int = SERIES_NUMBER,
         procedure_reported=codes.cid100.MRIUnspecifiedBodyRegion,  # CID 100 has no spine MRI code
         imaging_measurements=groups,
     )
-    return hd.sr.Comprehensive3DSR(
-        evidence=[seg],
-        content=report,
-        series_instance_uid=hd.UID(),
-        series_number=int(series_number),
-        sop_instance_uid=hd.UID(),
-        instance_number=1,
-        manufacturer="discmeasure",
-        is_complete=True,
-        series_description=series_description,
-    )
+    from .dicom_seg import new_instance
+
+    return hd.sr.Comprehensive3DSR(evidence=[seg], content=report, is_complete=True,
+                                   **new_instance(series_number, series_description))
 
 
 def write_dicom_sr(measurements, seg, path) -> Path:
