@@ -73,7 +73,7 @@ def test_compare_flags_changes_against_each_levels_own_uncertainty():
     """With SDs at both visits (numbers of analyses not given: the normal quantile), each level's
     change is set against 1.96 x sqrt(sd1^2 + sd2^2): a 0.6 mm change is beyond a precise level's
     limit and within an imprecise one's, though both are within the default repeatability
-    coefficient (1.72 mm). Without SDs no such columns appear."""
+    coefficient (1.69 mm). Without SDs no such columns appear."""
     pre = _result({"level": ["L3-L4", "L4-L5"], "label": [122, 123], "bulge_mm": [3.0, 3.0],
                    "bulge_sd_mm": [0.1, 0.5], "height_middle_mm": [9.0, np.nan], "height_middle_sd_mm": [0.2, 0.2]})
     post = _result({"level": ["L3-L4", "L4-L5"], "label": [122, 123], "bulge_mm": [2.4, 2.4],
