@@ -651,6 +651,7 @@ def test_auto_on_real_2d_slices_without_bright_csf(testdata):
     did not show it). With S1 sought along L5's endplate normal every segmented disc is named
     right; disc Dice mean 0.657 -> 0.699 (min 0.613), vertebra mean 0.785 -> 0.807 (min 0.747).
     With grey nuclei cut from the bodies (2026-11-24) disc mean 0.721 (min 0.647), vertebra 0.810.
+    The annotated S1 is at least 68 % labelled S1 on each image (2026-11-25).
     """
     from PIL import Image
     from scipy import ndimage
@@ -674,6 +675,12 @@ def test_auto_on_real_2d_slices_without_bright_csf(testdata):
             assert v.size or k > 0, (i, "L5-S1 not segmented")
             if v.size:
                 assert np.bincount(v).argmax() == 124 - k, (i, k, np.bincount(v).argmax())
+        # S1 (the lowest annotated vertebra) is ours: on image 9 a piece of the pelvic mass in front
+        # of the sacrum, 52 mm below L5, had been taken for it (7 % of the annotated S1 labelled S1)
+        cv, nv = ndimage.label(m == 2)
+        rows = ndimage.center_of_mass(m == 2, cv, range(1, nv + 1))
+        s1 = cv == 1 + int(np.argmax([r[0] for r in rows]))
+        assert (lab[s1] == 26).mean() > 0.5, (i, (lab[s1] == 26).mean())
         dds.append(dice((lab > 100) & (lab < 130), m == 1))
         vds.append(dice((lab >= 1) & (lab <= 26), m == 2))
         assert dds[-1] > 0.60 and vds[-1] > 0.72, (i, dds[-1], vds[-1])

@@ -1342,7 +1342,7 @@ def _disc_span(u, l, body_any, roi, sp, slope, rim_mm, bulge_mm, excess_mm, min_
     return dict(box=box, S=S, col=col, su=su, sl=sl, both=both, ys=ys, wall=wall, front=front, core=core, fit=fit)
 
 
-def _canal_passes(canal, S, col, su, sl, wall, sp, reach_mm=8.0):
+def _canal_passes(canal, S, col, su, sl, wall, reach_mm=8.0):
     """Per slice, whether the canal lies behind the disc's posterior wall both above the disc
     (within ``reach_mm`` above the upper endplate at the wall column, along the disc's axis) and
     below it (within ``reach_mm`` below the lower endplate): the canal runs past the disc.
@@ -1403,7 +1403,7 @@ def _disc_space(u, l, body_any, roi, canal, Wf, canal_level, sp, slope=0.0, *, r
     # and behind the lower body below it: a sac that ends at the disc's level, or leaves a slice
     # leaning across the spine there, is not behind the disc, and the dark tissue between its tip
     # and the walls (muscle, ligament) is not a bulge (a leaning slice's L5-S1 took 12 mm of it)
-    posterior &= _canal_passes(canal, S, col, su, sl, wall, sp)[:, None]
+    posterior &= _canal_passes(canal, S, col, su, sl, wall)[:, None]
     near = (dist <= rim_mm) | (posterior & (dist <= bulge_mm))
     near &= ys <= front + rim_mm / sp[1]
     # the annulus ends at the bodies' anterior walls: in front of them the prevertebral tissue
