@@ -29,10 +29,8 @@ def batch_cmd(
 
     from ..batch import run_batch
     from ..comparison import parse_repeatability
-    from ..uncertainty import check_uncertainty
 
-    repeatability = parse_repeatability(rc)  # a bad --rc fails before the work
-    check_uncertainty(uncertainty)  # so does a bad --uncertainty
+    repeatability = parse_repeatability(rc)  # a bad --rc fails before the work (run_batch refuses a bad --uncertainty first)
 
     with Progress(TextColumn("[bold]batch"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err,
                   transient=True, disable=not sys.stderr.isatty()) as prog:

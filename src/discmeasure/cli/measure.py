@@ -32,10 +32,8 @@ def measure_cmd(
     from ..pipeline import analyze
     from ..report import write_visit
     from ..report.outputs import check_output_dir
-    from ..uncertainty import check_uncertainty
 
-    check_output_dir(out)  # refuse before the work, not after it
-    check_uncertainty(uncertainty)
+    check_output_dir(out)  # refuse before the work, not after it (analyze refuses a bad --uncertainty first thing)
     if dicom_seg:
         check_dicom_input(study)
     mese_arg = mese if (mese and Path(mese).exists()) else None

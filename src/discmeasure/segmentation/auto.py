@@ -1527,6 +1527,7 @@ def segment_auto(scan, *, inplane_mm: float = 0.8, column_depth_mm: float = 60.0
     Wf = Wf / hi
     sp = np.linalg.norm(waff[:3, :3], axis=0)  # (lr, ap, si) mm
     s_ip = sp[1]
+    min_vol = min_body_mm3 * _volume_scale(shape)  # the body size limit, scaled on a single slice
     fg = valid & (Wf > 0.03)
     vals = Wf[fg]
     if vals.size < 1000:
@@ -1552,7 +1553,7 @@ def segment_auto(scan, *, inplane_mm: float = 0.8, column_depth_mm: float = 60.0
         if len(stacked) > n_canal:
             # without the canal, what lies off the chain (bowel, psoas, pelvis in front of the
             # sacrum near the column line) is not taken for a body
-            alt, stacked = _extend_chain(Wf, alt, stacked, sp, t_high, min_body_mm3 * _volume_scale(shape))
+            alt, stacked = _extend_chain(Wf, alt, stacked, sp, t_high, min_vol)
             chain = np.isin(alt[0], [d["body"][1] for d in stacked])
             # the canal stays when the chain holds the bodies found in front of it (the chain
             # found one more, e.g. a body the canal's column region cut): it is the same spine,
@@ -1564,7 +1565,7 @@ def segment_auto(scan, *, inplane_mm: float = 0.8, column_depth_mm: float = 60.0
         raise SegmentationError("no spinal canal found (no long, thin bright structure) and no chain of "
                                 "vertebral bodies", hint="give a sagittal T2-weighted lumbar series, import labels (--labels) or seed the discs in napari")
     # S1 behind the column's line (a steep sacrum turns it backwards out of the search)
-    found, s1_found = _s1_below(Wf, valid, found, sp, t_high, min_body_mm3 * _volume_scale(shape))
+    found, s1_found = _s1_below(Wf, valid, found, sp, t_high, min_vol)
     if s1_found is None and len(found[1]) >= 4:
         # the lowest "body" may be a piece that a wider opening cut from a large component (pelvic
         # soft tissue in front of the sacrum: vesal image 9, 52 mm straight below L5 while S1 lies
@@ -1572,7 +1573,7 @@ def segment_auto(scan, *, inplane_mm: float = 0.8, column_depth_mm: float = 60.0
         low = min(found[1], key=lambda b: b[0])
         if low[2] > 2.0:
             trial = (found[0], [b for b in found[1] if b is not low]) + tuple(found[2:])
-            alt, s1_alt = _s1_below(Wf, valid, trial, sp, t_high, min_body_mm3 * _volume_scale(shape))
+            alt, s1_alt = _s1_below(Wf, valid, trial, sp, t_high, min_vol)
             if s1_alt is not None and not ((alt[0] == s1_alt) & (found[0] == low[1])).any():
                 found, s1_found = alt, s1_alt
     comp, bodies, mid_raw, roi, rel_ap, t_low = found
