@@ -314,19 +314,65 @@ def run_batch(manifest_path, out_dir, *, workers: int = 1, scheduler: str | None
     uncertainty (2-8, 0 = none; :func:`process_subject`; a resumed subject made with another
     number runs again).
     """
+    from .comparison import check_repeatability
+    from .report.outputs import check_output_dir
+    from .uncertainty import check_uncertainty
+
+    # every option checked before any output is made
+    uncertainty = check_uncertainty(uncertainty)
+    repeatability = check_repeatability(repeatability) or None
+    workers = _check_workers(workers, scheduler)
+    manifest = read_manifest(manifest_path)
+    out = check_output_dir(out_dir, replace=False, kind="batch")
+    client = _connect(scheduler) if scheduler is not None else None  # an unreachable scheduler: no output folder
+    try:
+        return _run(manifest, out, client, workers, resume, pictures, progress, repeatability, dicom_seg, uncertainty)
+    finally:
+        if client is not None:
+            client.close()
+
+
+def _check_workers(workers, scheduler) -> int:
+    """``workers`` checked against ``scheduler`` (InputError, one line): at least 1, and not both."""
+    from .errors import InputError
+
+    try:
+        w = int(workers)
+    except (TypeError, ValueError):
+        raise InputError(f"--workers {workers!r} is not a whole number", hint="e.g. --workers 2") from None
+    if w < 1 or w != workers:
+        raise InputError(f"--workers {workers!r}: needs a whole number of at least 1", hint="e.g. --workers 2")
+    if scheduler is not None and w > 1:
+        raise InputError("--workers and --scheduler together: the scheduler's own workers run the batch",
+                         hint="give one of them")
+    return w
+
+
+def _connect(scheduler: str, timeout_s: float = 10.0):
+    """A Dask client of the scheduler at ``scheduler``; InputError (one line) when it cannot be reached."""
+    from dask.distributed import Client
+
+    from .errors import InputError
+
+    try:
+        return Client(scheduler, timeout=f"{timeout_s}s")
+    except (OSError, ValueError, TypeError) as exc:  # distributed raises OSError on timeouts, ValueError on bad addresses
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"--scheduler {scheduler!r}: cannot connect ({reason})",
+                         hint="give the address of a running Dask scheduler, e.g. tcp://host:8786") from None
+
+
+def _run(manifest, out, client, workers, resume, pictures, progress, repeatability, dicom_seg, uncertainty) -> dict:
+    """:func:`run_batch` after its checks (``out`` checked, ``client`` connected or None)."""
     import pandas as pd
 
     from .comparison import cohort_summary
     from .report import html as H
 
-    from .report.outputs import OUTPUT_MARKER, check_output_dir
-    from .uncertainty import check_uncertainty
+    from .report.outputs import mark_output
 
-    uncertainty = check_uncertainty(uncertainty)  # before any output is made
-    manifest = read_manifest(manifest_path)
-    out = check_output_dir(out_dir, replace=False)
     out.mkdir(parents=True, exist_ok=True)
-    (out / OUTPUT_MARKER).touch()
+    mark_output(out, kind="batch")
     subjects = list(dict.fromkeys(manifest.subject))
     tasks, skipped = [], []
     for s in subjects:
@@ -340,7 +386,7 @@ def run_batch(manifest_path, out_dir, *, workers: int = 1, scheduler: str | None
     if progress:
         progress(done, len(subjects))
     if tasks:
-        if scheduler is None and workers <= 1:
+        if client is None and workers <= 1:
             for s, visits in tasks:
                 failures += process_subject(s, visits, str(out), pictures, repeatability, dicom_seg, uncertainty)["failures"]
                 done += 1
@@ -350,9 +396,8 @@ def run_batch(manifest_path, out_dir, *, workers: int = 1, scheduler: str | None
             from dask.distributed import Client, as_completed
 
             cluster = None
-            if scheduler:
-                client = Client(scheduler)
-            else:
+            own = client is None
+            if own:
                 cluster = local_cluster(workers, pictures)
                 client = Client(cluster)
             try:
@@ -365,8 +410,8 @@ def run_batch(manifest_path, out_dir, *, workers: int = 1, scheduler: str | None
                     if progress:
                         progress(done, len(subjects))
             finally:
-                client.close()
-                if cluster is not None:
+                if own:
+                    client.close()
                     cluster.close()
     # tables, in manifest order (independent of completion order)
     cohort = _tidy(out, manifest)

@@ -49,7 +49,8 @@ import numpy as np
 from .errors import InputError
 from .uncertainty import mdc95, sd_column
 
-__all__ = ["compare", "cohort_summary", "register_rigid", "parse_repeatability", "repeatability_coefficient",
+__all__ = ["compare", "cohort_summary", "register_rigid", "check_repeatability", "parse_repeatability",
+           "repeatability_coefficient",
            "METRICS", "REPEATABILITY"]
 
 #: metrics compared between visits
@@ -125,6 +126,38 @@ def repeatability_coefficient(first, second, *, kind: str = "abs") -> tuple[floa
         raise InputError(f"repeatability_coefficient: kind must be 'abs' or 'rel', not {kind!r}")
     rc = float(1.96 * np.sqrt(np.mean(d**2))) if d.size else float("nan")
     return rc, int(d.size), one
+
+
+def check_repeatability(repeatability) -> dict:
+    """``repeatability`` (``{metric: (kind, rc)}``, as :data:`REPEATABILITY`) checked; returns a copy.
+
+    Raises InputError (one line) on an unknown metric, a kind other than ``"abs"`` / ``"rel"``, an
+    entry that is not a ``(kind, rc)`` pair, or an rc that is not a positive finite number (a
+    negative or NaN rc would flag a change of 0 as beyond the repeatability). ``None`` gives ``{}``.
+    """
+    if repeatability is None:
+        return {}
+    if not isinstance(repeatability, dict):
+        raise InputError(f"repeatability must be a dict {{metric: (kind, rc)}}, not {type(repeatability).__name__}")
+    out = {}
+    for metric, entry in repeatability.items():
+        if metric not in REPEATABILITY:
+            raise InputError(f"repeatability: unknown metric {metric!r}",
+                             hint=f"one of {', '.join(REPEATABILITY)}")
+        if not isinstance(entry, (tuple, list)) or len(entry) != 2:
+            raise InputError(f"repeatability[{metric!r}] = {entry!r}: expected a (kind, rc) pair",
+                             hint=f"e.g. {{{metric!r}: {REPEATABILITY[metric]!r}}}")
+        kind, v = entry
+        if kind not in ("abs", "rel"):
+            raise InputError(f"repeatability[{metric!r}]: kind {kind!r} is not 'abs' or 'rel'")
+        try:
+            v = float(v)
+        except (TypeError, ValueError):
+            v = float("nan")
+        if not np.isfinite(v) or v <= 0:
+            raise InputError(f"repeatability[{metric!r}]: rc {entry[1]!r} is not a positive number")
+        out[metric] = (kind, v)
+    return out
 
 
 def parse_repeatability(items) -> dict:
@@ -282,11 +315,12 @@ def compare(pre, post, *, register: bool = True, repeatability: dict | None = No
     """
     import pandas as pd
 
+    repeatability = check_repeatability(repeatability)
     a, b = pre.measurements, post.measurements
     if a is None or b is None or not len(a) or not len(b):
         raise InputError("both visits need measurements to compare")
     rc = dict(REPEATABILITY)
-    rc.update(repeatability or {})
+    rc.update(repeatability)
     common = [lv for lv in a["level"] if lv in set(b["level"])]
     reg = None
     match: dict[int, float] = {}

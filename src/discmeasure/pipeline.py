@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .errors import InputError, MeasurementError, SegmentationError
+from .errors import DiscmeasureError, InputError, MeasurementError, SegmentationError
 from .scan import Scan
 
 __all__ = ["Result", "analyze", "pseudonym", "hash_inputs", "load_anatomy", "default_subject"]
@@ -230,7 +230,10 @@ def analyze(
 
     from .uncertainty import check_uncertainty
 
+    from .measurements.core import check_band
+
     uncertainty = check_uncertainty(uncertainty)  # before any work
+    band_mm = check_band(band_mm)[0]
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
     inputs: list[dict] = []
@@ -259,8 +262,16 @@ def analyze(
                 mese = study.mese
         else:
             scan = load(path, series=t2w_series)
-            if mese is None and mese_series is not None and path.is_dir():
-                mese = load(path, series=mese_series)
+            if mese is None and path.is_dir():
+                if mese_series is not None:
+                    mese = load(path, series=mese_series)
+                else:
+                    # the T2-weighted series chosen by hand, the multi-echo one still found as
+                    # without the choice (it was dropped: no T2 values, no flag saying why)
+                    try:
+                        mese = load_study(path, t2w=t2w_series).mese
+                    except DiscmeasureError:
+                        mese = None  # not a study folder (a series folder): no multi-echo series
     if isinstance(mese, (str, os.PathLike)):
         inputs.append(hash_inputs(mese))
         mese = load(mese)

@@ -102,3 +102,35 @@ def check_dicom_input(path) -> None:
 
     if is_volume_file(path):
         raise InputError("is not DICOM: no DICOM SEG can reference it", path=path, hint="leave out --dicom-seg")
+
+
+#: help of the ``--overwrite`` option of the commands that write single files
+OVERWRITE_HELP = "Replace output files that exist (never the input, nor files inside an input folder)."
+
+
+def check_output_files(paths, inputs, *, overwrite: bool = False) -> None:
+    """Refuse, before any work, to write any of ``paths`` (files) over the user's files.
+
+    An output that is one of the ``inputs`` or lies inside an input folder is always refused
+    (``segment in.nii.gz -o in.nii.gz`` replaced the scan by its labels); an output that exists
+    is refused unless ``overwrite``. OutputError, one line, naming the file.
+    """
+    import os
+    from pathlib import Path
+
+    from ..errors import OutputError
+
+    ins = [Path(os.path.abspath(p)) for p in inputs if p is not None]
+    for p in paths:
+        p = Path(p)
+        ap = Path(os.path.abspath(p))
+        for i in ins:
+            same = ap == i or (p.exists() and i.exists() and os.path.samefile(p, i))
+            if same:
+                raise OutputError("is the input: writing it would destroy the scan", path=p,
+                                  hint="give the output another name")
+            if i.is_dir() and i in ap.parents:
+                raise OutputError("lies inside the input folder", path=p,
+                                  hint="write outputs outside the input folder; inputs are never modified")
+        if (p.exists() or p.is_symlink()) and not overwrite:
+            raise OutputError("exists", path=p, hint="give a new name, or --overwrite to replace it")

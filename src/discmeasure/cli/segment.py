@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from . import app
-from ._common import console
+from ._common import OVERWRITE_HELP, check_output_files, console
 
 
 @app.command("segment")
@@ -17,11 +17,12 @@ def segment_cmd(
     out: Path = typer.Option(..., "--out", "-o", help="Output label map: .nii.gz, or .dcm for a DICOM SEG on the "
                                                        "input series (patient identity replaced by a pseudonym)."),
     series: Optional[str] = typer.Option(None, help="Series in a folder with several (number/UID/description)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
 ):
     """Segment discs, vertebral bodies and canal; write the label map (discmeasure convention)."""
     from ..io import load, load_study
     from ..io.dicom_seg import require_dicom, seg_path, write_scan_seg
-    from ..io.write import nifti_path, save_nifti
+    from ..io.write import nifti_path, save_nifti, sidecar_path
     from ..segmentation import segment
 
     as_seg = Path(out).name.lower().endswith(".dcm")
@@ -31,6 +32,7 @@ def segment_cmd(
     else:
         nifti_path(out)
     p = Path(path)
+    check_output_files([out], [p, sidecar_path(p) if p.is_file() else None], overwrite=overwrite)
     scan = None
     if p.is_dir() and series is None:
         try:

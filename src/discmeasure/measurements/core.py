@@ -156,6 +156,27 @@ def _t2_roi_stats(t2fit, roi_map, roi_affine, code, box=None):
     return float(st.get("median_ms", st.get("median"))), float(iqr), int(st.get("n_voxels", st.get("count", 0)))
 
 
+def check_band(band_mm, plane_step_mm=1.0, sample_step_mm=0.25) -> tuple[float, float, float]:
+    """The band's half-width and the plane / sample steps checked (InputError, one line): a
+    half-width of 0 or more mm (0 = the mid-sagittal plane only), steps above 0 mm; all finite.
+    A NaN half-width failed deep inside with an internal error, a negative one silently measured
+    no plane for the CSF level (no signal ratio)."""
+    out = []
+    for name, v, low_ok in (("band_mm", band_mm, True), ("plane_step_mm", plane_step_mm, False),
+                            ("sample_step_mm", sample_step_mm, False)):
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            f = float("nan")
+        if not np.isfinite(f) or f < 0 or (f == 0 and not low_ok):
+            need = "0 or more" if low_ok else "more than 0"
+            flag = "--band-mm" if name == "band_mm" else name
+            raise InputError(f"{flag} {v!r}: needs a number of {need} mm",
+                             hint="e.g. --band-mm 5 (the default)" if name == "band_mm" else None)
+        out.append(f)
+    return tuple(out)
+
+
 def measure(scan, segmentation, *, t2=None, band_mm: float = 5.0, plane_step_mm: float = 1.0,
             sample_step_mm: float = 0.25, refine_edges: bool = True):
     """Measure every disc level of a segmented T2-weighted scan.
@@ -185,6 +206,7 @@ def measure(scan, segmentation, *, t2=None, band_mm: float = 5.0, plane_step_mm:
     """
     import pandas as pd
 
+    band_mm, plane_step_mm, sample_step_mm = check_band(band_mm, plane_step_mm, sample_step_mm)
     lbl, aff = _labels_and_affine(scan, segmentation)
     body_fraction = _body_fraction(segmentation, lbl, aff)
     discs = disc_labels(lbl)

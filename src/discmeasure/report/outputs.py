@@ -18,7 +18,7 @@ import numpy as np
 from ..atomic import default_mode, write_text
 
 __all__ = ["write_visit", "write_pair", "pair_files", "visit_files", "staged_dir", "check_output_dir", "MAIN_COLUMNS",
-           "OUTPUT_MARKER"]
+           "OUTPUT_MARKER", "output_kind", "mark_output"]
 
 #: Empty file that marks a folder as written by discmeasure: only such a folder (or an empty one)
 #: is ever replaced by a new output.
@@ -41,15 +41,44 @@ def _with_sd_columns(columns, df) -> list[str]:
     return out
 
 
-def check_output_dir(final: str | os.PathLike, *, replace: bool = True) -> Path:
+def output_kind(folder: str | os.PathLike) -> str | None:
+    """What kind of discmeasure output ``folder`` is: ``"batch"`` (a batch's root folder),
+    ``"single"`` (a visit's or a pair's output) or None (no :data:`OUTPUT_MARKER`).
+
+    The marker of a batch root says ``batch`` (:func:`mark_output`); a batch root written before
+    the marker said so is recognised by its ``failures.csv`` or its subjects' completion markers
+    (``*/.done.json``), which no visit or pair output has.
+    """
+    folder = Path(folder)
+    marker = folder / OUTPUT_MARKER
+    if not marker.is_file():
+        return None
+    try:
+        text = marker.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        text = ""
+    if text == "batch" or (not text and ((folder / "failures.csv").is_file() or any(folder.glob("*/.done.json")))):
+        return "batch"
+    return "single"
+
+
+def mark_output(folder: str | os.PathLike, *, kind: str = "single") -> None:
+    """Write :data:`OUTPUT_MARKER` into ``folder`` (its text ``batch`` for a batch's root folder)."""
+    (Path(folder) / OUTPUT_MARKER).write_text("batch\n" if kind == "batch" else "", encoding="utf-8")
+
+
+def check_output_dir(final: str | os.PathLike, *, replace: bool = True, kind: str = "single") -> Path:
     """The absolute output folder ``final``, after checking that writing it replaces nothing of the user's.
 
-    An output folder may be new, empty, or an earlier discmeasure output (it holds
-    :data:`OUTPUT_MARKER`): those are replaced whole. An existing file, a folder with other
-    content (e.g. the input study, the current folder) or a folder that holds the current folder
-    is refused with :class:`~discmeasure.errors.OutputError`, before any work is done.
-    ``replace=False`` (a batch's root folder, written into, never replaced) allows the current
-    folder.
+    An output folder may be new, empty, or an earlier discmeasure output of the same kind (it
+    holds :data:`OUTPUT_MARKER`; :func:`output_kind`): a visit's or a pair's output (``kind``
+    ``"single"``) is replaced whole, a batch's root folder (``"batch"``) is written into. An
+    existing file, a folder with other content (e.g. the input study, the current folder), an
+    output of the other kind (a measure/pair output given as a batch's ``--out``, whose results
+    the batch would overwrite, or a batch's folder given to measure/pair, which would replace the
+    whole batch) or a folder that holds the current folder is refused with
+    :class:`~discmeasure.errors.OutputError`, before any work is done. ``replace=False`` (a batch's
+    root folder, written into, never replaced) allows the current folder.
     """
     from ..errors import OutputError
 
@@ -63,6 +92,11 @@ def check_output_dir(final: str | os.PathLike, *, replace: bool = True) -> Path:
             raise OutputError("exists and is not a folder", path=final, hint="choose a new folder name for --out")
         if any(final.iterdir()) and not (final / OUTPUT_MARKER).is_file():
             raise OutputError("folder exists, is not empty and was not written by discmeasure", path=final,
+                              hint="choose a new or empty folder for --out; nothing in it is replaced")
+        found = output_kind(final)
+        if found is not None and found != kind:
+            what = "a batch's output" if found == "batch" else "a measure or pair output, not a batch's"
+            raise OutputError(f"folder holds {what}", path=final,
                               hint="choose a new or empty folder for --out; nothing in it is replaced")
         cwd = Path.cwd().absolute()
         if replace and (cwd == final or final in cwd.parents):

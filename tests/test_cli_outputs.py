@@ -1,0 +1,172 @@
+"""Outputs never destroy the user's files, and options are checked before any work (QA, 2026-11-25).
+
+Each case below was found by a QA walkthrough of the CLI and failed on the code before: the input
+scan replaced by its own labels, a measure/pair output overwritten by a batch, a NaN band that
+ended in an internal error, a scheduler address that left an empty output folder, the multi-echo
+series dropped when the T2-weighted one was chosen by hand.
+"""
+
+import hashlib
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+EXE = [sys.executable, "-m", "discmeasure"]
+
+
+def run(*args, cwd=None, timeout=600):
+    return subprocess.run(EXE + [str(a) for a in args], capture_output=True, text=True, cwd=cwd, timeout=timeout)
+
+
+def one_line_error(r, *words):
+    assert r.returncode == 2, (r.returncode, r.stdout[-500:], r.stderr[-1500:])
+    lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), r.stderr
+    for w in words:
+        assert w in lines[0], (w, lines[0])
+
+
+def digest(p: Path) -> str:
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def small_nifti(tmp_path) -> Path:
+    p = tmp_path / "in.nii.gz"
+    nib.save(nib.Nifti1Image(np.random.default_rng(0).random((8, 9, 3)).astype(np.float32), np.eye(4)), p)
+    return p
+
+
+def test_segment_never_writes_over_its_input(small_nifti):
+    before = digest(small_nifti)
+    one_line_error(run("segment", small_nifti, "-o", small_nifti), "is the input")
+    # not even when asked to replace existing files
+    one_line_error(run("segment", small_nifti, "-o", small_nifti, "--overwrite"), "is the input")
+    assert digest(small_nifti) == before
+
+
+def test_segment_and_t2map_refuse_existing_outputs_and_input_folders(tmp_path, small_nifti):
+    victim = tmp_path / "keep.nii.gz"
+    shutil.copy(small_nifti, victim)
+    before = digest(victim)
+    one_line_error(run("segment", small_nifti, "-o", victim), "exists", "--overwrite")
+    one_line_error(run("t2map", small_nifti, "-o", victim), "exists", "--overwrite")
+    # a quality map written beside the T2 map would replace a file of the user's too
+    side = tmp_path / "t2_s0.nii.gz"
+    shutil.copy(small_nifti, side)
+    one_line_error(run("t2map", small_nifti, "-o", tmp_path / "t2.nii.gz"), "t2_s0.nii.gz", "exists")
+    assert digest(victim) == before and not (tmp_path / "t2.nii.gz").exists()
+    # into the input folder: refused, the folder unchanged
+    folder = tmp_path / "series"
+    folder.mkdir()
+    shutil.copy(small_nifti, folder / "a.nii.gz")
+    one_line_error(run("segment", folder, "-o", folder / "labels.nii.gz"), "inside the input folder")
+    assert sorted(f.name for f in folder.iterdir()) == ["a.nii.gz"]
+
+
+@pytest.mark.slow
+def test_segment_overwrite_replaces_an_earlier_output(tmp_path, sample_scans):
+    out = tmp_path / "labels.nii.gz"
+    out.write_bytes(b"old")
+    r = run("segment", sample_scans / "pre", "-o", out, "--overwrite")
+    assert r.returncode == 0, r.stderr[-1500:]
+    assert nib.load(out).shape[:2] == (243, 314)
+
+
+def _single_output(folder: Path) -> Path:
+    """A folder as `measure`/`pair` leave it (their marker, their tables)."""
+    folder.mkdir()
+    (folder / ".discmeasure-output").touch()
+    (folder / "changes.csv").write_text("level,bulge_mm_pre\nL4-L5,4.4\n")
+    return folder
+
+
+def _manifest(tmp: Path, sample: Path) -> Path:
+    p = tmp / "manifest.csv"
+    p.write_text(f"subject,timepoint,path\nA,baseline,{sample / 'pre'}\n")
+    return p
+
+
+def test_batch_refuses_a_measure_or_pair_output(tmp_path, sample_scans):
+    pair = _single_output(tmp_path / "pair1")
+    before = digest(pair / "changes.csv")
+    one_line_error(run("batch", _manifest(tmp_path, sample_scans), "--out", pair), "measure or pair output")
+    assert digest(pair / "changes.csv") == before
+    assert sorted(f.name for f in pair.iterdir()) == [".discmeasure-output", "changes.csv"]
+
+
+@pytest.mark.parametrize("marker", ["batch\n", ""])
+def test_measure_and_pair_refuse_a_batch_folder(tmp_path, sample_scans, marker):
+    """Replacing a batch's root by one visit's output would delete the whole batch. A batch root
+    written before its marker said "batch" is known by its failures.csv."""
+    root = tmp_path / "cohort"
+    root.mkdir()
+    (root / ".discmeasure-output").write_text(marker)
+    (root / "failures.csv").write_text("subject,timepoint,error\n")
+    one_line_error(run("measure", sample_scans / "pre", "--out", root), "batch's output")
+    one_line_error(run("pair", sample_scans / "pre", sample_scans / "post", "--out", root), "batch's output")
+    assert sorted(f.name for f in root.iterdir()) == [".discmeasure-output", "failures.csv"]
+
+
+def test_batch_root_marker_says_batch(tmp_path):
+    from discmeasure.report.outputs import check_output_dir, mark_output, output_kind
+
+    root = tmp_path / "b"
+    root.mkdir()
+    mark_output(root, kind="batch")
+    assert output_kind(root) == "batch"
+    assert check_output_dir(root, replace=False, kind="batch") == root.absolute()
+    single = _single_output(tmp_path / "s")
+    assert output_kind(single) == "single"
+    assert check_output_dir(single) == single.absolute()
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--workers", "0"], ["--workers", "at least 1"]),
+    (["--workers", "-2"], ["--workers", "at least 1"]),
+    (["--workers", "2", "--scheduler", "tcp://127.0.0.1:1"], ["--workers and --scheduler"]),
+    (["--scheduler", "notaurl"], ["--scheduler", "cannot connect"]),
+    (["--scheduler", "tcp://127.0.0.1:1"], ["--scheduler", "cannot connect"]),
+])
+def test_batch_options_checked_before_any_output(tmp_path, sample_scans, args, words):
+    out = tmp_path / "bo"
+    one_line_error(run("batch", _manifest(tmp_path, sample_scans), "--out", out, *args, timeout=120), *words)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("band", ["nan", "-3", "inf"])
+def test_band_checked_before_any_work(tmp_path, sample_scans, band):
+    out = tmp_path / "m"
+    one_line_error(run("measure", sample_scans / "pre", "--out", out, "--band-mm", band), "--band-mm", "mm")
+    assert not out.exists()
+
+
+def test_library_checks_repeatability_like_the_cli():
+    import discmeasure as dm
+    from discmeasure.comparison import check_repeatability
+    from discmeasure.errors import InputError
+
+    for bad in ({"bulge_mm": ("abs", -1.0)}, {"bulge_mm": ("abs", float("nan"))}, {"foo": ("abs", 0.8)},
+                {"bulge_mm": 0.8}, {"bulge_mm": ("pct", 0.8)}, [("bulge_mm", ("abs", 0.8))]):
+        with pytest.raises(InputError):
+            check_repeatability(bad)
+        with pytest.raises(InputError):  # checked first thing, before the visits are read
+            dm.compare(None, None, repeatability=bad)
+    assert check_repeatability({"bulge_mm": ("abs", 1)}) == {"bulge_mm": ("abs", 1.0)}
+    assert check_repeatability(None) == {}
+
+
+@pytest.mark.slow
+def test_chosen_t2w_series_keeps_the_multi_echo_series(sample_scans):
+    """`--t2w` on a study folder: the multi-echo series is still found (its T2 values were all
+    missing, with no flag saying why)."""
+    import discmeasure as dm
+
+    r = dm.analyze(sample_scans / "pre", t2w_series="3")
+    assert r.mese is not None
+    assert np.isfinite(r.measurements["t2_np_ms"]).all(), r.measurements["t2_np_ms"]
