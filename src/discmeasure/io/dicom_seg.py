@@ -16,10 +16,19 @@ the segment label) or the spinal canal. Segment labels carry the level and the d
 value, e.g. "L4-L5 disc (123)". A SEG is read back (:func:`read_dicom_seg`) through the same
 codes, so SEGs of other programs that use them import as ours.
 
-The patient module of a SEG is copied from its source images. By default it is
-pseudonymised (Patient's Name and ID = the pseudonymous subject id; birth date, sex, age,
-other IDs, accession number and referring physician emptied; Patient Identity Removed = YES),
-like every other discmeasure output; ``keep_identity=True`` keeps the source's values, which a
+The patient and study modules of a SEG, and its Contributing Equipment item for the acquisition
+equipment, are copied from its source images. By default they are de-identified first
+(:func:`deidentified`), like every other discmeasure output: Patient's Name and ID = the
+pseudonymous subject id; the attributes of the DICOM PS3.15 Annex E Basic Application Level
+Confidentiality Profile that are not needed to show the SEG over its source are emptied (birth
+date, sex, accession number, study id, referring physician) or removed (age, size, weight, other
+IDs and names, addresses, every other person name, institution name / address / department,
+station name, device serial number, software versions, study / series description, protocol
+name, comments, clinical trial attributes, private attributes ...), at the top level and in every
+nested sequence; Patient Identity Removed = YES. Kept: the UIDs (study, series, instances, frame
+of reference: the references to the source) and the study date and time (the "Retain UIDs" and
+"Retain Longitudinal Temporal Information with Full Dates" options of Annex E; discmeasure keeps
+acquisition dates for longitudinal work). ``keep_identity=True`` keeps the source's values, which a
 PACS needs to file the SEG with the patient's study.
 
 References
@@ -45,16 +54,77 @@ from ..errors import InputError, OutputError
 from .dicom import _is_seg
 
 __all__ = ["segment_code", "read_source", "labels_on_frames", "to_dicom_seg", "dicom_file_path", "seg_path", "write_dicom_seg",
-           "scan_seg", "save_dicom", "write_scan_seg", "require_dicom", "is_dicom_seg", "read_dicom_seg", "label_value"]
+           "deidentified", "scan_seg", "save_dicom", "write_scan_seg", "require_dicom", "is_dicom_seg", "read_dicom_seg", "label_value"]
 
 #: Default Series Number of the SEG (a derived series, numbered apart from the scanner's).
 SERIES_NUMBER = 9901
 
-# attributes emptied in the copies of the source headers when the identity is not kept
-_IDENTITY = ("PatientBirthDate", "PatientBirthTime", "PatientSex", "PatientAge", "OtherPatientIDs",
-             "OtherPatientIDsSequence", "OtherPatientNames", "AccessionNumber", "ReferringPhysicianName",
-             "PatientAddress", "PatientTelephoneNumbers", "InstitutionName", "InstitutionAddress",
-             "PerformingPhysicianName", "OperatorsName", "StudyID")
+# DICOM PS3.15 Annex E (Table E.1-1) attributes taken out of the copies of the source headers when
+# the identity is not kept (:func:`deidentified`), wherever they are (nested sequences too).
+# Emptied: the SEG / SR IODs have them as Type 2 (present, may be empty).
+_EMPTIED = frozenset({
+    "PatientBirthDate", "PatientSex", "AccessionNumber", "StudyID", "ReferringPhysicianName", "ContentCreatorName",
+})
+# Removed (Annex E X, or D/Z/U of text that has no place in a derived object).
+_REMOVED = frozenset({
+    # patient
+    "PatientID", "PatientBirthTime", "PatientAge", "PatientSize", "PatientWeight", "OtherPatientIDs",
+    "OtherPatientIDsSequence", "OtherPatientNames", "PatientBirthName", "PatientMotherBirthName", "PatientAddress",
+    "PatientTelephoneNumbers", "PatientComments", "AdditionalPatientHistory", "MedicalAlerts", "Allergies",
+    "EthnicGroup", "Occupation", "MilitaryRank", "BranchOfService", "CountryOfResidence", "RegionOfResidence",
+    "PatientReligiousPreference", "SmokingStatus", "PregnancyStatus", "LastMenstrualDate", "PatientState",
+    "SpecialNeeds", "ResponsiblePerson", "ResponsibleOrganization", "PatientInsurancePlanCodeSequence",
+    "PatientPrimaryLanguageCodeSequence", "MedicalRecordLocator", "IssuerOfPatientID",
+    "IssuerOfPatientIDQualifiersSequence", "ReferencedPatientSequence", "ReferencedPatientPhotoSequence",
+    "PatientSexNeutered", "CurrentPatientLocation", "PatientInstitutionResidence", "PatientTransportArrangements",
+    "PreMedication", "InsurancePlanIdentification", "PersonAddress", "PersonTelephoneNumbers",
+    "PersonTelecomInformation", "PatientTelecomInformation",
+    # study, visit and request
+    "StudyDescription", "ReferringPhysicianAddress", "ReferringPhysicianTelephoneNumbers",
+    "ReferringPhysicianIdentificationSequence", "ConsultingPhysicianName", "ConsultingPhysicianIdentificationSequence",
+    "PhysiciansOfRecord", "PhysiciansOfRecordIdentificationSequence", "NameOfPhysiciansReadingStudy",
+    "PhysiciansReadingStudyIdentificationSequence", "RequestingPhysician", "RequestingService",
+    "RequestingServiceCodeSequence", "AdmittingDiagnosesDescription", "AdmittingDiagnosesCodeSequence",
+    "AdmissionID", "IssuerOfAdmissionIDSequence", "ServiceEpisodeID", "ServiceEpisodeDescription",
+    "IssuerOfServiceEpisodeIDSequence", "ReasonForStudy", "ReasonForTheRequestedProcedure", "ReasonForVisit",
+    "ReasonForVisitCodeSequence", "VisitComments", "StudyComments", "RequestedProcedureDescription",
+    "RequestedProcedureID", "RequestedProcedureLocation", "RequestedContrastAgent", "RequestAttributesSequence",
+    "ProcedureCodeSequence", "ReferencedStudySequence", "ReferencedPerformedProcedureStepSequence",
+    "IssuerOfAccessionNumberSequence", "StudyIDIssuer", "PlacerOrderNumberImagingServiceRequest",
+    "FillerOrderNumberImagingServiceRequest", "OrderEnteredBy", "OrderEntererLocation", "OrderCallbackPhoneNumber",
+    "NamesOfIntendedRecipientsOfResults", "ImagingServiceRequestComments", "RequestedProcedureComments",
+    "InterpretationRecorder", "InterpretationTranscriber", "InterpretationText", "InterpretationAuthor",
+    "InterpretationApproverSequence", "DistributionName", "DistributionAddress",
+    # series, acquisition and image
+    "SeriesDescription", "ProtocolName", "OperatorsName", "OperatorIdentificationSequence",
+    "PerformingPhysicianName", "PerformingPhysicianIdentificationSequence", "PerformedProcedureStepDescription",
+    "PerformedProcedureStepID", "PerformedStationName", "PerformedLocation", "PerformedStationAETitle",
+    "CommentsOnThePerformedProcedureStep", "ScheduledStationName", "ScheduledStationAETitle",
+    "ScheduledPerformingPhysicianName", "ScheduledPerformingPhysicianIdentificationSequence",
+    "ScheduledProcedureStepDescription", "ScheduledProcedureStepLocation", "ScheduledProcedureStepID",
+    "ScheduledStudyLocation", "ScheduledStudyLocationAETitle", "AcquisitionComments", "ImageComments",
+    "FrameComments", "DerivationDescription", "ContrastBolusAgent", "AcquisitionDeviceProcessingDescription",
+    "AcquisitionProtocolDescription", "IdentifyingComments", "TextComments", "TextString", "TopicSubject",
+    "TopicAuthor", "TopicKeywords", "TopicTitle", "AuthorObserverSequence", "ParticipantSequence",
+    "VerifyingObserverName", "VerifyingObserverSequence", "VerifyingObserverIdentificationCodeSequence",
+    "PersonName", "PersonIdentificationCodeSequence", "HumanPerformerName", "HumanPerformerOrganization",
+    "ModifiedAttributesSequence", "OriginalAttributesSequence", "DigitalSignaturesSequence",
+    "DataSetTrailingPadding",
+    # equipment and site
+    "InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName", "InstitutionCodeSequence",
+    "InstitutionalDepartmentTypeCodeSequence", "StationName", "DeviceSerialNumber", "SoftwareVersions",
+    "DeviceDescription", "DeviceLabel", "DetectorID", "GantryID", "PlateID", "CassetteID", "NetworkID",
+    "StorageMediaFileSetID", "TimezoneOffsetFromUTC",
+    # clinical trial (subject, study and series modules)
+    "ClinicalTrialSponsorName", "ClinicalTrialProtocolID", "ClinicalTrialProtocolName", "ClinicalTrialSiteID",
+    "ClinicalTrialSiteName", "ClinicalTrialSubjectID", "ClinicalTrialSubjectReadingID", "ClinicalTrialTimePointID",
+    "ClinicalTrialTimePointDescription", "ClinicalTrialCoordinatingCenterName",
+    "ClinicalTrialProtocolEthicsCommitteeName", "ClinicalTrialProtocolEthicsCommitteeApprovalNumber",
+    "ClinicalTrialSeriesID", "ClinicalTrialSeriesDescription", "ConsentForClinicalTrialUseSequence",
+})
+
+#: De-identification Method (LO, at most 64 characters) of a de-identified SEG or SR.
+DEIDENTIFICATION_METHOD = "discmeasure: pseudonym; PS3.15 Annex E; UIDs and dates kept"
 
 
 def segment_code(label: int, *, l6: bool = False):
@@ -199,18 +269,48 @@ def _shared_geometry(ds):
     return d
 
 
-def _pseudonymised(ds, subject: str):
-    d = copy.deepcopy(ds)
-    d.PatientName = f"{subject}^"  # one name component (family), marked as such
-    d.PatientID = subject
-    for key in _IDENTITY:
-        if key in d:
-            if key.endswith("Sequence"):
-                del d[key]
-            else:
-                setattr(d, key, "")
+def _strip(ds) -> None:
+    """Empty or remove, in place, the Annex E attributes of ``ds`` and of every dataset nested in
+    it (:data:`_EMPTIED`, :data:`_REMOVED`, every person name, every private attribute)."""
+    for elem in list(ds):
+        key = elem.keyword
+        if elem.tag.is_private or key in _REMOVED or (elem.VR == "PN" and key not in _EMPTIED):
+            del ds[elem.tag]
+        elif key in _EMPTIED:
+            elem.value = [] if elem.VR == "SQ" else ""
+        elif elem.VR == "SQ":
+            for item in elem.value or []:
+                _strip(item)
+
+
+def deidentified(ds, subject: str | None = None):
+    """A de-identified copy of the DICOM header ``ds`` (pixel data left out): what the SEG and SR
+    copy from their source when the identity is not kept (see the module's docstring).
+
+    Patient's Name and ID become ``subject`` (``"<subject>^"`` and ``subject``); with ``subject``
+    None they stay as they are in ``ds`` (a SEG already pseudonymised, as the SR's evidence). The
+    source's UIDs and study date and time are kept.
+    """
+    from pydicom.dataset import Dataset
+
+    pixels = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+    if not any(k in ds for k in pixels):
+        d = copy.deepcopy(ds)
+    else:  # element by element: a SEG's pixel data is not copied
+        d = Dataset()
+        for elem in ds:
+            if elem.keyword not in pixels:
+                d.add(copy.deepcopy(elem))
+        if hasattr(ds, "file_meta"):
+            d.file_meta = copy.deepcopy(ds.file_meta)
+    name, pid = ds.get("PatientName"), ds.get("PatientID")
+    _strip(d)
+    if subject is not None:
+        name, pid = f"{subject}^", subject  # one name component (family), marked as such
+    d.PatientName = "" if name is None else name
+    d.PatientID = "" if pid is None else pid
     d.PatientIdentityRemoved = "YES"
-    d.DeidentificationMethod = "discmeasure: patient identity replaced by a pseudonym"
+    d.DeidentificationMethod = DEIDENTIFICATION_METHOD
     return d
 
 
@@ -229,7 +329,8 @@ def to_dicom_seg(segmentation, datasets, *, subject: str | None = None, keep_ide
         Pseudonymous subject id written as Patient's Name and ID (default: derived from the
         Study Instance UID, as :func:`discmeasure.analyze` names subjects).
     keep_identity : bool
-        Copy the source's patient identity instead (for filing in a PACS).
+        Copy the source's patient and study attributes as they are (for filing in a PACS), instead
+        of their de-identified copies (:func:`deidentified`).
     series_number : int
         Series Number of the SEG.
     algorithm_type : {"AUTOMATIC", "SEMIAUTOMATIC", "MANUAL"}, optional
@@ -288,7 +389,7 @@ def to_dicom_seg(segmentation, datasets, *, subject: str | None = None, keep_ide
     datasets = [_shared_geometry(d) for d in datasets]
     if not keep_identity:
         subject = subject or pseudonym(str(getattr(datasets[0], "StudyInstanceUID", "")) or None)
-        datasets = [_pseudonymised(d, subject) for d in datasets]
+        datasets = [deidentified(d, subject) for d in datasets]
     seg = hd.seg.Segmentation(
         source_images=datasets,
         pixel_array=pixel,

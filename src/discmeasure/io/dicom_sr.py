@@ -28,7 +28,12 @@ holding the SD in the measurement's unit: a standard uncertainty (coverage facto
 100:2008, "Guide to the expression of uncertainty in measurement", section 2.3.1), not a 95 %
 interval.
 
-The patient module is copied from the SEG, so it is pseudonymised the same way (the default).
+The patient and study modules are copied from the SEG, so they are pseudonymised the same way (the
+default). A SEG marked Patient Identity Removed (one of discmeasure's, or of another program) is
+de-identified again before it is copied (:func:`~discmeasure.io.dicom_seg.deidentified`, its
+Patient's Name and ID kept): a SEG written before the study and site attributes were removed
+(Study Description, Station Name, ...) gives a report without them. A SEG with the identity
+(``keep_identity=True``) gives a report with it.
 
 References
 ----------
@@ -115,7 +120,7 @@ def to_dicom_sr(measurements, seg, *, series_number: int = SERIES_NUMBER,
     seg : pydicom.Dataset
         The visit's DICOM SEG (:func:`~discmeasure.io.dicom_seg.to_dicom_seg`, or read back from
         its file): each level's group references its disc segment there; the patient and study
-        modules are taken from it.
+        modules are taken from it (de-identified again when it is marked Patient Identity Removed).
 
     Raises
     ------
@@ -183,9 +188,12 @@ def to_dicom_sr(measurements, seg, *, series_number: int = SERIES_NUMBER,
         procedure_reported=codes.cid100.MRIUnspecifiedBodyRegion,  # CID 100 has no spine MRI code
         imaging_measurements=groups,
     )
-    from .dicom_seg import new_instance
+    from .dicom_seg import deidentified, new_instance
 
-    return hd.sr.Comprehensive3DSR(evidence=[seg], content=report, is_complete=True,
+    evidence = seg
+    if str(seg.get("PatientIdentityRemoved", "")).strip().upper() == "YES":
+        evidence = deidentified(seg)  # the patient, study and equipment attributes the report copies
+    return hd.sr.Comprehensive3DSR(evidence=[evidence], content=report, is_complete=True,
                                    **new_instance(series_number, series_description))
 
 
