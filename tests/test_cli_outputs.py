@@ -170,3 +170,52 @@ def test_chosen_t2w_series_keeps_the_multi_echo_series(sample_scans):
     r = dm.analyze(sample_scans / "pre", t2w_series="3")
     assert r.mese is not None
     assert np.isfinite(r.measurements["t2_np_ms"]).all(), r.measurements["t2_np_ms"]
+
+
+def test_dual_echo_pd_t2_uses_its_t2_weighted_echo():
+    """A dual-echo PD/T2 series was refused ("2 volumes") with a hint to an option that did not
+    exist; its T2-weighted echo (TE >= 60 ms) is now the anatomical image, with a warning."""
+    import discmeasure as dm
+    from discmeasure.errors import InputError
+    from discmeasure.pipeline import t2_weighted_volume
+
+    data = np.stack([np.full((6, 7, 3), 100.0), np.full((6, 7, 3), 40.0)], axis=-1).astype(np.float32)
+    scan = dm.Scan(data, np.eye(4), echo_times_ms=(11.0, 92.0))
+    with pytest.warns(UserWarning, match="TE 92 ms"):
+        t2 = t2_weighted_volume(scan, "x")
+    assert t2.ndim == 3 and float(t2.data.mean()) == 40.0 and t2.meta["echo_time_ms"] == 92.0
+    for tes in ((11.0, 30.0), None):  # two early echoes, or no echo times: no T2-weighted echo to take
+        with pytest.raises(InputError, match="2 volumes"):
+            t2_weighted_volume(dm.Scan(data, np.eye(4), echo_times_ms=tes))
+    three = dm.Scan(np.concatenate([data, data[..., :1]], axis=-1), np.eye(4), echo_times_ms=(11.0, 50.0, 92.0))
+    with pytest.raises(InputError, match="3 volumes"):
+        t2_weighted_volume(three)
+
+
+def test_dual_echo_real_series_reaches_segmentation(tmp_path, testdata):
+    """dcm_qa_pdt2 (a head scan, PD/T2 TSE, TE 11 / 92 ms): the command now gets past the two
+    volumes to the segmentation, which finds no vertebrae in a head."""
+    src = testdata / "dicom" / "dcm_qa_pdt2" / "In"
+    r = run("segment", src, "-o", tmp_path / "l.nii.gz")
+    assert r.returncode == 2, r.stderr
+    warn, error = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
+    assert warn.startswith("warning:") and "dual-echo series (TE 11 / 92 ms)" in warn, warn
+    # the error names the scan (segment's errors named no file)
+    assert error.startswith(f"error: {src}: ") and "vertebral bodies" in error, error
+    assert not (tmp_path / "l.nii.gz").exists()
+
+
+@pytest.mark.parametrize("subject", ["", " ", "a/b"])
+def test_empty_or_path_like_subject_refused(tmp_path, sample_scans, subject):
+    out = tmp_path / "m"
+    one_line_error(run("measure", sample_scans / "pre", "--out", out, "--subject", subject), "invalid subject")
+    assert not out.exists()
+
+
+def test_batch_failures_hold_no_input_paths(tmp_path):
+    """failures.csv goes with the cohort tables; an input path can hold a patient's name."""
+    from discmeasure.batch import _without_paths
+
+    v = {"path": "/data/Doe_John/study", "mese": "", "labels": "/data/Doe_John/l.nii.gz"}
+    msg = _without_paths("/data/Doe_John/study/IM0001.dcm: cannot decode; /data/Doe_John/l.nii.gz: bad", v)
+    assert "Doe_John" not in msg and msg == "<path>/IM0001.dcm: cannot decode; <labels>: bad"

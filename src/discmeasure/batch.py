@@ -235,6 +235,21 @@ def process_subject(subject: str, visits: list[dict], out_dir: str, pictures: bo
         return _process_subject(subject, visits, out_dir, pictures, repeatability, dicom_seg, uncertainty)
 
 
+def _without_paths(message: str, visit: dict) -> str:
+    """``message`` with the visit's input paths replaced by ``<path>``, ``<mese>``, ``<labels>``.
+
+    failures.csv and the batch report go with the cohort's tables, and input paths can hold a
+    patient's name (the measurements' provenance keeps none either); the manifest row (subject,
+    timepoint) says which input it was, and a file inside it stays named relative to it.
+    """
+    for key in ("path", "mese", "labels"):
+        value = visit.get(key)
+        if value:
+            for form in dict.fromkeys((str(value), str(Path(value)), os.path.abspath(str(value)))):
+                message = message.replace(form, f"<{key}>")
+    return message
+
+
 def _process_subject(subject: str, visits: list[dict], out_dir: str, pictures: bool, repeatability=None,
                      dicom_seg: bool = False, uncertainty: int = 0) -> dict:
     from .comparison import compare
@@ -253,10 +268,10 @@ def _process_subject(subject: str, visits: list[dict], out_dir: str, pictures: b
                 visit_files(res, d, pictures=pictures, dicom_source=v["path"] if dicom_seg else None)
             results.append(res)
         except DiscmeasureError as exc:
-            failures.append({"subject": subject, "timepoint": v["timepoint"], "error": str(exc)})
+            failures.append({"subject": subject, "timepoint": v["timepoint"], "error": _without_paths(str(exc), v)})
         except Exception as exc:  # noqa: BLE001 -- recorded, the batch goes on
             failures.append({"subject": subject, "timepoint": v["timepoint"],
-                             "error": f"internal error {type(exc).__name__}: {exc}"})
+                             "error": _without_paths(f"internal error {type(exc).__name__}: {exc}", v)})
             if os.environ.get("DISCMEASURE_DEBUG"):
                 traceback.print_exc()
     changes = []

@@ -112,6 +112,39 @@ class Result:
         }
 
 
+#: shortest echo time (ms) of a T2-weighted echo: the late echo of a dual-echo PD/T2 series is
+#: taken as the anatomical image only when its TE is at least this (PD echoes are 10-40 ms,
+#: T2-weighted ones of spine protocols 80-120 ms)
+T2W_MIN_TE_MS = 60.0
+
+
+def t2_weighted_volume(scan: Scan, path=None) -> Scan:
+    """The single T2-weighted volume of an anatomical ``scan``.
+
+    A 3-D scan is returned as is. Of a dual-echo series (PD and T2-weighted echoes, e.g. a
+    "pd+t2_tse" protocol) the echo with the longest echo time is taken when it is at least
+    :data:`T2W_MIN_TE_MS`, with a one-line warning saying so (its echo time goes into the
+    provenance with the series); any other multi-volume image is refused (InputError, one line).
+    """
+    import warnings
+
+    if scan.ndim == 3:
+        return scan
+    tes = scan.echo_times_ms
+    if scan.n_volumes == 2 and tes and len(tes) == 2 and len(set(tes)) == 2 and max(tes) >= T2W_MIN_TE_MS:
+        i = int(np.argmax(tes))
+        where = f"{path}: " if path is not None else ""
+        warnings.warn(f"{where}dual-echo series (TE {min(tes):g} / {max(tes):g} ms): measuring its T2-weighted "
+                      f"echo, TE {max(tes):g} ms", UserWarning, stacklevel=2)
+        return scan.echo(i)
+    what = f"echo times {', '.join(f'{t:g}' for t in tes)} ms" if tes else "no echo times"
+    raise InputError(
+        f"the anatomical image has {scan.n_volumes} volumes ({what})", path=path,
+        hint="give a single T2-weighted volume (--t2w / t2w_series=); of a dual-echo PD/T2 series its echo with "
+             f"TE >= {T2W_MIN_TE_MS:g} ms is taken"
+    )
+
+
 def load_anatomy(path: str | os.PathLike, *, t2w_series=None) -> Scan:
     """The T2-weighted scan :func:`analyze` segments and measures for ``path`` (same choice)."""
     from .io import load, load_study
@@ -124,8 +157,8 @@ def load_anatomy(path: str | os.PathLike, *, t2w_series=None) -> Scan:
         if scan is None:
             raise InputError("no T2-weighted series found in the study", path=path,
                              hint="choose one with --t2w / t2w_series=")
-        return scan
-    return load(path, series=t2w_series)
+        return t2_weighted_volume(scan, path)
+    return t2_weighted_volume(load(path, series=t2w_series), path)
 
 
 def default_subject(scan: Scan) -> str:
@@ -234,6 +267,13 @@ def analyze(
 
     uncertainty = check_uncertainty(uncertainty)  # before any work
     band_mm = check_band(band_mm)[0]
+    for name, value in (("subject", subject), ("timepoint", timepoint)):
+        # an empty id gave an empty subject in the JSON, the SEG and the report's title
+        if value is not None and (not str(value).strip() or any(c in str(value) for c in "/\\")
+                                  or any(ord(c) < 32 for c in str(value))):
+            raise InputError(f"invalid {name} {value!r}: empty, or holding a path separator or control character",
+                             hint=f"give a pseudonymous {name} (letters, digits, '-', '_')"
+                             + (", or leave --subject out for one made from the study UID" if name == "subject" else ""))
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
     inputs: list[dict] = []
@@ -275,11 +315,7 @@ def analyze(
     if isinstance(mese, (str, os.PathLike)):
         inputs.append(hash_inputs(mese))
         mese = load(mese)
-    if scan.ndim == 4:
-        raise InputError(
-            f"the anatomical image has {scan.n_volumes} volumes", path=path,
-            hint="give a single T2-weighted volume (of a dual-echo PD/T2 series, its T2-weighted echo)"
-        )
+    scan = t2_weighted_volume(scan, path)
     timings["load_s"] = time.perf_counter() - t0
 
     tick("segment", 0.15)

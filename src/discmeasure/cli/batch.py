@@ -19,7 +19,7 @@ def batch_cmd(
     workers: int = typer.Option(1, help="Local worker processes (Dask LocalCluster when > 1)."),
     scheduler: Optional[str] = typer.Option(None, help="Address of an existing Dask scheduler (tcp://host:port)."),
     resume: bool = typer.Option(False, help="Skip subjects whose outputs are complete (checked by hashes)."),
-    pictures: bool = typer.Option(True, help="Write QC pictures and per-visit HTML."),
+    pictures: bool = typer.Option(True, help="Write QC pictures (--no-pictures: the per-visit HTML reports are still written, with tables only)."),
     rc: Optional[list[str]] = typer.Option(None, "--rc", help=RC_HELP),
     dicom_seg: bool = typer.Option(False, "--dicom-seg", help=DICOM_SEG_HELP),
     uncertainty: int = typer.Option(0, "--uncertainty", metavar="N", help=UNCERTAINTY_HELP),

@@ -23,6 +23,8 @@ def segment_cmd(
     from ..io import load, load_study
     from ..io.dicom_seg import require_dicom, seg_path, write_scan_seg
     from ..io.write import nifti_path, save_nifti, sidecar_path
+    from ..errors import DiscmeasureError
+    from ..pipeline import _naming, t2_weighted_volume
     from ..segmentation import segment
 
     as_seg = Path(out).name.lower().endswith(".dcm")
@@ -39,10 +41,11 @@ def segment_cmd(
             scan = load_study(p).t2w
         except Exception:  # noqa: BLE001 -- not a study: load as a series below
             scan = None
-    scan = scan or load(p, series=series)
+    scan = t2_weighted_volume(scan or load(p, series=series), p)  # of a dual-echo PD/T2 series its T2 echo
     if as_seg:
         require_dicom(scan, p)  # before the work
-    seg = segment(scan)
+    with _naming(p, DiscmeasureError):  # the error names the scan, as measure's does
+        seg = segment(scan)
     if as_seg:
         write_scan_seg(seg, scan, p, out)
     else:
