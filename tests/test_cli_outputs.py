@@ -219,3 +219,26 @@ def test_batch_failures_hold_no_input_paths(tmp_path):
     v = {"path": "/data/Doe_John/study", "mese": "", "labels": "/data/Doe_John/l.nii.gz"}
     msg = _without_paths("/data/Doe_John/study/IM0001.dcm: cannot decode; /data/Doe_John/l.nii.gz: bad", v)
     assert "Doe_John" not in msg and msg == "<path>/IM0001.dcm: cannot decode; <labels>: bad"
+
+
+def test_multi_echo_series_of_another_frame_or_place_is_flagged(sample_scans):
+    """T2 ROIs go to the multi-echo series through world coordinates: a series of another frame of
+    reference, or one covering no disc, gave numbers (or none) without a word."""
+    import discmeasure as dm
+    from discmeasure.io import load_study
+
+    st = load_study(sample_scans / "pre")
+    mese = st.mese
+    other = dm.Scan(mese.data, mese.affine, echo_times_ms=mese.echo_times_ms,
+                    meta={**mese.meta, "frame_of_reference_uid": "1.2.3.4"})
+    with pytest.warns(UserWarning, match="another frame of reference"):
+        r = dm.analyze(st.t2w, mese=other)
+    assert all("t2_other_frame_of_reference" in f for f in r.measurements.qc_flags)
+    far = mese.affine.copy()
+    far[:3, 3] += (0.0, 0.0, 400.0)  # 40 cm up: no disc inside
+    with pytest.warns(UserWarning, match="covers none of the discs"):
+        r = dm.analyze(st.t2w, mese=dm.Scan(mese.data, far, echo_times_ms=mese.echo_times_ms, meta=dict(mese.meta)))
+    assert all("t2_series_covers_no_disc" in f for f in r.measurements.qc_flags)
+    # the same session's series: no such flag
+    r = dm.analyze(st.t2w, mese=mese)
+    assert not any("t2_other" in f or "covers_no_disc" in f for f in r.measurements.qc_flags)

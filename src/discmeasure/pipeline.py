@@ -180,6 +180,33 @@ def _series_info(scan: Scan | None) -> dict | None:
     return info
 
 
+def _t2_series_flags(scan: Scan, mese: Scan, disc_mask: np.ndarray, path=None) -> list[str]:
+    """QC flags (and one-line warnings) for a multi-echo series that may not match the anatomy.
+
+    The T2 ROIs are carried from the T2-weighted series to the multi-echo one through world
+    coordinates, which correspond only within one frame of reference (DICOM
+    FrameOfReferenceUID: the same patient position on the table). A multi-echo series of another
+    frame (another session, a re-positioning) gives T2 values of whatever lies there:
+    ``t2_other_frame_of_reference``. One that covers none of the discs gives none:
+    ``t2_series_covers_no_disc``.
+    """
+    import warnings
+
+    flags = []
+    where = f"{path}: " if path is not None else ""
+    a, b = scan.meta.get("frame_of_reference_uid"), mese.meta.get("frame_of_reference_uid")
+    if a and b and a != b:
+        flags.append("t2_other_frame_of_reference")
+        warnings.warn(f"{where}the multi-echo series lies in another frame of reference than the T2-weighted one "
+                      "(another session or patient position): its T2 values may come from other tissue than the "
+                      "discs; give the multi-echo series of the same session", UserWarning, stacklevel=3)
+    if not np.any(disc_mask):
+        flags.append("t2_series_covers_no_disc")
+        warnings.warn(f"{where}the multi-echo series covers none of the discs: no T2 values", UserWarning,
+                      stacklevel=3)
+    return flags
+
+
 def _disc_mask_on(mese: Scan, seg_labels: np.ndarray, seg_affine: np.ndarray, margin_mm: float = 3.0) -> np.ndarray:
     """Fit mask on the multi-echo grid: the discs (and a margin) moved through world coordinates."""
     from scipy import ndimage
@@ -332,6 +359,7 @@ def analyze(
     timings["segment_s"] = time.perf_counter() - t1
 
     fit = None
+    t2_flags: list[str] = []
     t2_params: dict = {}
     if mese is not None:
         from .t2 import fit_t2
@@ -339,6 +367,7 @@ def analyze(
         tick("t2", 0.45)
         t1 = time.perf_counter()
         mask = _disc_mask_on(mese, np.asarray(seg.labels), np.asarray(seg.affine))
+        t2_flags = _t2_series_flags(scan, mese, mask, path)
         fit = fit_t2(mese, method=t2_method, mask=mask)
         t2_params = dict(getattr(fit, "params", {}) or {})
         timings["t2_s"] = time.perf_counter() - t1
@@ -347,6 +376,8 @@ def analyze(
     t1 = time.perf_counter()
     with _naming(path, MeasurementError):
         table = measure(scan, seg, t2=fit, band_mm=band_mm, refine_edges=refine_edges)
+    if fit is not None and t2_flags:
+        table["qc_flags"] = [";".join([f for f in str(q).split(";") if f] + t2_flags) for q in table["qc_flags"]]
     timings["measure_s"] = time.perf_counter() - t1
     if uncertainty:
         from .uncertainty import with_uncertainty
