@@ -242,3 +242,15 @@ def test_multi_echo_series_of_another_frame_or_place_is_flagged(sample_scans):
     # the same session's series: no such flag
     r = dm.analyze(st.t2w, mese=mese)
     assert not any("t2_other" in f or "covers_no_disc" in f for f in r.measurements.qc_flags)
+
+
+def test_batch_dicom_seg_refuses_a_nifti_visit_before_segmenting(tmp_path, small_nifti):
+    """It segmented the visit first and failed only when writing the SEG."""
+    import pandas as pd
+
+    m = tmp_path / "m.csv"
+    m.write_text(f"subject,timepoint,path\nP2,baseline,{small_nifti}\n")
+    r = run("batch", m, "--out", tmp_path / "b", "--dicom-seg", "--no-pictures")
+    assert r.returncode == 1, r.stderr
+    err = pd.read_csv(tmp_path / "b" / "failures.csv").error[0]
+    assert "is not DICOM" in err and str(small_nifti) not in err and err.startswith("<path>:"), err

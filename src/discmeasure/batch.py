@@ -253,6 +253,8 @@ def _without_paths(message: str, visit: dict) -> str:
 def _process_subject(subject: str, visits: list[dict], out_dir: str, pictures: bool, repeatability=None,
                      dicom_seg: bool = False, uncertainty: int = 0) -> dict:
     from .comparison import compare
+    from .errors import InputError
+    from .io.load import is_volume_file
     from .pipeline import analyze
     from .report.outputs import staged_dir, visit_files
 
@@ -262,6 +264,9 @@ def _process_subject(subject: str, visits: list[dict], out_dir: str, pictures: b
     results = []
     for v in visits:
         try:
+            if dicom_seg and is_volume_file(v["path"]):  # before the work (it segmented, then failed)
+                raise InputError("is not DICOM: no DICOM SEG can reference it", path=v["path"],
+                                 hint="give DICOM series in the manifest, or leave out --dicom-seg")
             res = analyze(v["path"], mese=v.get("mese") or None, labels=v.get("labels") or None,
                           subject=subject, timepoint=v["timepoint"], uncertainty=uncertainty)
             with staged_dir(out / v["timepoint"]) as d:
