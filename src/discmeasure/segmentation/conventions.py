@@ -16,6 +16,9 @@ Mappings (source documentation in brackets; see docs/segmentation.md):
 - a DICOM SEG file [DICOM PS3.3 A.51]: segments mapped by their SNOMED CT property type codes
   (vertebrae CID 7603, discs CID 7604, spinal canal / CSF / cord = canal;
   :func:`discmeasure.io.dicom_seg.read_dicom_seg`), then ``discmeasure``.
+- SPINEPS ``seg-subreg`` maps (vertebral parts 41-50, cord 60, canal 61, endplates 62, every
+  disc 100; TPTBox ``Location``) are not convertible: they do not tell one vertebra or disc from
+  another. They are recognised and refused with a request for the instance mask (``seg-vert``).
 - ``spider`` [SPIDER dataset, van der Graaf et al. 2024, doi:10.1038/s41597-024-03090-w]:
   vertebrae 1-25 and discs 201-225 numbered upward from the most caudal vertebra, canal 100.
   The anatomical name of label 1 is not in the masks: discmeasure takes it as ``spider_lowest``
@@ -33,7 +36,7 @@ from .. import labels as lab
 from ..errors import SegmentationError
 from .core import Segmentation, levels_of
 
-__all__ = ["import_labels", "convert", "CONVENTIONS", "detect_convention"]
+__all__ = ["import_labels", "convert", "CONVENTIONS", "detect_convention", "is_spineps_subregion_map"]
 
 CONVENTIONS = ("discmeasure", "spineps", "totalspineseg", "spider", "totalsegmentator_vertebrae_mr",
                "totalsegmentator_total_mr")
@@ -65,22 +68,62 @@ def _vertebrae_mr_map() -> dict[int, int]:
     return m
 
 
-def detect_convention(values) -> str | None:
-    """Best guess of a label map's convention from its values, or None when ambiguous."""
+#: SPINEPS subregion (semantic) labels, TPTBox ``Location``: vertebral parts 40-53 (41 arcus ...
+#: 48 inferior articular right, 49/50 corpus), 58/59 disc halves, cord 60, canal 61, endplate 62,
+#: ribs 63/64, disc 100, canal at disc level 126
+_SPINEPS_SUBREG = frozenset(range(40, 54)) | frozenset(range(58, 65)) | {100, 126}
+
+
+def _defined(convention: str) -> frozenset[int]:
+    """The label values ``convention`` defines (what :func:`convert` maps), for the auto-detection."""
+    if convention in ("discmeasure", "spineps"):
+        return frozenset(range(1, 27)) | frozenset(range(101, 126)) | frozenset(range(201, 227)) | {60, 61}
+    if convention == "totalspineseg":
+        return frozenset(_tss_map())
+    if convention == "spider":
+        return frozenset(range(1, 26)) | frozenset(range(201, 226)) | {100}
+    if convention == "totalsegmentator_vertebrae_mr":
+        return frozenset(range(1, 26))
+    return frozenset(range(1, 51))  # total_mr: its other classes (organs) are left out
+
+
+def is_spineps_subregion_map(values) -> bool:
+    """True for a SPINEPS ``seg-subreg`` map: only subregion values, some of them not TotalSpineSeg's."""
+    v = set(int(x) for x in values) - {0}
+    return bool(v) and v <= _SPINEPS_SUBREG and bool(v & set(range(40, 60))) and not v <= _defined("totalspineseg")
+
+
+def _detect(values) -> tuple[str | None, str]:
+    """(convention, "") or (None, why not): the values present decide; a convention is only taken
+    when it defines every value present (a SPINEPS subregion map read as TotalSpineSeg, whose
+    L1-L5 are 41-45, merged every disc into L5-S1)."""
     v = set(int(x) for x in values) - {0}
     if not v:
-        return None
+        return None, "the map holds no labels"
+    if is_spineps_subregion_map(v):
+        return None, "it is a SPINEPS subregion map"
+    guess = None
     if v <= {18, 19, 20, 21} or ({19, 20} <= v and max(v) <= 50 and not (v & set(range(100, 126)))):
-        return "totalsegmentator_total_mr"
-    if v & set(range(201, 226)) and not (v & set(range(100, 126)) - {100}):
-        return "spider"
-    if v & {91, 92, 93, 94, 95} or v & set(range(41, 46)) and not (v & set(range(101, 126))):
-        return "totalspineseg"
-    if v & set(range(101, 126)) or v & set(range(201, 227)):
-        return "spineps"
-    if max(v) <= 25 and 1 in v and not (v & {61}):
-        return None  # vertebrae_mr or a bare vertebra map: ambiguous
-    return None
+        guess = "totalsegmentator_total_mr"
+    elif v & set(range(201, 226)) and not (v & set(range(100, 126)) - {100}):
+        guess = "spider"
+    elif v & {91, 92, 93, 94, 95} or v & set(range(41, 46)) and not (v & set(range(101, 126))):
+        guess = "totalspineseg"
+    elif v & set(range(101, 126)) or v & set(range(201, 227)):
+        guess = "spineps"
+    if guess is None:
+        return None, ""  # e.g. vertebrae 1-25 only: vertebrae_mr, SPIDER or ours without discs
+    extra = sorted(v - _defined(guess))
+    if extra:
+        shown = ", ".join(map(str, extra[:12])) + (", ..." if len(extra) > 12 else "")
+        return None, f"values {shown} are not {guess} labels, the closest match"
+    return guess, ""
+
+
+def detect_convention(values) -> str | None:
+    """Best guess of a label map's convention from its values, or None when ambiguous or when the
+    best match does not define every value present (see :func:`import_labels` for the reason)."""
+    return _detect(values)[0]
 
 
 def _components_upward(mask, affine, min_voxels=20):
@@ -183,10 +226,16 @@ def import_labels(scan, labels, *, convention: str = "auto", spider_lowest: str 
         if arr.shape != tuple(scan.shape):
             raise SegmentationError(f"label array shape {arr.shape} differs from the scan's {scan.shape}",
                                     hint="give a label Scan/NIfTI with its affine, or an array on the scan grid")
+    values = np.unique(arr)
+    if convention in ("auto", "spineps", "discmeasure") and is_spineps_subregion_map(values):
+        raise SegmentationError("the label map is a SPINEPS subregion map (seg-subreg: vertebral parts 41-50, "
+                                "one label 100 for every disc), which does not tell the vertebrae and discs apart",
+                                hint="give the SPINEPS instance mask, seg-vert (*_seg-vert_msk.nii.gz), instead")
     if convention == "auto":
-        convention = detect_convention(np.unique(arr))
+        convention, why = _detect(values)
         if convention is None:
-            raise SegmentationError("cannot tell the label convention from the values present",
+            raise SegmentationError("cannot tell the label convention from the values present"
+                                    + (f" ({why})" if why else ""),
                                     hint=f"pass convention= one of {', '.join(CONVENTIONS)}")
     conv = convert(arr, convention, aff, spider_lowest=spider_lowest)
     if conv.shape != tuple(scan.shape) or not np.allclose(aff, scan.affine, atol=1e-4):
