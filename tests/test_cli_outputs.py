@@ -254,3 +254,18 @@ def test_batch_dicom_seg_refuses_a_nifti_visit_before_segmenting(tmp_path, small
     assert r.returncode == 1, r.stderr
     err = pd.read_csv(tmp_path / "b" / "failures.csv").error[0]
     assert "is not DICOM" in err and str(small_nifti) not in err and err.startswith("<path>:"), err
+
+
+def test_measure_takes_the_label_convention(tmp_path, testdata):
+    """The import's error asked for convention=, which the CLI did not have."""
+    d = testdata / "spine" / "tptbox_cervical"
+    scan, vert = d / "sub-mri_label-6_T2w.nii.gz", d / "sub-mri_seg-vert_label-6_msk.nii.gz"
+    one_line_error(run("measure", scan, "--labels", vert, "--convention", "bogus", "--out", tmp_path / "x"),
+                   "unknown label convention")
+    assert not (tmp_path / "x").exists()
+    r = run("measure", scan, "--labels", vert, "--convention", "spineps", "--out", tmp_path / "y")
+    assert r.returncode == 0, r.stderr[-1500:]
+    import json
+
+    prov = json.loads((tmp_path / "y" / "measurements.json").read_text())
+    assert "labels:spineps" in json.dumps(prov)

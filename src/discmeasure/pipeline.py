@@ -229,6 +229,7 @@ def analyze(
     mese=None,
     labels=None,
     seeds=None,
+    labels_convention: str = "auto",
     subject: str | None = None,
     timepoint: str | None = None,
     t2_method: str = "epg",
@@ -251,6 +252,9 @@ def analyze(
         Multi-echo spin-echo series for T2 (default: the study's, if any).
     labels : path, Scan or ndarray, optional
         A label map to import instead of segmenting (SPINEPS, TotalSegmentator, ... or ours).
+    labels_convention : str
+        Convention of ``labels`` (``"auto"``: detected from its values; see
+        :func:`discmeasure.segment`, ``convention=``).
     seeds : mapping or (N, 3) array, optional
         Disc seed points (world mm) for seeded segmentation.
     subject, timepoint : str, optional
@@ -294,6 +298,11 @@ def analyze(
 
     uncertainty = check_uncertainty(uncertainty)  # before any work
     band_mm = check_band(band_mm)[0]
+    from .segmentation.conventions import CONVENTIONS
+
+    if labels_convention not in ("auto", *CONVENTIONS):
+        raise InputError(f"unknown label convention {labels_convention!r}",
+                         hint=f"--convention / labels_convention= one of auto, {', '.join(CONVENTIONS)}")
     for name, value in (("subject", subject), ("timepoint", timepoint)):
         # an empty id gave an empty subject in the JSON, the SEG and the report's title
         if value is not None and (not str(value).strip() or any(c in str(value) for c in "/\\")
@@ -351,7 +360,7 @@ def analyze(
         if labels is not None:
             if isinstance(labels, (str, os.PathLike)):
                 inputs.append(hash_inputs(labels))
-            seg = segment(scan, method="labels", labels=labels)
+            seg = segment(scan, method="labels", labels=labels, convention=labels_convention)
         elif seeds is not None:
             seg = segment(scan, method="seeded", seeds=seeds)
         else:

@@ -19,6 +19,9 @@ def measure_cmd(
     t2w: Optional[str] = typer.Option(None, help="T2-weighted series (number, UID or description) in a study folder."),
     mese: Optional[str] = typer.Option(None, help="Multi-echo series for T2 (number/UID/description, or a path)."),
     labels: Optional[Path] = typer.Option(None, help="Label map to import instead of segmenting."),
+    convention: str = typer.Option("auto", help="Convention of --labels: auto (from its values), discmeasure, spineps, "
+                                                "totalspineseg, spider, totalsegmentator_vertebrae_mr, "
+                                                "totalsegmentator_total_mr."),
     subject: Optional[str] = typer.Option(None, help="Pseudonymous subject id (default: hash of the study UID)."),
     timepoint: str = typer.Option("visit", help="Visit name."),
     t2_method: str = typer.Option("epg", help="T2 fit: epg, mono or loglinear."),
@@ -39,7 +42,7 @@ def measure_cmd(
     mese_arg = mese if (mese and Path(mese).exists()) else None
     prog, cb = progress_bar("measure")
     with prog:
-        res = analyze(study, mese=mese_arg, labels=labels, subject=subject, timepoint=timepoint, t2_method=t2_method,
+        res = analyze(study, mese=mese_arg, labels=labels, labels_convention=convention, subject=subject, timepoint=timepoint, t2_method=t2_method,
                       band_mm=band_mm, refine_edges=refine_edges, t2w_series=t2w, mese_series=None if mese_arg else mese,
                       uncertainty=uncertainty, progress=cb)
         write_visit(res, out, dicom_source=study if dicom_seg else None)

@@ -236,7 +236,7 @@ def import_labels(scan, labels, *, convention: str = "auto", spider_lowest: str 
         if convention is None:
             raise SegmentationError("cannot tell the label convention from the values present"
                                     + (f" ({why})" if why else ""),
-                                    hint=f"pass convention= one of {', '.join(CONVENTIONS)}")
+                                    hint=f"pass --convention (CLI) / convention= one of {', '.join(CONVENTIONS)}")
     conv = convert(arr, convention, aff, spider_lowest=spider_lowest)
     if conv.shape != tuple(scan.shape) or not np.allclose(aff, scan.affine, atol=1e-4):
         conv = resample(conv, aff, scan.shape, scan.affine, order=0)
