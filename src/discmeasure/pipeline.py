@@ -379,6 +379,11 @@ def analyze(
         t2_flags = _t2_series_flags(scan, mese, mask, path)
         fit = fit_t2(mese, method=t2_method, mask=mask)
         t2_params = dict(getattr(fit, "params", {}) or {})
+        if t2_params.get("warning"):  # most voxels around the discs without a T2 (t2map prints it too)
+            import warnings
+
+            warnings.warn(f"{path}: {t2_params['warning']}" if path is not None else str(t2_params["warning"]),
+                          UserWarning, stacklevel=2)
         timings["t2_s"] = time.perf_counter() - t1
 
     tick("measure", 0.8)

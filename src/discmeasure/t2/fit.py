@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,11 +13,22 @@ from ..errors import FitError
 from . import flags as F
 from ._parallel import run_blocks
 from .fitters import fit_epg, fit_loglinear, fit_mono, mono_residuals
-from .noise import estimate_sigma
+from .noise import estimate_noise
 
 __all__ = ["T2Fit", "fit_t2"]
 
 METHODS = ("epg", "mono", "loglinear")
+
+#: fraction of unfitted voxels (no T2) above which the fit records a warning (``params["warning"]``)
+UNFITTED_WARN = 0.5
+
+
+def fmt_ms(values) -> str:
+    """Times in ms for messages: at most 3 decimals, no float noise (92.39999999999999 -> 92.4)."""
+    vals = np.atleast_1d(np.asarray(values, float)).ravel()
+    text = ", ".join(f"{v:.3f}".rstrip("0").rstrip(".") for v in vals)
+    return text if np.ndim(values) == 0 else f"[{text}]"
+
 
 #: voxels per block (results do not depend on it: every voxel is fitted on its own); mono and
 #: resid: for 8 echoes, scaled by 8 / echoes above that (a block's work arrays stay ~2 MiB)
@@ -74,14 +86,36 @@ class T2Fit:
         meta = {"series_description": f"discmeasure {name} ({self.method})"}
         return Scan(np.asarray(arr), self.affine, meta=meta)
 
+    @property
+    def map_names(self) -> tuple:
+        """The maps :meth:`save` writes: ``b1`` only for ``epg`` (the other methods do not fit B1)."""
+        return ("t2_ms", "s0", "b1", "r2", "flags") if self.method == "epg" else ("t2_ms", "s0", "r2", "flags")
+
+    def fit_record(self) -> dict:
+        """JSON-ready summary of the fit for the maps' sidecars (method, noise, fitted fraction, warning)."""
+        p = self.params
+        keys = ("method", "noise_sigma", "noise_sigma_method", "noise_floor", "echoes_used", "fitted_fraction",
+                "unfitted_by_flag", "warning", "echo_spacing_ms", "refocusing_angle_deg", "t1_ms")
+        rec = {k: p[k] for k in keys if k in p}
+        rec["echo_times_ms"] = [float(fmt_ms(t)) for t in self.echo_times_ms]
+        return json.loads(json.dumps(rec, default=float))
+
     def save(self, prefix: str | os.PathLike) -> dict:
-        """Write t2_ms, s0, b1, r2, flags maps as NIfTI (``<prefix>_t2_ms.nii.gz``, ...), atomically."""
-        from ..io.write import save_nifti
+        """Write the maps as NIfTI (``<prefix>_t2_ms.nii.gz``, ``_s0``, ``_b1`` (EPG only), ``_r2``,
+        ``_flags``), atomically; each sidecar carries the fit's summary under ``"T2Fit"``
+        (:meth:`fit_record`: noise sigma and how it was estimated, fitted fraction, warning)."""
+        from ..atomic import write_text
+        from ..io.write import save_nifti, sidecar_path
 
         out = {}
-        for name in ("t2_ms", "s0", "b1", "r2", "flags"):
+        rec = self.fit_record()
+        for name in self.map_names:
             path = f"{prefix}_{name}.nii.gz"
             save_nifti(self.to_scan(name), path)
+            side = sidecar_path(path)
+            data = json.loads(side.read_text()) if side.is_file() else {}
+            data["T2Fit"] = rec
+            write_text(side, json.dumps(data, indent=2) + "\n")
             out[name] = path
         return out
 
@@ -103,14 +137,15 @@ def _prepare(data, echo_times_ms, mask):
     else:
         arr = np.asarray(data)
     if echo_times_ms is None:
-        raise FitError("echo times unknown", hint="pass echo_times_ms= or load a series whose headers carry EchoTime")
+        raise FitError("echo times unknown", hint="pass echo_times_ms=, or load a series whose headers (DICOM "
+                       "EchoTime, or a BIDS JSON sidecar with an EchoTime list in seconds) carry them")
     te = np.asarray(echo_times_ms, float).ravel()
     if arr.shape[-1] != te.size:
         raise FitError(f"{te.size} echo times for {arr.shape[-1]} echoes (last axis)")
     if te.size < 3:
         raise FitError(f"{te.size} echoes; a T2 fit needs at least 3")
     if np.any(~np.isfinite(te)) or np.any(te < 0):
-        raise FitError(f"echo times must be finite and >= 0, got {te.tolist()}")
+        raise FitError(f"echo times must be finite and >= 0, got {fmt_ms(te)} ms")
     if np.any(np.diff(te) <= 0):
         order = np.argsort(te)
         te, arr = te[order], arr[..., order]
@@ -194,7 +229,10 @@ def fit_t2(data, echo_times_ms=None, *, method: str = "epg", mask=None, drop_fir
             raise FitError("echo data hold no finite values")
     # noise
     if noise_sigma is None:
-        noise_sigma = estimate_sigma(arr) if arr.ndim == 4 else None
+        est = estimate_noise(arr)  # air corner, else wavelet MAD of high-signal voxels (noise.py)
+        noise_sigma, noise_method = est.sigma, est.method
+    else:
+        noise_method = "given"
     sigma = float(noise_sigma) if noise_sigma else 0.0
 
     if drop_first_echo is None:
@@ -222,7 +260,8 @@ def fit_t2(data, echo_times_ms=None, *, method: str = "epg", mask=None, drop_fir
     ok = ~few
     params = {"method": method, "echo_times_ms": te.tolist(), "echoes_used": np.flatnonzero(use).tolist(),
               "drop_first_echo": bool(drop_first_echo and method != "epg"), "offset": bool(offset),
-              "noise_sigma": sigma or None, "noise_floor": noise_floor if sigma > 0 else None}
+              "noise_sigma": sigma or None, "noise_sigma_method": noise_method if sigma > 0 else None,
+              "noise_floor": noise_floor if sigma > 0 else None}
     nfit = int(ok.sum())
     sig_ok, w_ok = (sig, w) if ok.all() else (sig[ok], None if w is None else w[ok])
     blk = (lambda a, sl: None if a is None else a[sl])  # noqa: E731
@@ -247,13 +286,13 @@ def fit_t2(data, echo_times_ms=None, *, method: str = "epg", mask=None, drop_fir
         if not esp:
             d = np.diff(te)
             if not np.allclose(d, d[0], rtol=1e-3) or abs(te[0] - d[0]) > 1e-3 * max(d[0], 1):
-                raise FitError(f"echo times {te.tolist()} are not a CPMG train (TE_n = n x spacing)",
+                raise FitError(f"echo times {fmt_ms(te)} ms are not a CPMG train (TE_n = n x spacing)",
                                hint="pass echo_spacing_ms= or use method='mono'")
             esp = float(d[0])
         refoc = refocusing_angle_deg or meta.get("refocusing_angle_deg") or 180.0
         te_idx = np.rint(te / esp).astype(int) - 1
         if np.any(np.abs(te - (te_idx + 1) * esp) > 0.01 * esp) or te_idx.min() < 0:
-            raise FitError(f"echo times {te.tolist()} are not multiples of the echo spacing {esp} ms",
+            raise FitError(f"echo times {fmt_ms(te)} ms are not multiples of the echo spacing {fmt_ms(esp)} ms",
                            hint="pass the right echo_spacing_ms=")
         n_train = int(te_idx.max() + 1)
         a0[:], tt[:], bb[:], f2[:] = fit_epg(sig_ok.astype(np.float64, copy=False), te_idx, n_echoes=n_train,
@@ -306,6 +345,7 @@ def fit_t2(data, echo_times_ms=None, *, method: str = "epg", mask=None, drop_fir
         run_blocks(resid_block, nfit, _block("resid_epg" if method == "epg" else "resid", te_end.size))
         rmse[good], r2v[good] = rm, rr
         flags[good] |= qf
+    _record_fitted(params, flags, t2, mask)
     shape = lead
     return T2Fit(
         t2_ms=t2.reshape(shape).astype(np.float32), s0=s0.reshape(shape).astype(np.float32),
@@ -313,3 +353,28 @@ def fit_t2(data, echo_times_ms=None, *, method: str = "epg", mask=None, drop_fir
         rmse=rmse.reshape(shape).astype(np.float32), flags=flags.reshape(shape), method=method, params=params,
         affine=affine, echo_times_ms=tuple(te.tolist()), data=arr,
     )
+
+
+def _record_fitted(params: dict, flags: np.ndarray, t2: np.ndarray, mask) -> None:
+    """``params``: fitted fraction of the voxels considered (inside ``mask``), the unfitted ones by
+    flag, and a warning when more than :data:`UNFITTED_WARN` of them have no T2."""
+    inside = np.ones(flags.shape, bool) if mask is None else np.asarray(mask, bool).reshape(-1)
+    n_in = int(inside.sum())
+    unfit = inside & ~np.isfinite(t2)
+    n_un = int(unfit.sum())
+    by = {}
+    for name in ("FEW_ECHOES", "NONFINITE", "NOT_CONVERGED"):
+        k = int((unfit & ((flags & getattr(F, name)) != 0)).sum())
+        if k:
+            by[name] = k
+    params["fitted_fraction"] = (n_in - n_un) / n_in if n_in else 0.0
+    params["unfitted_by_flag"] = by
+    params["warning"] = None
+    if n_in and n_un / n_in > UNFITTED_WARN:
+        main = max(by, key=by.get) if by else "unknown"
+        why = {"FEW_ECHOES": (f"fewer than 3 echoes above the noise floor ({params.get('noise_floor')} x sigma "
+                              f"{(params.get('noise_sigma') or 0):.3g}, {params.get('noise_sigma_method')})"),
+               "NONFINITE": "NaN/inf or non-positive first echo",
+               "NOT_CONVERGED": "no decaying fit"}.get(main, "")
+        params["warning"] = (f"{100 * n_un / n_in:.1f} % of voxels not fitted ({n_un} of {n_in}); "
+                             f"main reason {main}: {why}")
