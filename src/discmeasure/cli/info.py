@@ -34,8 +34,23 @@ def info(path: Path = typer.Argument(..., help="DICOM folder/file, study folder,
         t.add_column(c)
     for i in infos:
         s = series_summary(i)
-        t.add_row(str(s.get("number", "")), s.get("description", "") + ("" if s.get("component") == "M" else f" [{s.get('component')}]"),
+        t.add_row(_number(s.get("number")), s.get("description", "") + ("" if s.get("component") == "M" else f" [{s.get('component')}]"),
                   str(s.get("plane") or "?"), str(s.get("orientation") or "no geometry"), "x".join(map(str, s.get("shape", []))),
-                  "x".join(f"{v:.3g}" for v in s.get("spacing_mm", [])), ", ".join(f"{v:g}" for v in s.get("echo_times_ms") or []),
+                  _spacing(s), ", ".join(f"{v:g}" for v in s.get("echo_times_ms") or []),
                   f"{s['repetition_time_ms']:g}" if isinstance(s.get("repetition_time_ms"), float) else "", str(s["images"]))
     console.print(t)
+
+
+def _number(num) -> str:
+    """Series number; "?" when the series has none (as in the series listings of errors: ``#?``)."""
+    return "?" if num is None else str(num)
+
+
+def _spacing(summary: dict) -> str:
+    """Voxel spacing; a single-slice series shows its slice thickness (if known) and "(1 slice)"."""
+    sp = summary.get("spacing_mm") or []
+    if not sp:
+        return ""
+    shape = summary.get("shape") or []
+    text = "x".join(f"{v:.3g}" for v in sp if v is not None)
+    return f"{text} (1 slice)" if len(shape) >= 3 and shape[2] == 1 else text

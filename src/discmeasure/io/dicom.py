@@ -13,6 +13,7 @@ The slice axis' step is the measured distance between slice positions
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import os
@@ -68,6 +69,9 @@ class SeriesInfo:
     gz: bool = False
     #: path -> where the uncompressed pixel values lie in the file (see :func:`_native_layout`), or None
     layouts: dict = field(default_factory=dict, repr=False)
+    #: copies of instances of this series left out by :func:`scan_folder`: (kept path, dropped path,
+    #: SOPInstanceUID, dropped file's layout, same rescale); their pixels are compared by :func:`read_series`
+    duplicates: list = field(default_factory=list, repr=False)
 
     @property
     def echo_times(self) -> list[float]:
@@ -81,6 +85,44 @@ class SeriesInfo:
         num = "?" if self.number is None else str(self.number)
         comp = {"P": " (phase)", "R": " (real)", "I": " (imaginary)"}.get(self.key.rsplit("|", 1)[-1], "")
         return f"#{num} '{self.description}'{comp}, {self.n_images} images"
+
+
+#: pydicom warnings about a real file's encoding that pydicom itself resolves (it reads the file
+#: correctly): not shown. Other pydicom warnings reach the caller (the CLI prints each once, on one line).
+_HARMLESS_PYDICOM = r"Expected (explicit|implicit) VR, but found (explicit|implicit) VR"
+
+#: first tag groups of a DICOM data set written without the 128-byte preamble and "DICM"
+#: (file meta 0002, identifying 0008), little or big endian
+_NO_PREAMBLE_GROUPS = (b"\x02\x00", b"\x08\x00", b"\x00\x02", b"\x00\x08")
+
+
+def _looks_like_dicom(path: Path) -> bool:
+    """True when ``path`` starts like a DICOM file: the 128-byte preamble followed by "DICM" (PS3.10
+    7.1), or (files written without preamble) a group 0002/0008 tag followed by a two-letter VR or
+    a length. Checked before pydicom parses a file, so that NIfTI, NumPy, HTML... files are never
+    read as DICOM (pydicom's ``force=True`` parses anything, with misleading warnings)."""
+    try:
+        if path.name.lower().endswith(".gz"):
+            with gzip.open(path, "rb") as fh:
+                head = fh.read(132)
+        else:
+            with open(path, "rb") as fh:
+                head = fh.read(132)
+    except (OSError, EOFError, ValueError):  # unreadable or not gzip: not DICOM either
+        return False
+    if len(head) >= 132 and head[128:132] == b"DICM":
+        return True
+    return len(head) >= 8 and head[:2] in _NO_PREAMBLE_GROUPS and (head[4:6].isalpha() and head[4:6].isupper()
+                                                                 or head[6:8] == b"\x00\x00" or head[4:6] == b"\x00\x00")
+
+
+@contextlib.contextmanager
+def _quiet_pydicom():
+    """Hide :data:`_HARMLESS_PYDICOM` warnings. Entered once around a whole header scan or decode, in
+    the calling thread (``warnings.catch_warnings`` is process-wide: the worker threads run inside it)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_HARMLESS_PYDICOM)
+        yield
 
 
 def _read(path: Path, *, stop_before_pixels: bool):
@@ -339,10 +381,61 @@ def _candidate_files(root: Path) -> list[Path]:
     return sorted(files)
 
 
+def _place_signature(frames: list[Frame]) -> tuple:
+    """Where the frames of one file lie (frame number, mosaic tile, component, position to 1 um)."""
+    return tuple((f.index, None if f.tile is None else f.tile[1], f.component,
+                  None if f.ipp is None else tuple(np.round(f.ipp, 3).tolist())) for f in frames)
+
+
+def _drop_duplicates(records: list) -> tuple[list, list]:
+    """Files holding the same instance (same series, SOPInstanceUID and frame positions) counted once.
+
+    Copies of one instance (the same image exported twice, or stored once compressed and once
+    uncompressed) would otherwise become extra volumes. The copy whose pixels are read directly
+    (uncompressed little endian) is kept, else the first in path order. Files sharing a
+    SOPInstanceUID at different positions are left as they are. Returns the records kept and
+    (kept path, dropped path, SOPInstanceUID, dropped layout, same rescale) per dropped file.
+    """
+    groups: dict[tuple, list[int]] = defaultdict(list)
+    for n, (p, ds, layout, frames, uid, snum) in enumerate(records):
+        sop = str(ds.get("SOPInstanceUID", "") or "").strip()
+        if sop:
+            groups[(uid, str(snum), sop, _place_signature(frames))].append(n)
+    dropped: set[int] = set()
+    dups = []
+    for (_, _, sop, _), idx in groups.items():
+        if len(idx) < 2:
+            continue
+        keep = next((n for n in idx if records[n][2] is not None), idx[0])
+        kept = records[keep]
+        for n in idx:
+            if n == keep:
+                continue
+            dropped.add(n)
+            same_rescale = [(f.slope, f.intercept) for f in kept[3]] == [(f.slope, f.intercept) for f in records[n][3]]
+            dups.append((kept[0], records[n][0], sop, records[n][2], same_rescale))
+    dups.sort(key=lambda d: (str(d[1]), str(d[0])))
+    return [r for n, r in enumerate(records) if n not in dropped], dups
+
+
+def _check_duplicates(info: SeriesInfo) -> None:
+    """Copies of an instance left out by :func:`scan_folder` must hold the same pixel values as the copy
+    used; otherwise a DicomError names both files and the SOPInstanceUID."""
+    for keep, drop, sop, layout, same_rescale in info.duplicates:
+        a = _pixels(keep, info.layouts.get(keep))
+        b = _pixels(drop, layout)
+        if not (same_rescale and a.shape == b.shape and np.array_equal(a, b)):
+            raise DicomError(f"same DICOM instance as {drop} (SOPInstanceUID {sop}, same position) but different "
+                             "pixel data", path=keep, hint="two different images carry one UID: remove the wrong copy")
+
+
 def scan_folder(path: str | os.PathLike, *, workers: int | None = None) -> list[SeriesInfo]:
     """Headers of every DICOM image under ``path`` (file or folder, recursive), grouped into series.
 
-    Non-DICOM files are ignored. Magnitude and phase images of one series are separate entries.
+    Non-DICOM files are ignored (recognised by their first bytes, never parsed by pydicom); a single
+    non-DICOM file is refused. Magnitude and phase images of one series are separate entries. Copies
+    of one instance (same SOPInstanceUID and position) count once, with one warning (see
+    :func:`_drop_duplicates`; :func:`read_series` checks that their pixels agree).
     """
     root = Path(path)
     if not root.exists():
@@ -351,9 +444,14 @@ def scan_folder(path: str | os.PathLike, *, workers: int | None = None) -> list[
     if not files:
         raise InputError("folder is empty", path=root, hint="point to a folder holding DICOM files")
 
+    if root.is_file() and not _looks_like_dicom(root):
+        raise DicomError("not a DICOM or NIfTI file", path=root,
+                         hint="discmeasure reads DICOM files and folders, NIfTI .nii/.nii.gz and MHA/NRRD images")
     segs = []  # DICOM Segmentation instances met (not images; named in the error if nothing else is found)
 
     def head(p):
+        if not _looks_like_dicom(p):  # NIfTI, NumPy, HTML, ...: never parsed as DICOM
+            return p, None, None
         try:
             ds, layout = _read_head(p)
         except Exception:  # noqa: BLE001 -- not DICOM: ignored
@@ -367,12 +465,13 @@ def scan_folder(path: str | os.PathLike, *, workers: int | None = None) -> list[
     # header parsing is pure Python (holds the GIL): threads only pay off to overlap slow reads
     # (network storage, cold cache; pass workers=); on local files they slow the scan down.
     workers = workers or 1
-    if workers <= 1 or len(files) < 4:
-        heads = [head(p) for p in files]
-    else:
-        with ThreadPoolExecutor(workers) as ex:
-            heads = list(ex.map(head, files))
-    series: dict[str, SeriesInfo] = {}
+    with _quiet_pydicom():
+        if workers <= 1 or len(files) < 4:
+            heads = [head(p) for p in files]
+        else:
+            with ThreadPoolExecutor(workers) as ex:
+                heads = list(ex.map(head, files))
+    records = []  # (path, dataset, layout, frames, series uid, series number text)
     bad = []
     for p, ds, layout in heads:
         if ds is None:
@@ -383,7 +482,11 @@ def scan_folder(path: str | os.PathLike, *, workers: int | None = None) -> list[
             bad.append((p, exc))
             continue
         uid = str(getattr(ds, "SeriesInstanceUID", "") or f"nouid:{p.parent}")
-        snum = getattr(ds, "SeriesNumber", "")
+        records.append((p, ds, layout, frames, uid, getattr(ds, "SeriesNumber", "")))
+    records, dups = _drop_duplicates(records)
+    series: dict[str, SeriesInfo] = {}
+    keys_of: dict[Path, set] = defaultdict(set)
+    for p, ds, layout, frames, uid, snum in records:
         for fr in frames:
             key = f"{uid}|{snum}|{fr.component}"
             s = series.get(key)
@@ -394,6 +497,15 @@ def scan_folder(path: str | os.PathLike, *, workers: int | None = None) -> list[
                                              header=ds, gz=p.name.endswith(".gz"))
             s.frames.append(fr)
             s.layouts[p] = layout
+            keys_of[p].add(key)
+    for d in dups:
+        for key in sorted(keys_of[d[0]]):
+            series[key].duplicates.append(d)
+    if dups:
+        keep, drop = dups[0][0], dups[0][1]
+        warnings.warn(f"{root}: {len(dups)} file{'s' if len(dups) > 1 else ''} repeat{'' if len(dups) > 1 else 's'} "
+                      f"a DICOM instance already found (same SOPInstanceUID and position, e.g. {drop.name} = "
+                      f"{keep.name}): one copy of each instance used", UserWarning, stacklevel=2)
     if not series:
         if bad:
             p, exc = bad[0]
@@ -668,7 +780,9 @@ def read_series(info: SeriesInfo, path=None) -> Scan:
     lps[:3, 2] = normal * step
     lps[:3, 3] = groups[0][0].ipp
     ras = np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps
-    data = _decode(groups, path, layouts=info.layouts)
+    with _quiet_pydicom():
+        data = _decode(groups, path, layouts=info.layouts)
+        _check_duplicates(info)
     if data.shape[3] == 1:
         data = data[..., 0]
     meta, phi = _meta(info.header, frames, kind, tes)
@@ -676,7 +790,12 @@ def read_series(info: SeriesInfo, path=None) -> Scan:
 
 
 def series_summary(info: SeriesInfo) -> dict:
-    """A PHI-free summary of a series (no pixel decoding)."""
+    """A PHI-free summary of a series (no pixel decoding).
+
+    ``spacing_mm`` is (column, row, slice) spacing; for a single-slice series the slice value is its
+    SpacingBetweenSlices or SliceThickness, None when the header has neither. ``number`` is None when
+    the series has no SeriesNumber.
+    """
     ds = info.header
     out = {"number": info.number, "uid": info.uid, "description": info.description, "images": info.n_images,
            "component": info.key.rsplit("|", 1)[-1], "echo_times_ms": info.echo_times}
@@ -691,9 +810,12 @@ def series_summary(info: SeriesInfo) -> dict:
         out["plane"] = ("sagittal", "coronal", "axial")[int(np.argmax(np.abs(normal)))]
         rs, cs = info.frames[0].spacing
         pos = sorted(float(f.ipp @ normal) for f in groups[0])
-        step = float(np.median(np.diff(pos))) if len(pos) > 1 else (info.frames[0].thickness or 0.0)
+        if len(pos) > 1:
+            step = float(np.median(np.diff(pos)))
+        else:  # one slice: the slice step read_series uses (SpacingBetweenSlices, else thickness), None if neither
+            step = _f(getattr(ds, "SpacingBetweenSlices", None)) or info.frames[0].thickness
         out["shape"] = [info.frames[0].cols, info.frames[0].rows, len(groups[0])] + ([len(groups)] if len(groups) > 1 else [])
-        out["spacing_mm"] = [round(cs, 4), round(rs, 4), round(step, 4)]
+        out["spacing_mm"] = [round(cs, 4), round(rs, 4), None if step is None else round(step, 4)]
         out["volumes"] = len(groups)
         out["volume_kind"] = kind
     except GeometryError:
