@@ -388,7 +388,6 @@ def _run(manifest, out, client, workers, resume, pictures, progress, repeatabili
 
     from .comparison import cohort_summary
     from .report import html as H
-
     from .report.outputs import mark_output
 
     out.mkdir(parents=True, exist_ok=True)
