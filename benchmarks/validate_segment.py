@@ -113,6 +113,8 @@ def main():
         try:
             seg = dm.segment(s)
             res = f"levels found: {', '.join(seg.levels)}"
+            flagged = [f"{lv} ({', '.join(q['flags'])})" for lv, q in seg.qc.items() if q.get("flags")]
+            res += "; QC flags: " + ("; ".join(flagged) if flagged else "none")
         except dm.DiscmeasureError as exc:
             res = f"**failed**: {exc.reason}"
         L += ["", "### Real 3-D volume sct_t2_lumbar (38 x 257 x 201, 1 mm)", "", f"auto segmentation: {res}."]
