@@ -179,11 +179,12 @@ def test_dual_echo_pd_t2_uses_its_t2_weighted_echo():
     from discmeasure.errors import InputError
     from discmeasure.pipeline import t2_weighted_volume
 
-    data = np.stack([np.full((6, 7, 3), 100.0), np.full((6, 7, 3), 40.0)], axis=-1).astype(np.float32)
+    rng = np.random.default_rng(1)
+    data = np.stack([rng.normal(100.0, 3.0, (6, 7, 3)), rng.normal(40.0, 3.0, (6, 7, 3))], axis=-1).astype(np.float32)
     scan = dm.Scan(data, np.eye(4), echo_times_ms=(11.0, 92.0))
     with pytest.warns(UserWarning, match="TE 92 ms"):
         t2 = t2_weighted_volume(scan, "x")
-    assert t2.ndim == 3 and float(t2.data.mean()) == 40.0 and t2.meta["echo_time_ms"] == 92.0
+    assert t2.ndim == 3 and np.array_equal(t2.data, data[..., 1]) and t2.meta["echo_time_ms"] == 92.0
     for tes in ((11.0, 30.0), None):  # two early echoes, or no echo times: no T2-weighted echo to take
         with pytest.raises(InputError, match="2 volumes"):
             t2_weighted_volume(dm.Scan(data, np.eye(4), echo_times_ms=tes))
@@ -269,3 +270,12 @@ def test_measure_takes_the_label_convention(tmp_path, testdata):
 
     prov = json.loads((tmp_path / "y" / "measurements.json").read_text())
     assert "labels:spineps" in json.dumps(prov)
+
+
+def test_a_label_map_is_not_segmented(tmp_path, sample_scans):
+    """`segment labels.nii.gz` "segmented" a label map and reported levels."""
+    r = run("segment", sample_scans / "pre", "-o", tmp_path / "l.nii.gz")
+    assert r.returncode == 0, r.stderr[-1500:]
+    one_line_error(run("segment", tmp_path / "l.nii.gz", "-o", tmp_path / "l2.nii.gz"), "a label map, not an MR image")
+    one_line_error(run("measure", tmp_path / "l.nii.gz", "--out", tmp_path / "m"), "a label map, not an MR image")
+    assert not (tmp_path / "l2.nii.gz").exists() and not (tmp_path / "m").exists()

@@ -118,6 +118,22 @@ class Result:
 T2W_MIN_TE_MS = 60.0
 
 
+#: an anatomical image with at most this many distinct values, all whole numbers, is a label map
+LABEL_MAP_MAX_VALUES = 64
+
+
+def _refuse_label_map(scan: Scan, path=None) -> None:
+    """InputError (one line) when ``scan`` holds a label map, not an MR image: at most
+    :data:`LABEL_MAP_MAX_VALUES` distinct values, all whole numbers (an MR image, even 8-bit, has
+    hundreds). ``segment labels.nii.gz`` used to "segment" a label map and report levels."""
+    data = np.asarray(scan.data)
+    sample = data.reshape(-1)[:: max(1, data.size // 2_000_000)]
+    vals = np.unique(sample)
+    if len(vals) <= LABEL_MAP_MAX_VALUES and np.all(np.isfinite(vals)) and np.all(vals == np.round(vals)):
+        raise InputError(f"holds {len(vals)} distinct whole values: a label map, not an MR image", path=path,
+                         hint="give the T2-weighted image; import a label map with --labels / labels=")
+
+
 def t2_weighted_volume(scan: Scan, path=None) -> Scan:
     """The single T2-weighted volume of an anatomical ``scan``.
 
@@ -129,6 +145,7 @@ def t2_weighted_volume(scan: Scan, path=None) -> Scan:
     import warnings
 
     if scan.ndim == 3:
+        _refuse_label_map(scan, path)
         return scan
     tes = scan.echo_times_ms
     if scan.n_volumes == 2 and tes and len(tes) == 2 and len(set(tes)) == 2 and max(tes) >= T2W_MIN_TE_MS:
@@ -136,6 +153,7 @@ def t2_weighted_volume(scan: Scan, path=None) -> Scan:
         where = f"{path}: " if path is not None else ""
         warnings.warn(f"{where}dual-echo series (TE {min(tes):g} / {max(tes):g} ms): measuring its T2-weighted "
                       f"echo, TE {max(tes):g} ms", UserWarning, stacklevel=2)
+        _refuse_label_map(scan, path)
         return scan.echo(i)
     what = f"echo times {', '.join(f'{t:g}' for t in tes)} ms" if tes else "no echo times"
     raise InputError(
