@@ -140,6 +140,11 @@ def labels_layer(seg, name="discmeasure labels", affine=None) -> tuple:
     values = sorted(int(v) for v in np.unique(lab) if v)
     names = [dl.disc_level_name(v) if dl.is_disc(v) else ("canal" if v == dl.CANAL else dl.vertebra_name(v)) for v in values]
     md = {"affine": np.array(aff), "source_affine": np.array(src_aff)}
+    qc = getattr(seg, "qc", None)
+    if isinstance(qc, dict):
+        # the segmentation's own per-level QC (auto: sacrum_not_confirmed, ...): measured again from
+        # the unedited layer, the table carries them, not "imported"
+        md["qc"] = {lv: {"confidence": q.get("confidence"), "flags": list(q.get("flags", []))} for lv, q in qc.items()}
     frac = getattr(seg, "body_fraction", None)
     if frac is not None:
         # the bodies' partial volume (read by the disc heights), in the layer's axis order; used

@@ -9,6 +9,7 @@ code lives here.
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from pathlib import Path
 
@@ -49,6 +50,58 @@ def error_message(exc: BaseException) -> str:
     if isinstance(exc, DiscmeasureError):
         return str(exc)
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _deleted(exc: BaseException) -> bool:
+    """True for the RuntimeError Qt bindings raise on a deleted C++ object."""
+    return isinstance(exc, RuntimeError) and "deleted" in str(exc)
+
+
+def _flag_summary(seg) -> str:
+    """The segmentation's per-level QC flags as one line ("L5-S1: sacrum_not_confirmed"), or ""."""
+    qc = getattr(seg, "qc", None) or {}
+    parts = [f"{lv}: {', '.join(q.get('flags', []))}" for lv, q in qc.items()
+             if isinstance(q, dict) and [f for f in q.get("flags", []) if f not in ("imported", "seeded")]]
+    return "; ".join(parts)
+
+
+def _series_uid(image_layer):
+    md = (image_layer.metadata.get(META_KEY) or {}) if image_layer is not None else {}
+    return (md.get("meta") or {}).get("series_uid")
+
+
+def _warn_other_series(image_layer, labels_layer):
+    """A warning when a labels layer made on one series is measured on another (the labels of
+    the other visit were measured on the wrong anatomy, silently)."""
+    made_on = (labels_layer.metadata.get(META_KEY) or {}).get("image_series_uid")
+    uid = _series_uid(image_layer)
+    if made_on and uid and made_on != uid:
+        from napari.utils.notifications import show_warning
+
+        show_warning(f"labels '{labels_layer.name}' were made on another series than image '{image_layer.name}': "
+                     "measured through world coordinates, but check that they lie on this image's anatomy")
+        return True
+    return False
+
+
+def _check_writable(path, what: str):
+    """An output file the user chose, checked before the work (an unwritable place failed after it,
+    with an OS error naming a temporary file)."""
+    import os
+
+    from discmeasure.errors import OutputError
+
+    if path is None:
+        return None
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise OutputError(f"{what}: is a folder", path=path, hint="choose a file name")
+    if not parent.is_dir():
+        raise OutputError(f"{what}: folder does not exist", path=parent, hint="choose an existing folder")
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"{what}: folder is not writable", path=parent, hint="choose another folder")
+    return path
 
 
 def _show_error(msg: str):
@@ -94,13 +147,17 @@ def _uncertainty_box():
 
 def _labels_snapshot(labels_layer):
     """(copy of the label array, voxel -> RAS+ affine of that array, the segmentation's body
-    partial volume and its bodies' digest or None), taken in the GUI thread so painting while a
-    worker runs cannot change what it measures."""
+    partial volume and its bodies' digest or None, the segmentation's per-level QC while the layer
+    is unedited or None), taken in the GUI thread so painting while a worker runs cannot change
+    what it measures."""
     lab = np.array(labels_layer.data, copy=True)
     md = labels_layer.metadata.get(META_KEY)
     aff = np.asarray(md["affine"], float) if md else layer_to_scan(labels_layer).affine
     pv = (md["body_fraction"], md.get("bodies_at_creation")) if md and md.get("body_fraction") is not None else None
-    return lab, aff, pv
+    # the segmentation's own QC flags, while the layer is as the segmentation made it
+    made = md.get("data_hash") if md else None  # set when the widget added the layer
+    qc = md.get("qc") if made is not None and made == _data_hash(lab) else None
+    return lab, aff, pv, qc
 
 
 def _seg_from_labels(scan, snapshot):
@@ -119,14 +176,20 @@ def _seg_from_labels(scan, snapshot):
 
     from ._layers import reorient_to
 
-    lab, aff, pv = snapshot
-    on_grid = reorient_to(lab, aff, scan.affine, scan.shape)
+    lab, aff, pv, qc = snapshot
+    exact = reorient_to(lab, aff, scan.affine, scan.shape)
+    on_grid = exact
     frac = None
-    if on_grid is None:
+    if exact is None:
         on_grid = resample(lab.astype(np.int32), aff, scan.shape[:3], scan.affine, order=0)
     elif pv is not None:
         frac = reorient_to(pv[0], aff, scan.affine, scan.shape)
     seg = dm.segment(scan, method="labels", labels=on_grid.astype(np.int16), convention="discmeasure")
+    if qc is not None and exact is not None:
+        # an unedited automatic/seeded result on this image: its own QC flags (the table said
+        # "imported" for every level and lost e.g. sacrum_not_confirmed). The method stays the
+        # import's: the widgets' uncertainty moves the labels with the image, it does not segment again
+        seg = replace(seg, qc={lv: dict(q) for lv, q in qc.items()})
     if frac is None:
         return seg
     # the automatic segmentation's body partial volume goes with its labels; measure() uses it
@@ -151,6 +214,9 @@ class _Base(Container):
         self.run_button = PushButton(text=self.title)
         self.progress = ProgressBar(value=0, min=0, max=self.n_steps, label="progress")
         self.status = Label(value="")
+        # a long message wraps instead of widening the dock (it squeezed the canvas for good)
+        self.status.native.setWordWrap(True)
+        self.status.native.setMinimumWidth(1)
         super().__init__(widgets=[*widgets, self.run_button, self.progress, self.status])
         self.run_button.changed.connect(self.run)
         self.worker = None
@@ -185,34 +251,72 @@ class _Base(Container):
         worker.yielded.connect(self._step)
         worker.returned.connect(self._returned)
         worker.errored.connect(self._failed)
-        worker.finished.connect(lambda: setattr(self.run_button, "enabled", True))
+        worker.finished.connect(self._finished)
         self.run_button.enabled = False
         self._k = 0
-        self.status.value = "running..."
+        self._set_status("running...")
         self.worker = worker
         worker.start()
         return worker
 
+    def _finished(self):
+        try:
+            self.run_button.enabled = True
+        except RuntimeError as exc:
+            self._orphaned(exc)
+
     def _step(self, text):
         """A worker step started: advance the bar (the first step shows 0 of n) and name it."""
         k = self._k = getattr(self, "_k", 0) + 1
-        self.progress.value = min(k - 1, self.n_steps)
-        self.status.value = f"{k}/{self.n_steps} {text}..."
+        try:
+            self.progress.value = min(k - 1, self.n_steps)
+            self.status.value = f"{k}/{self.n_steps} {text}..."
+        except RuntimeError as exc:  # the widget was closed (with the viewer) while the worker ran
+            self._orphaned(exc)
 
     def _returned(self, value):
         self.result = value
-        self.progress.value = self.n_steps
         try:
+            self.progress.value = self.n_steps
             self._show(value)
+        except RuntimeError as exc:
+            if _deleted(exc):
+                return self._orphaned(exc)
+            return self._failed(exc)
         except Exception as exc:  # noqa: BLE001
-            self._failed(exc)
-            return
-        self.status.value = "done"
+            return self._failed(exc)
+        self._set_status("done" + self._done_note())
+
+    def _done_note(self) -> str:
+        """Text after "done" in the status line (a subclass's summary, e.g. the QC flags)."""
+        return ""
 
     def _failed(self, exc):
         self.error = error_message(exc)
-        self.status.value = "error: " + self.error
+        self._set_status("error: " + self.error)
         _show_error(self.error)
+
+    def _set_status(self, text):
+        try:
+            self.status.value = text
+            self.status.tooltip = text  # the whole text, also when the line is wrapped
+        except RuntimeError as exc:
+            self._orphaned(exc)
+
+    def _orphaned(self, exc):
+        """The widget's Qt objects are gone (the viewer or dock was closed while the worker ran):
+        stop listening. A Qt slot that raised here aborted the whole Python process (SIGABRT)."""
+        if not _deleted(exc):
+            raise exc
+        w = self.worker
+        if w is not None:
+            for sig, slot in ((w.yielded, self._step), (w.returned, self._returned), (w.errored, self._failed)):
+                try:
+                    sig.disconnect(slot)
+                except (TypeError, RuntimeError, ValueError):
+                    pass
+            with contextlib.suppress(Exception):
+                w.quit()
 
     def _add(self, items):
         """Add layers; a re-run replaces its earlier result, except a Labels layer edited since
@@ -297,7 +401,9 @@ def _need(layer, what):
     from discmeasure.errors import InputError
 
     if layer is None:
-        raise InputError(f"no {what} layer selected", hint=f"open a study (File > Open) and choose the {what} layer")
+        hint = (f"segment the image first (Segment widget) or open a label map, and choose it as '{what}'"
+                if "labels" in what else f"open a study (File > Open) and choose the {what} layer")
+        raise InputError(f"no {what} layer selected", hint=hint)
     return layer
 
 
@@ -320,11 +426,22 @@ class SegmentWidget(_Base):
         self.lowest = ComboBox(choices=["L5-S1", "L4-L5", "L3-L4"], value="L5-S1", label="lowest seed is")
         super().__init__(napari_viewer, [self.image, self.method, self.seeds, self.lowest])
 
+    def _done_note(self) -> str:
+        flagged = _flag_summary(getattr(self, "segmentation", None))
+        return f"; QC flags: {flagged}" if flagged else ""
+
+    def _mark_source(self, layer):
+        """Note on the labels layer which series it was made on (Measure warns on another one's)."""
+        uid = _series_uid(self._image_layer)
+        if uid:
+            layer.metadata.setdefault(META_KEY, {})["image_series_uid"] = uid
+
     def _prepare(self):
         import discmeasure as dm
         from discmeasure.errors import SegmentationError
 
         image = _need(self.image.value, "T2w image")
+        self._image_layer = image
         scan = layer_to_scan(image)
         method = self.method.value
         seeds = None
@@ -335,6 +452,10 @@ class SegmentWidget(_Base):
                                         hint="add a Points layer, click inside each disc, choose it as 'seed points'")
             from ._layers import from_napari_world
 
+            if pts_layer.ndim != 3:
+                raise SegmentationError(f"seed points layer '{pts_layer.name}' is {pts_layer.ndim}-D; seeds need 3-D "
+                                        "points (R, S, A)", hint="add the Points layer while the image is shown, "
+                                                                 "so its points get all three coordinates")
             seeds = from_napari_world(np.array([pts_layer.data_to_world(p) for p in pts_layer.data]))
         lowest = self.lowest.value
         name = f"{image.name} labels"
@@ -361,6 +482,12 @@ class SegmentWidget(_Base):
         if txt is not None:
             self._add([txt])
         self.segmentation = seg
+        self._mark_source(self.labels_layer)
+        flagged = _flag_summary(seg)
+        if flagged:
+            from napari.utils.notifications import show_warning
+
+            show_warning(f"segmentation QC: {flagged} (docs/segmentation.md, step 6)")
         discs = [v for v in values if v > 100 and v != 61]
         if discs:  # the paint brush starts with a disc label, not 1 (which means nothing)
             self.labels_layer.selected_label = discs[0]
@@ -408,7 +535,9 @@ class MeasureWidget(_Base):
 
         n_moves = check_uncertainty(self.uncertainty.value)  # refused before any work
 
-        export, save = _chosen_file(self.export), _chosen_file(self.save_labels)
+        export = _check_writable(_chosen_file(self.export), "export CSV")
+        save = _check_writable(_chosen_file(self.save_labels), "save labels")
+        _warn_other_series(image, self.labels_in.value)
         source = labels_source(image)
         self._image_layer = image
         self.n_steps = 3 if n_moves else 2
@@ -422,10 +551,16 @@ class MeasureWidget(_Base):
                 df = with_uncertainty(scan, seg, df, n_moves=n_moves, band_mm=band)
             if export is not None or save is not None:
                 yield "exporting"
-            if save is not None:
-                write_labels(seg, scan, save, source, df)
-            if export is not None:
-                write_table(df, export)
+            try:
+                if save is not None:
+                    write_labels(seg, scan, save, source, df)
+                if export is not None:
+                    write_table(df, export)
+            except OSError as exc:  # one line, naming the file chosen (not a temporary one)
+                from discmeasure.errors import OutputError
+
+                raise OutputError(f"cannot write: {exc.strerror or exc}", path=save if save is not None else export,
+                                  hint="choose another place") from None
             return scan, df
 
         return work
@@ -560,8 +695,11 @@ class T2Widget(_Base):
         method = self.method.value
         anat, labs = self.anatomy.value, self.roi_labels.value
         anat_scan = layer_to_scan(anat) if (anat is not None and labs is not None) else None
+        if anat_scan is not None:
+            _warn_other_series(anat, labs)
         labs = _labels_snapshot(labs) if anat_scan is not None else None
-        name = f"T2 ms ({method})"
+        me_name = me.name
+        name = f"{me.name} T2 ms ({method})"  # per multi-echo layer: two visits' maps do not replace each other
 
         def work():
             yield f"fitting T2 ({method})"
@@ -574,7 +712,7 @@ class T2Widget(_Base):
             yield "building layers"
             t2 = scan_to_layer(fit.to_scan("t2_ms"), name, colormap="magma", contrast_limits=(0, 250))
             flags, faff = canonical(np.asarray(fit.flags).astype(np.int32), np.asarray(fit.affine))
-            fl = (flags, {"name": f"T2 quality flags ({method})", "visible": False, "opacity": 0.5,
+            fl = (flags, {"name": f"{me_name} T2 quality flags ({method})", "visible": False, "opacity": 0.5,
                           **transform_kwargs(faff), "metadata": {META_KEY: {"affine": np.array(faff), "source_affine": np.array(fit.affine, float)}}},
                   "labels")
             return fit, df, [fl, t2]
@@ -639,6 +777,8 @@ class CompareWidget(_Base):
 
         layers = [(_need(self.pre_image.value, "pre image"), _need(self.pre_labels.value, "pre labels")),
                   (_need(self.post_image.value, "post image"), _need(self.post_labels.value, "post labels"))]
+        for i, lab in layers:
+            _warn_other_series(i, lab)
         items = [(layer_to_scan(i), _labels_snapshot(lab)) for i, lab in layers]
         metric = self.metric.value
         rc = {"bulge_mm": ("abs", float(self.bulge_rc.value))}
