@@ -216,7 +216,7 @@ class _Base(Container):
         self.status = Label(value="")
         # a long message wraps instead of widening the dock (it squeezed the canvas for good)
         self.status.native.setWordWrap(True)
-        self.status.native.setMinimumWidth(1)
+        self.status.native.setMinimumWidth(200)  # a few words per line, not one
         super().__init__(widgets=[*widgets, self.run_button, self.progress, self.status])
         self.run_button.changed.connect(self.run)
         self.worker = None
