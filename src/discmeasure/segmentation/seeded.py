@@ -62,7 +62,8 @@ def segment_seeded(scan, seeds, *, lowest_level: str = "L5-S1", max_distance_mm:
                 best, best_d = v, d
         if best is None or best_d > max_distance_mm:
             raise SegmentationError(f"no disc found within {max_distance_mm:g} mm of the {lab.disc_level_name(label)} seed "
-                                    f"at {np.round(pt, 1).tolist()} mm", hint="place the point inside the disc")
+                                    f"at R {pt[0]:.1f}, A {pt[1]:.1f}, S {pt[2]:.1f} mm (RAS+)",
+                                    hint="place the point inside the disc")
         mapping[best] = label
     # shift all levels by the seeds' offset (consistent renumbering), seeds win where given
     offsets = {new - old for old, new in mapping.items()}
