@@ -305,9 +305,10 @@ class _Base(Container):
 
     def _orphaned(self, exc):
         """The widget's Qt objects are gone (the viewer or dock was closed while the worker ran):
-        stop listening. A Qt slot that raised here aborted the whole Python process (SIGABRT)."""
+        stop listening. A Qt slot that raised here aborted the whole Python process (SIGABRT), so
+        nothing is raised from here: another RuntimeError only stops this update."""
         if not _deleted(exc):
-            raise exc
+            return
         w = self.worker
         if w is not None:
             for sig, slot in ((w.yielded, self._step), (w.returned, self._returned), (w.errored, self._failed)):
