@@ -253,8 +253,7 @@ def _without_paths(message: str, visit: dict) -> str:
 def _process_subject(subject: str, visits: list[dict], out_dir: str, pictures: bool, repeatability=None,
                      dicom_seg: bool = False, uncertainty: int = 0) -> dict:
     from .comparison import compare
-    from .errors import InputError
-    from .io.load import is_volume_file
+    from .io.load import require_dicom_input
     from .pipeline import analyze
     from .report.outputs import staged_dir, visit_files
 
@@ -264,9 +263,8 @@ def _process_subject(subject: str, visits: list[dict], out_dir: str, pictures: b
     results = []
     for v in visits:
         try:
-            if dicom_seg and is_volume_file(v["path"]):  # before the work (it segmented, then failed)
-                raise InputError("is not DICOM: no DICOM SEG can reference it", path=v["path"],
-                                 hint="give DICOM series in the manifest, or leave out --dicom-seg")
+            if dicom_seg:  # before the work (it segmented, then failed)
+                require_dicom_input(v["path"], hint="give DICOM series in the manifest, or leave out --dicom-seg")
             res = analyze(v["path"], mese=v.get("mese") or None, labels=v.get("labels") or None,
                           subject=subject, timepoint=v["timepoint"], uncertainty=uncertainty)
             with staged_dir(out / v["timepoint"]) as d:
@@ -354,8 +352,6 @@ def run_batch(manifest_path, out_dir, *, workers: int = 1, scheduler: str | None
 
 def _check_workers(workers, scheduler) -> int:
     """``workers`` checked against ``scheduler`` (InputError, one line): at least 1, and not both."""
-    from .errors import InputError
-
     try:
         w = int(workers)
     except (TypeError, ValueError):
@@ -371,8 +367,6 @@ def _check_workers(workers, scheduler) -> int:
 def _connect(scheduler: str, timeout_s: float = 10.0):
     """A Dask client of the scheduler at ``scheduler``; InputError (one line) when it cannot be reached."""
     from dask.distributed import Client
-
-    from .errors import InputError
 
     try:
         return Client(scheduler, timeout=f"{timeout_s}s")

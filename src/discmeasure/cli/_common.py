@@ -94,15 +94,6 @@ DICOM_SEG_HELP = ("Also write each visit's labels as a DICOM SEG on its T2-weigh
                   "patient identity replaced by the subject id). DICOM inputs only.")
 
 
-def check_dicom_input(path) -> None:
-    """Refuse, before any work, an input that is an image file of another format (no DICOM SEG can
-    reference it); a folder or a DICOM file passes (a folder's series is checked once loaded)."""
-    from ..errors import InputError
-    from ..io.load import is_volume_file
-
-    if is_volume_file(path):
-        raise InputError("is not DICOM: no DICOM SEG can reference it", path=path, hint="leave out --dicom-seg")
-
 
 #: help of the ``--overwrite`` option of the commands that write single files
 OVERWRITE_HELP = "Replace output files that exist (never the input, nor files inside an input folder)."

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from . import app
-from ._common import (DICOM_SEG_HELP, UNCERTAINTY_HELP, check_dicom_input, console, level_table,
+from ._common import (DICOM_SEG_HELP, UNCERTAINTY_HELP, console, level_table,
                       progress_bar)
 
 
@@ -38,7 +38,9 @@ def measure_cmd(
 
     check_output_dir(out)  # refuse before the work, not after it (analyze refuses a bad --uncertainty first thing)
     if dicom_seg:
-        check_dicom_input(study)
+        from ..io.load import require_dicom_input
+
+        require_dicom_input(study)
     mese_arg = mese if (mese and Path(mese).exists()) else None
     prog, cb = progress_bar("measure")
     with prog:

@@ -18,7 +18,7 @@ from typing import Optional
 import typer
 
 from . import app
-from ._common import (DICOM_SEG_HELP, RC_HELP, UNCERTAINTY_HELP, change_table, check_dicom_input, console,
+from ._common import (DICOM_SEG_HELP, RC_HELP, UNCERTAINTY_HELP, change_table, console,
                       level_table, progress_bar)
 
 
@@ -109,8 +109,10 @@ def run_pair(pre: Path, post: Path, out: Path, *, subject: Optional[str] = None,
     check_output_dir(out)  # refuse before the work, not after it
     check_uncertainty(uncertainty)
     if dicom_seg:
+        from ..io.load import require_dicom_input
+
         for p in (pre, post):
-            check_dicom_input(p)
+            require_dicom_input(p)
     if Path(pre).resolve() == Path(post).resolve():
         print(f"warning: {pre}: PRE and POST are the same input; every change will be zero", file=sys.stderr)
     if parallel is None:

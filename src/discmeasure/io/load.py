@@ -29,6 +29,13 @@ def is_volume_file(path) -> bool:
     return p.is_file() and _is(p, _NIFTI + _ITK)
 
 
+def require_dicom_input(path, *, hint: str = "leave out --dicom-seg") -> None:
+    """Refuse, before any work, an input that is an image file of another format (no DICOM SEG can
+    reference it); a folder or a DICOM file passes (a folder's series is checked once loaded)."""
+    if is_volume_file(path):
+        raise InputError("is not DICOM: no DICOM SEG can reference it", path=path, hint=hint)
+
+
 def load_nifti(path: str | os.PathLike) -> Scan:
     """A NIfTI file (+ its BIDS JSON sidecar, EchoTime in seconds -> ms)."""
     import nibabel as nib

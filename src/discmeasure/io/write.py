@@ -37,8 +37,9 @@ def sidecar_path(path: str | os.PathLike) -> Path:
     return p.with_suffix(".json")
 
 
-def save_nifti(scan, path: str | os.PathLike, *, sidecar: bool = True) -> Path:
-    """Write ``scan`` as NIfTI at ``path`` (and its BIDS sidecar), atomically.
+def save_nifti(scan, path: str | os.PathLike, *, sidecar: bool = True, sidecar_extra: dict | None = None) -> Path:
+    """Write ``scan`` as NIfTI at ``path`` (and its BIDS sidecar, with ``sidecar_extra``'s keys
+    added, e.g. a fit's summary), atomically.
 
     Patient-identifying fields are never written.
     """
@@ -49,5 +50,5 @@ def save_nifti(scan, path: str | os.PathLike, *, sidecar: bool = True) -> Path:
     with atomic_path(path) as tmp:
         nib.save(img, str(tmp))
     if sidecar:
-        write_text(sidecar_path(path), json.dumps(scan.bids_sidecar(), indent=2) + "\n")
+        write_text(sidecar_path(path), json.dumps({**scan.bids_sidecar(), **(sidecar_extra or {})}, indent=2) + "\n")
     return path

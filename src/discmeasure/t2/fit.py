@@ -104,18 +104,13 @@ class T2Fit:
         """Write the maps as NIfTI (``<prefix>_t2_ms.nii.gz``, ``_s0``, ``_b1`` (EPG only), ``_r2``,
         ``_flags``), atomically; each sidecar carries the fit's summary under ``"T2Fit"``
         (:meth:`fit_record`: noise sigma and how it was estimated, fitted fraction, warning)."""
-        from ..atomic import write_text
-        from ..io.write import save_nifti, sidecar_path
+        from ..io.write import save_nifti
 
         out = {}
-        rec = self.fit_record()
+        extra = {"T2Fit": self.fit_record()}
         for name in self.map_names:
             path = f"{prefix}_{name}.nii.gz"
-            save_nifti(self.to_scan(name), path)
-            side = sidecar_path(path)
-            data = json.loads(side.read_text()) if side.is_file() else {}
-            data["T2Fit"] = rec
-            write_text(side, json.dumps(data, indent=2) + "\n")
+            save_nifti(self.to_scan(name), path, sidecar_extra=extra)
             out[name] = path
         return out
 
