@@ -180,8 +180,9 @@ def fit_t2(data, echo_times_ms=None, *, method: str = "epg", mask=None, drop_fir
     offset : bool
         Fit a constant C as well (``mono``).
     noise_sigma : float, optional
-        Noise sigma of the magnitude data; default: estimated from background
-        (:func:`~discmeasure.t2.noise.estimate_sigma`); 0 disables noise-floor handling.
+        Noise sigma of the magnitude data; default: estimated from an air corner, else from the
+        image's finest wavelet detail (:func:`~discmeasure.t2.noise.estimate_noise`); 0 disables
+        noise-floor handling.
     noise_floor : float or None
         Echoes below ``noise_floor * sigma`` are excluded from the fit (truncation, Raya et al.
         2010); None keeps all echoes.
