@@ -165,6 +165,21 @@ def phantom_retest():
     return lines
 
 
+def t2_protocol_visit(pose, k):
+    """The sample visit's protocol rendered with the phantom in ``pose``: (T2-weighted 0.7 x 0.7 x 4 mm,
+    SNR 35; multi-echo spin echo 1.2 x 1.2 x 4 mm, 10 echoes, SNR 120, B1 0.75-1.0), noise and B1
+    field of draw ``k``."""
+    ph = phantom.default_phantom().replace(pose=pose)
+    shape, aff = phantom.make_grid(spacing=(0.7, 0.7, 4.0), fov_mm=(170.0, 220.0), n_slices=11,
+                                   center_mm=(0.0, 0.0, 10.0))
+    img, _ = phantom.render_t2w(ph, shape, aff, snr=35, supersample=3, seed=31 + k)
+    shm, affm = phantom.make_grid(spacing=(1.2, 1.2, 4.0), fov_mm=(120.0, 220.0), n_slices=7,
+                                  center_mm=(0.0, 5.0, 10.0))
+    mese, _, _ = phantom.render_mese(ph, shm, affm, n_echoes=10, echo_spacing_ms=10.0, b1_range=(0.75, 1.0),
+                                     snr=120, supersample=3, seed=41 + k)
+    return img, mese
+
+
 def phantom_t2_retest():
     """The pipeline's own share of the T2 repeatability: the sample visit's protocol (T2-weighted
     0.7 x 0.7 x 4 mm, SNR 35; multi-echo spin echo 1.2 x 1.2 x 4 mm, 10 echoes, SNR 120, B1
@@ -173,14 +188,7 @@ def phantom_t2_retest():
     ``comparison.REPEATABILITY`` for T2 come from a long-term in-vivo study (docs/methods.md)."""
     ms = []
     for k, pose in enumerate([((0.0, 0.0, 0.0), (0.0, 0.0, 0.0))] + MOVES):
-        ph = phantom.default_phantom().replace(pose=pose)
-        shape, aff = phantom.make_grid(spacing=(0.7, 0.7, 4.0), fov_mm=(170.0, 220.0), n_slices=11,
-                                       center_mm=(0.0, 0.0, 10.0))
-        img, _ = phantom.render_t2w(ph, shape, aff, snr=35, supersample=3, seed=31 + k)
-        shm, affm = phantom.make_grid(spacing=(1.2, 1.2, 4.0), fov_mm=(120.0, 220.0), n_slices=7,
-                                      center_mm=(0.0, 5.0, 10.0))
-        mese, _, _ = phantom.render_mese(ph, shm, affm, n_echoes=10, echo_spacing_ms=10.0, b1_range=(0.75, 1.0),
-                                         snr=120, supersample=3, seed=41 + k)
+        img, mese = t2_protocol_visit(pose, k)
         ms.append(dm.measure(img, dm.segment(img), t2=dm.fit_t2(mese)).set_index("level"))
     lines = ["", "### Phantom T2 retest: the pipeline's own share of the T2 repeatability", "",
              "The sample visit's protocol (T2-weighted 0.7 x 0.7 x 4 mm, SNR 35; multi-echo spin echo "

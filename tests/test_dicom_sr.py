@@ -87,15 +87,20 @@ def test_report_of_a_table_and_its_errors(sample_scans, tmp_path):
     # DICOM CID 225) of its measurement, the SD in the measurement's unit; NaN SDs are left out
     table["bulge_sd_mm"] = [0.25, 0.3, 0.1]
     table["height_middle_sd_mm"] = [np.nan, 0.05, 0.1]
+    table["t2_np_sd_ms"] = [1.5, np.nan, 2.0]  # with a T2 fit: the ROI T2's SD, in ms
     back = read_dicom_sr(write_dicom_sr(table, seg_file, tmp_path / "u.sr.dcm")).set_index("level")
     assert back.loc["L4-L5", "bulge_sd_mm"] == 0.25 and np.isnan(back.loc["L5-S1", "bulge_sd_mm"])  # no bulge there
     assert np.isnan(back.loc["L4-L5", "height_middle_sd_mm"]) and back.loc["L5-S1", "height_middle_sd_mm"] == 0.05
+    assert back.loc["L4-L5", "t2_np_sd_ms"] == 1.5 and np.isnan(back.loc["L5-S1", "t2_np_sd_ms"])
     grp = hd.sr.srread(str(tmp_path / "u.sr.dcm")).content.get_volumetric_roi_measurement_groups()[0]
     bulge = next(m for m in grp.get_measurements() if m.name.value == "BULGE")
     (prop,) = [i for i in bulge[0].ContentSequence if i.RelationshipType == "HAS PROPERTIES"]
     code = prop.ConceptNameCodeSequence[0]
     assert (code.CodeValue, code.CodingSchemeDesignator, prop.ValueType) == ("371884006", "SCT", "NUM")
     assert prop.MeasuredValueSequence[0].MeasurementUnitsCodeSequence[0].CodeValue == "mm"
+    t2 = next(m for m in grp.get_measurements() if m.name.value == "T2-NP")
+    (prop,) = [i for i in t2[0].ContentSequence if i.RelationshipType == "HAS PROPERTIES"]
+    assert prop.MeasuredValueSequence[0].MeasurementUnitsCodeSequence[0].CodeValue == "ms"
     with pytest.raises(InputError, match="no level of the measurement table"):
         to_dicom_sr(table.iloc[2:], pydicom.dcmread(seg_file))
     with pytest.raises(OutputError, match="folder"):

@@ -25,6 +25,7 @@ calibration against real and phantom retests is in docs/validation.md
 
 from __future__ import annotations
 
+import dataclasses
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Callable
 
@@ -34,21 +35,33 @@ from .errors import DiscmeasureError, InputError
 from .geometry import resample, resample_mask, slice_normal
 from .scan import Scan
 
-__all__ = ["UNCERTAIN_METRICS", "check_n_moves", "check_uncertainty", "sd_column", "rigid_moves", "moved_scan", "moved_labels", "moved_fraction",
+__all__ = ["UNCERTAIN_METRICS", "T2_UNCERTAIN_METRICS", "n_column", "check_n_moves", "check_uncertainty", "sd_column", "rigid_moves", "moved_scan", "moved_labels", "moved_fraction",
            "measurement_uncertainty", "with_uncertainty", "mdc95"]
 
 #: metrics whose per-level SD is estimated (the T2-weighted image's geometric measures)
 UNCERTAIN_METRICS = ("bulge_mm", "bulge_midsagittal_mm", "height_anterior_mm", "height_middle_mm",
                      "height_posterior_mm")
+#: the T2 ROIs' medians whose per-level SD is estimated when a T2 fit is given: the ROIs move with
+#: the segmentation over a fixed T2 map, so the SD is the share of the ROIs' placement only
+T2_UNCERTAIN_METRICS = ("t2_np_ms", "t2_af_anterior_ms", "t2_af_posterior_ms", "t2_disc_ms")
 
 # two-level orthogonal design: each column is +-1 equally often and the columns are orthogonal
 _DESIGN = np.array([[1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]], float)
 
 
 def sd_column(metric: str) -> str:
-    """Name of a metric's SD column: ``bulge_mm`` -> ``bulge_sd_mm``."""
-    stem = metric[:-3] if metric.endswith("_mm") else metric
-    return f"{stem}_sd_mm" if metric.endswith("_mm") else f"{stem}_sd"
+    """Name of a metric's SD column, in the metric's unit: ``bulge_mm`` -> ``bulge_sd_mm``,
+    ``t2_np_ms`` -> ``t2_np_sd_ms``."""
+    for unit in ("_mm", "_ms"):
+        if metric.endswith(unit):
+            return f"{metric[:-3]}_sd{unit}"
+    return f"{metric}_sd"
+
+
+def n_column(metric: str) -> str:
+    """Name of the column counting the analyses a metric's SD came from: ``t2_uncertainty_n`` for
+    the T2 metrics (analyses with an NP T2), ``uncertainty_n`` for the others (with a bulge)."""
+    return "t2_uncertainty_n" if metric in T2_UNCERTAIN_METRICS else "uncertainty_n"
 
 
 def mdc95(sd_pre: float, sd_post: float, n_pre: float | None = None, n_post: float | None = None) -> float:
@@ -103,8 +116,16 @@ def check_n_moves(n: int) -> None:
 def check_uncertainty(n) -> int:
     """The ``uncertainty`` option as an int: 0 (none), or a number of moved re-analyses that
     :func:`check_n_moves` accepts. For the callers that check before any work (``analyze``,
-    ``run_batch``, the CLI, napari's widgets)."""
-    n = int(n)
+    ``run_batch``, the CLI, napari's widgets). InputError, naming the option, for a value that is not
+    a whole number (``"four"``, ``2.5``, None)."""
+    try:
+        k = int(n)
+        if isinstance(n, float) and n != k:
+            raise ValueError(n)
+    except (TypeError, ValueError, OverflowError):
+        raise InputError(f"{n!r} is not a whole number of moved analyses (uncertainty / --uncertainty)",
+                         hint="give 2 to 8, or 0 for none") from None
+    n = k
     if n:
         check_n_moves(n)
     return n
@@ -187,7 +208,7 @@ def moved_fraction(fraction: np.ndarray, affine: np.ndarray, move: np.ndarray) -
     return np.clip(f, 0.0, 1.0).astype(np.float32)
 
 
-def measurement_uncertainty(scan: Scan, segmentation, measurements=None, *, n_moves: int = 4,
+def measurement_uncertainty(scan: Scan, segmentation, measurements=None, *, t2=None, n_moves: int = 4,
                             rotation_deg: float = 1.5, shift_mm: float = 1.5, band_mm: float = 5.0,
                             refine_edges: bool = True,
                             progress: Callable[[int, int], None] | None = None):
@@ -206,7 +227,16 @@ def measurement_uncertainty(scan: Scan, segmentation, measurements=None, *, n_mo
         analyses read the heights the way the unmoved one did.
     measurements : pandas.DataFrame, optional
         :func:`~discmeasure.measure`'s table of the unmoved scan (computed when not given), with
-        the same ``band_mm`` and ``refine_edges``.
+        the same ``band_mm``, ``refine_edges`` and ``t2``.
+    t2 : T2Fit, optional
+        The visit's T2 fit. Each moved analysis then also measures the T2 ROIs: the T2 map is
+        moved with the anatomy by its affine alone (no resampling of the map), so that its values
+        stay those of the unmoved fit and only the ROIs' placement varies (their segmentation,
+        level frame and heights). The SD of each of :data:`T2_UNCERTAIN_METRICS` combines that
+        spread with the ROI median's standard error from its voxels (``t2_np_se_ms``, ...;
+        :func:`discmeasure.t2.stats.median_se`, root mean square over the analyses), the share of
+        new noise in a new acquisition: sqrt(sd_moves^2 + se^2). Physiology, B1 and scanner
+        drift are not in it.
     n_moves : int
         Number of moved analyses (2-8; :func:`rigid_moves`).
     rotation_deg, shift_mm : float
@@ -222,8 +252,10 @@ def measurement_uncertainty(scan: Scan, segmentation, measurements=None, *, n_mo
         One row per level of ``measurements``: ``level``, for each metric of
         :data:`UNCERTAIN_METRICS` its sample SD (ddof 1) over the unmoved and the moved analyses
         (``bulge_sd_mm``, ...; NaN with fewer than 3 values), and ``uncertainty_n``, the number of
-        analyses in which the level's bulge was measured. A moved image whose segmentation or
-        measurement fails only lowers these counts.
+        analyses in which the level's bulge was measured. With ``t2`` also the SDs of
+        :data:`T2_UNCERTAIN_METRICS` (``t2_np_sd_ms``, ...) and ``t2_uncertainty_n``, the number of
+        analyses with an NP T2. A moved image whose segmentation or measurement fails only lowers
+        these counts.
     """
     import pandas as pd
 
@@ -233,7 +265,7 @@ def measurement_uncertainty(scan: Scan, segmentation, measurements=None, *, n_mo
     from .t2._parallel import n_threads, single_blas_thread
 
     if measurements is None:
-        measurements = measure(scan, segmentation, band_mm=band_mm, refine_edges=refine_edges)
+        measurements = measure(scan, segmentation, t2=t2, band_mm=band_mm, refine_edges=refine_edges)
     auto = getattr(segmentation, "method", "") == "auto"
     lbl = np.asarray(getattr(segmentation, "labels", segmentation))
     aff = np.asarray(getattr(segmentation, "affine", scan.affine), float)
@@ -251,7 +283,10 @@ def measurement_uncertainty(scan: Scan, segmentation, measurements=None, *, n_mo
             else:
                 seg = Segmentation(moved_labels(lbl, aff, T), aff, method=getattr(segmentation, "method", "labels"),
                                    body_fraction=None if frac is None else moved_fraction(frac, aff, T).reshape(lbl.shape))
-            return measure(moved, seg, band_mm=band_mm, refine_edges=refine_edges).set_index("level")
+            # the T2 map moved with the anatomy through its affine: the same values, the ROIs
+            # carried onto it through world coordinates as for the unmoved scan
+            fit = None if t2 is None else dataclasses.replace(t2, affine=T @ np.asarray(t2.affine, float))
+            return measure(moved, seg, t2=fit, band_mm=band_mm, refine_edges=refine_edges).set_index("level")
         except DiscmeasureError:
             return None  # counted: the level's n is lower
 
@@ -273,25 +308,41 @@ def measurement_uncertainty(scan: Scan, segmentation, measurements=None, *, n_mo
             if progress is not None:
                 progress(i + 1, len(moves))
     tables = [measurements.set_index("level")] + [t for t in done if t is not None]
+    metrics = UNCERTAIN_METRICS + (T2_UNCERTAIN_METRICS if t2 is not None else ())
     rows = []
     for lv in measurements["level"]:
         row = {"level": lv}
-        for m in UNCERTAIN_METRICS:
+        for m in metrics:
             v = np.array([float(t.loc[lv, m]) for t in tables if lv in t.index and m in t.columns], float)
             v = v[np.isfinite(v)]
-            row[sd_column(m)] = float(np.std(v, ddof=1)) if v.size >= 3 else np.nan
-        row["uncertainty_n"] = int(sum(lv in t.index and np.isfinite(float(t.loc[lv, "bulge_mm"])) for t in tables))
+            sd = float(np.std(v, ddof=1)) if v.size >= 3 else np.nan
+            if m in T2_UNCERTAIN_METRICS and np.isfinite(sd):
+                # the moves see only where the ROI lies on one fixed T2 map; a new acquisition also
+                # brings new noise into every voxel: add the ROI median's own standard error (RMS
+                # over the analyses; t2_stats' median_se_ms), as independent variances. On the
+                # phantom T2 retest moves alone covered 85 % (NP) and 25 % (whole disc) of the
+                # differences within their MDC95, both together 100 % and 95 % (docs/methods.md)
+                se_col = f"{m[:-3]}_se_ms"
+                se = np.array([float(t.loc[lv, se_col]) for t in tables if lv in t.index and se_col in t.columns], float)
+                se = se[np.isfinite(se)]
+                sd = float(np.sqrt(sd ** 2 + np.mean(se ** 2))) if se.size else np.nan
+            row[sd_column(m)] = sd
+        for m in ("bulge_mm",) + (("t2_np_ms",) if t2 is not None else ()):
+            row[n_column(m)] = int(sum(lv in t.index and m in t.columns and np.isfinite(float(t.loc[lv, m]))
+                                       for t in tables))
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def with_uncertainty(scan: Scan, segmentation, measurements, *, n_moves: int = 4, band_mm: float = 5.0,
+def with_uncertainty(scan: Scan, segmentation, measurements, *, t2=None, n_moves: int = 4, band_mm: float = 5.0,
                      refine_edges: bool = True, progress: Callable[[int, int], None] | None = None):
     """``measurements`` with each level's uncertainty columns added (:func:`measurement_uncertainty`).
 
     What :func:`discmeasure.analyze` does with ``uncertainty=N``, for a table measured otherwise
     (napari's widgets, a registry's own segmentation). The table's rows and columns are kept;
-    ``bulge_sd_mm``, ... and ``uncertainty_n`` are appended (replaced if present). A level whose
+    ``bulge_sd_mm``, ... and ``uncertainty_n`` are appended (replaced if present); with ``t2``
+    (the fit ``measurements`` were measured with) also the T2 ROIs' SDs (``t2_np_sd_ms``, ...)
+    and ``t2_uncertainty_n``. A level whose
     bulge was measured on the scan but not in some moved analyses (segmentation lost the level,
     or its bulge was withheld there) gets the QC flag ``bulge_lost_in_K_of_N_moves``: its number
     hangs on sub-voxel details, and its SD comes from fewer values.
@@ -300,7 +351,7 @@ def with_uncertainty(scan: Scan, segmentation, measurements, *, n_moves: int = 4
     --------
     >>> table = with_uncertainty(scan, seg, measure(scan, seg), n_moves=4)  # doctest: +SKIP
     """
-    unc = measurement_uncertainty(scan, segmentation, measurements, n_moves=n_moves, band_mm=band_mm,
+    unc = measurement_uncertainty(scan, segmentation, measurements, t2=t2, n_moves=n_moves, band_mm=band_mm,
                                   refine_edges=refine_edges, progress=progress)
     kept = measurements.drop(columns=[c for c in unc.columns if c != "level" and c in measurements.columns])
     out = kept.merge(unc, on="level", how="left")

@@ -47,6 +47,8 @@ def level_table(df, title: str) -> Table:
             ("sir_np_csf", "NP/CSF"), ("qc_flags", "QC")]
     if "bulge_sd_mm" in df.columns:  # each level's own uncertainty (--uncertainty N)
         cols.insert(2, ("bulge_sd_mm", "± SD"))
+    if "t2_np_sd_ms" in df.columns:  # ... and its NP T2's, with a multi-echo series
+        cols.insert([c for c, _ in cols].index("t2_np_ms") + 1, ("t2_np_sd_ms", "± SD"))
     for _, name in cols:
         t.add_column(name, justify="left" if name in ("level", "QC") else "right")
     for _, r in df.iterrows():
@@ -62,12 +64,15 @@ def _beyond_header(ch, metric: str) -> str:
 def change_table(ch, title: str) -> Table:
     """The per-level change of the trials' two endpoints, bulge and nucleus T2, each with its
     'beyond the repeatability coefficient' flag (the RC in the header); with each level's own
-    uncertainty (``--uncertainty N``) also the bulge's MDC95 and 'beyond' it."""
+    uncertainty (``--uncertainty N``) also the bulge's MDC95 and 'beyond' it, and the NP T2's
+    when both visits had a multi-echo series."""
     t = Table(title=title, title_justify="left")
     own = "bulge_mm_within_uncertainty" in ch.columns  # each level's own uncertainty (--uncertainty N)
+    own_t2 = "t2_np_ms_within_uncertainty" in ch.columns
     names = (("level", "bulge pre", "bulge post", "Δ mm", "Δ %", _beyond_header(ch, "bulge_mm"))
              + (("level's MDC95 mm", "beyond MDC95") if own else ())
-             + ("NP T2 pre", "NP T2 post", "Δ %", _beyond_header(ch, "t2_np_ms"), "level match"))
+             + ("NP T2 pre", "NP T2 post", "Δ %", _beyond_header(ch, "t2_np_ms"))
+             + (("NP T2 MDC95 ms", "NP T2 beyond MDC95") if own_t2 else ()) + ("level match",))
     for name in names:
         t.add_column(name, justify="right")
 
@@ -79,13 +84,16 @@ def change_table(ch, title: str) -> Table:
         t.add_row(r.level, _fmt(r.bulge_mm_pre), _fmt(r.bulge_mm_post), _fmt(r.bulge_mm_delta), _fmt(r.bulge_mm_pct, 0),
                   beyond(r, "bulge_mm"), *((_fmt(r.bulge_mm_mdc95), beyond(r, "bulge_mm", "uncertainty")) if own else ()),
                   _fmt(r.t2_np_ms_pre, 1), _fmt(r.t2_np_ms_post, 1), _fmt(r.t2_np_ms_pct, 0),
-                  beyond(r, "t2_np_ms"), "" if r.get("level_match_ok") is None else ("ok" if r.level_match_ok else "CHECK"))
+                  beyond(r, "t2_np_ms"),
+                  *((_fmt(r.t2_np_ms_mdc95, 1), beyond(r, "t2_np_ms", "uncertainty")) if own_t2 else ()),
+                  "" if r.get("level_match_ok") is None else ("ok" if r.level_match_ok else "CHECK"))
     return t
 
 
 UNCERTAINTY_HELP = ("Also estimate each level's own uncertainty: analyse each visit again N times (2-8; 4 is "
                     "a good choice) after small rigid moves of the scan (1.5 degrees, 1.5 mm) and report the SD "
-                    "of every geometric measure (bulge_sd_mm, ...); pairs then flag each change against that "
+                    "of every geometric measure (bulge_sd_mm, ...) and, with a multi-echo series, of each ROI's T2 "
+                    "(t2_np_sd_ms, ...); pairs then flag each change against that "
                     "level's 95 % minimal detectable change. About N times the time. 0 (default): none.")
 
 

@@ -131,7 +131,7 @@ def to_dicom_sr(measurements, seg, *, series_number: int = SERIES_NUMBER,
     from pydicom.sr.codedict import codes
 
     from .. import __version__
-    from ..uncertainty import UNCERTAIN_METRICS, sd_column
+    from ..uncertainty import T2_UNCERTAIN_METRICS, UNCERTAIN_METRICS, sd_column
 
     segments = _segments(seg)
     series_uid = str(seg.ReferencedSeriesSequence[0].SeriesInstanceUID)
@@ -152,7 +152,7 @@ def to_dicom_sr(measurements, seg, *, series_number: int = SERIES_NUMBER,
             if v is None or not np.isfinite(float(v)):
                 continue
             unit_code = hd.sr.CodedConcept(unit, "UCUM", _UNIT_MEANING[unit])
-            sd = getattr(row, sd_column(col), np.nan) if col in UNCERTAIN_METRICS else np.nan
+            sd = getattr(row, sd_column(col), np.nan) if col in UNCERTAIN_METRICS + T2_UNCERTAIN_METRICS else np.nan
             properties = None
             if sd is not None and np.isfinite(float(sd)):
                 # the level's SD over moved re-analyses: a standard uncertainty, in the measurement's unit

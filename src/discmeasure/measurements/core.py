@@ -27,6 +27,7 @@ COLUMNS = [
     "height_anterior_mm", "height_middle_mm", "height_posterior_mm", "dhi", "ap_length_mm", "volume_mm3",
     "t2_np_ms", "t2_np_iqr_ms", "t2_af_anterior_ms", "t2_af_anterior_iqr_ms", "t2_af_posterior_ms",
     "t2_af_posterior_iqr_ms", "t2_disc_ms", "t2_disc_iqr_ms",
+    "t2_np_se_ms", "t2_af_anterior_se_ms", "t2_af_posterior_se_ms", "t2_disc_se_ms",
     "t2_np_voxels", "sir_np_csf", "qc_flags",
 ]
 
@@ -128,7 +129,8 @@ def _posterior_range(index, frame, *, behind_mm: float = 5.0, ahead_mm: float = 
 
 
 def _t2_roi_stats(t2fit, roi_map, roi_affine, code, box=None):
-    """Median and IQR of the fit's T2 in ROI ``code`` (labels resampled onto the fit grid).
+    """Median, IQR, number of voxels and the median's standard error (``t2_stats``'s
+    ``median_se_ms``) of the fit's T2 in ROI ``code`` (labels resampled onto the fit grid).
 
     ``box``: index slices of ``roi_map`` that hold every voxel of the ROI (the disc's bounding
     box); only that part is resampled (same result, without whole-volume passes per ROI).
@@ -148,12 +150,9 @@ def _t2_roi_stats(t2fit, roi_map, roi_affine, code, box=None):
     if len(np.shape(t2fit.t2_ms)) == 2:
         on_fit = on_fit[..., 0]
     if not (on_fit == code).any():
-        return np.nan, np.nan, 0
+        return np.nan, np.nan, 0, np.nan
     st = t2_stats(t2fit, on_fit, code)
-    iqr = st.get("iqr_ms", st.get("iqr"))
-    if iqr is None and "q75_ms" in st:
-        iqr = st["q75_ms"] - st["q25_ms"]
-    return float(st.get("median_ms", st.get("median"))), float(iqr), int(st.get("n_voxels", st.get("count", 0)))
+    return float(st["median_ms"]), float(st["iqr_ms"]), int(st["n_voxels"]), float(st["median_se_ms"])
 
 
 def check_band(band_mm, plane_step_mm=1.0, sample_step_mm=0.25) -> tuple[float, float, float]:
@@ -204,6 +203,12 @@ def measure(scan, segmentation, *, t2=None, band_mm: float = 5.0, plane_step_mm:
     pandas.DataFrame
         One row per disc level, cranio-caudal, columns :data:`COLUMNS` (see docs/methods.md).
     """
+    return _measure(scan, segmentation, t2=t2, band_mm=band_mm, plane_step_mm=plane_step_mm,
+                    sample_step_mm=sample_step_mm, refine_edges=refine_edges)[0]
+
+
+def _measure(scan, segmentation, *, t2, band_mm, plane_step_mm, sample_step_mm, refine_edges):
+    """:func:`measure`'s table and the ROI map (:func:`rois`) its T2 and signal ratio used."""
     import pandas as pd
 
     band_mm, plane_step_mm, sample_step_mm = check_band(band_mm, plane_step_mm, sample_step_mm)
@@ -298,19 +303,19 @@ def measure(scan, segmentation, *, t2=None, band_mm: float = 5.0, plane_step_mm:
         if t2 is not None:
             try:
                 for col, roi in (("t2_np", NP), ("t2_af_anterior", AF_ANTERIOR), ("t2_af_posterior", AF_POSTERIOR)):
-                    med, iqr, n = _t2_roi_stats(t2, roi_map, aff, roi_code(d, roi), index.box(d))
-                    row[f"{col}_ms"], row[f"{col}_iqr_ms"] = med, iqr
+                    med, iqr, n, se = _t2_roi_stats(t2, roi_map, aff, roi_code(d, roi), index.box(d))
+                    row[f"{col}_ms"], row[f"{col}_iqr_ms"], row[f"{col}_se_ms"] = med, iqr, se
                     if roi == NP:
                         row["t2_np_voxels"] = n
                         if n < 5:
                             flags.append("few_t2_np_voxels")
-                med, iqr, n = _t2_roi_stats(t2, lbl, aff, d, index.box(d))
-                row["t2_disc_ms"], row["t2_disc_iqr_ms"] = med, iqr
+                med, iqr, n, se = _t2_roi_stats(t2, lbl, aff, d, index.box(d))
+                row["t2_disc_ms"], row["t2_disc_iqr_ms"], row["t2_disc_se_ms"] = med, iqr, se
             except MeasurementError as exc:
                 flags.append(f"t2: {exc.reason}")
         row["qc_flags"] = ";".join(flags)
         rows.append(row)
-    return pd.DataFrame(rows, columns=COLUMNS)
+    return pd.DataFrame(rows, columns=COLUMNS), roi_map
 
 
 def _csf_at_level(index, frame, band_mm):
@@ -323,20 +328,19 @@ def _csf_at_level(index, frame, band_mm):
     return idx[keep]
 
 
-def rois(scan, segmentation) -> np.ndarray:
+def rois(scan, segmentation, *, band_mm: float = 5.0, refine_edges: bool = True) -> np.ndarray:
     """ROI codes (``label*10 + 1`` NP, ``+2`` anterior AF, ``+3`` posterior AF) on the scan grid.
 
-    See :mod:`discmeasure.measurements.rois` for the definitions.
+    The ROIs :func:`measure` uses for the T2 per ROI and the signal-intensity ratio, made the same
+    way (mid-sagittal heights and endplate span of the level's band, the bodies' partial volume
+    where the segmentation has one); give the same ``band_mm`` and ``refine_edges`` as the
+    measurement. The whole disc is the disc's label itself. Definitions:
+    :mod:`discmeasure.measurements.rois` and docs/methods.md.
+
+    Returns
+    -------
+    numpy.ndarray of int32
+        The ROI map, 0 outside the ROIs; a level whose frame cannot be made has no ROIs.
     """
-    lbl, aff = _labels_and_affine(scan, segmentation)
-    out = np.zeros(lbl.shape, np.int32)
-    for d in disc_labels(lbl):
-        try:
-            frame = level_frame(lbl, aff, d)
-        except MeasurementError:
-            continue
-        offs = np.array([0.0])
-        stack = sample_planes(lbl, aff, frame, lr_offsets=offs, step=0.5)
-        hts = plane_heights(stack, 0)
-        disc_rois(lbl, aff, frame, height_mm=hts["height_middle_mm"], ap_span=hts.get("endplate_span_ap_mm"), out=out)
-    return out
+    return _measure(scan, segmentation, t2=None, band_mm=band_mm, plane_step_mm=1.0, sample_step_mm=0.25,
+                    refine_edges=refine_edges)[1]

@@ -7,7 +7,46 @@ import numpy as np
 from ..errors import FitError
 from . import flags as F
 
-__all__ = ["t2_stats"]
+__all__ = ["t2_stats", "median_se"]
+
+
+def median_se(values) -> float:
+    """Standard error of a sample's median, distribution-free, from order statistics.
+
+    The number of values below the population median is binomial (n, 1/2), so the order
+    statistics at ``n/2 -+ 1.96 sqrt(n)/2`` bound an approximate 95 % confidence interval of the
+    median (Campbell MJ, Gardner MJ. "Calculating confidence intervals for some non-parametric
+    analyses." BMJ 1988;296:1454-1456, doi:10.1136/bmj.296.6634.1454); its half-width / 1.96
+    estimates the median's standard error (McKean JW, Schrader RM. "A comparison of methods for
+    studentizing the sample median." Commun Stat Simul Comput 1984;13:751-773,
+    doi:10.1080/03610918408812413). No assumption on the values' distribution. Checked against
+    the spread of medians over 600 repeated samples (``tests/test_uncertainty.py``): normal
+    values, 100-2000 of them, 1.02-1.08 times the spread on average (single samples scatter by
+    10-20 %); two tissues like a whole disc (60 % annulus at 45 ms, nucleus at 120 ms, 400
+    values) 1.4-1.6 times: the interval reaches into the other tissue's values, so it is
+    conservative there. The half-width of the 68 % interval (z = 1) was 1.0 times on average
+    there but scattered twice as much, and fell to 0.7 times where both tissues are about as
+    frequent and the median itself jumps between them.
+
+    Parameters
+    ----------
+    values : array_like
+        The sample (e.g. the fitted T2 of an ROI's usable voxels).
+
+    Returns
+    -------
+    float
+        The standard error, in the values' unit; NaN with fewer than 5 values.
+    """
+    v = np.sort(np.asarray(values, float).ravel())
+    v = v[np.isfinite(v)]
+    n = v.size
+    if n < 5:
+        return float("nan")
+    half = 1.96 * np.sqrt(n) / 2.0
+    lo = max(int(np.floor(n / 2.0 - half)), 0)
+    hi = min(int(np.ceil(n / 2.0 + half)), n - 1)
+    return float((v[hi] - v[lo]) / (2.0 * 1.96))
 
 
 def t2_stats(fit, labels, label: int, *, fit_mean_curve: bool = True) -> dict:
@@ -26,7 +65,9 @@ def t2_stats(fit, labels, label: int, *, fit_mean_curve: bool = True) -> dict:
     Returns
     -------
     dict
-        ``median_ms``, ``q25_ms``, ``q75_ms``, ``iqr_ms``, ``mean_ms``, ``n_voxels`` (used),
+        ``median_ms``, ``q25_ms``, ``q75_ms``, ``iqr_ms``, ``mean_ms``, ``median_se_ms`` (the
+        median's standard error from its voxels, :func:`median_se`: how far noise alone moves
+        it), ``n_voxels`` (used),
         ``n_total`` (in the ROI), ``flagged_fraction`` (excluded by :data:`flags.EXCLUDE`),
         ``curve_t2_ms`` (fit of the mean decay curve; NaN when unavailable).
     """
@@ -43,10 +84,10 @@ def t2_stats(fit, labels, label: int, *, fit_mean_curve: bool = True) -> dict:
     if vals.size:
         q25, med, q75 = np.percentile(vals, [25, 50, 75])
         out.update(median_ms=float(med), q25_ms=float(q25), q75_ms=float(q75), iqr_ms=float(q75 - q25),
-                   mean_ms=float(vals.mean()))
+                   mean_ms=float(vals.mean()), median_se_ms=median_se(vals))
     else:
         out.update(median_ms=float("nan"), q25_ms=float("nan"), q75_ms=float("nan"), iqr_ms=float("nan"),
-                   mean_ms=float("nan"))
+                   mean_ms=float("nan"), median_se_ms=float("nan"))
     out["curve_t2_ms"] = float("nan")
     if fit_mean_curve and fit.data is not None and n_total:
         from .fit import fit_t2
