@@ -126,7 +126,7 @@ def read_manifest(path: str | os.PathLike):
     for c in ("subject", "timepoint"):
         bad = [v for v in df[c] if not v or "/" in v or v.startswith(".")]
         if bad:
-            raise InputError(f"invalid {c} name {bad[0]!r} (empty, or containing '/')", path=p)
+            raise InputError(f"invalid {c} name {bad[0]!r} (empty, starting with '.', or containing '/')", path=p)
     return df
 
 
@@ -242,11 +242,11 @@ def _without_paths(message: str, visit: dict) -> str:
     patient's name (the measurements' provenance keeps none either); the manifest row (subject,
     timepoint) says which input it was, and a file inside it stays named relative to it.
     """
-    for key in ("path", "mese", "labels"):
-        value = visit.get(key)
-        if value:
-            for form in dict.fromkeys((str(value), str(Path(value)), os.path.abspath(str(value)))):
-                message = message.replace(form, f"<{key}>")
+    forms = [(form, key) for key in ("path", "mese", "labels") if visit.get(key)
+             for form in dict.fromkeys((str(visit[key]), str(Path(visit[key])), os.path.abspath(str(visit[key]))))]
+    # the longest first: a mese or labels file inside the study folder is "<mese>", not "<path>/..."
+    for form, key in sorted(forms, key=lambda fk: -len(fk[0])):
+        message = message.replace(form, f"<{key}>")
     return message
 
 
@@ -323,7 +323,13 @@ def _tidy(out: Path, manifest):
 def run_batch(manifest_path, out_dir, *, workers: int = 1, scheduler: str | None = None, resume: bool = False,
               pictures: bool = True, progress=None, repeatability: dict | None = None, dicom_seg: bool = False,
               uncertainty: int = 0) -> dict:
-    """Run a manifest; returns {"failures": DataFrame, "cohort": DataFrame, "changes": DataFrame, "skipped": [...]}.
+    """Run a manifest; returns {"failures": DataFrame, "cohort": DataFrame, "changes": DataFrame,
+    "summary": DataFrame, "summary_error": str or None, "skipped": [...]}.
+
+    ``summary`` is :func:`discmeasure.comparison.cohort_summary` of ``changes`` (one row per
+    follow-up timepoint and metric), also shown in ``report.html``. When it cannot be computed,
+    the batch still ends normally: ``summary`` is empty, and ``summary_error`` says why (also in
+    a warning and in ``report.html``).
 
     ``repeatability``: overrides of :data:`discmeasure.comparison.REPEATABILITY` for the changes'
     flags (a resumed subject flagged with other ones runs again). ``dicom_seg``: each visit's labels
@@ -378,9 +384,10 @@ def _connect(scheduler: str, timeout_s: float = 10.0):
 
 def _run(manifest, out, client, workers, resume, pictures, progress, repeatability, dicom_seg, uncertainty) -> dict:
     """:func:`run_batch` after its checks (``out`` checked, ``client`` connected or None)."""
+    from html import escape
+
     import pandas as pd
 
-    from .comparison import cohort_summary
     from .report import html as H
     from .report.outputs import mark_output
 
@@ -429,7 +436,11 @@ def _run(manifest, out, client, workers, resume, pictures, progress, repeatabili
     # tables, in manifest order (independent of completion order)
     cohort = _tidy(out, manifest)
     write_text(out / "cohort.csv", cohort.to_csv(index=False, float_format="%.4f"))
-    ch = [pd.read_csv(out / s / "changes.csv") for s in subjects if (out / s / "changes.csv").is_file()]
+    # names kept as written ("001", "12", "NA" are names, not numbers or missing values): they are
+    # the summary's follow-ups and the table's keys; only an empty cell is a missing value
+    ch = [pd.read_csv(out / s / "changes.csv", keep_default_na=False, na_values=[""],
+                      dtype={"subject": str, "baseline": str, "timepoint": str})
+          for s in subjects if (out / s / "changes.csv").is_file()]
     changes = pd.concat(ch) if ch else pd.DataFrame()
     write_text(out / "changes.csv", changes.to_csv(index=False, float_format="%.4f"))
     # failures: this run's, plus earlier ones of subjects still not done
@@ -437,9 +448,34 @@ def _run(manifest, out, client, workers, resume, pictures, progress, repeatabili
     order = {s: i for i, s in enumerate(subjects)}
     fail_df = fail_df.sort_values(["subject", "timepoint"], key=lambda c: c.map(order) if c.name == "subject" else c)
     write_text(out / "failures.csv", fail_df.to_csv(index=False))
-    summary = cohort_summary(changes) if len(changes) else pd.DataFrame()
+    summary, summary_error = _summary(changes)
     body = (f"<p>{len(subjects)} subjects, {len(manifest)} visits, {len(fail_df)} failures, {len(skipped)} resumed.</p>"
             + ("<h2>Cohort summary</h2>" + H.table_html(summary) if len(summary) else "")
+            + (f"<h2>Cohort summary</h2><p>{escape(summary_error)}</p>" if summary_error else "")
             + ("<h2>Failures</h2>" + H.table_html(fail_df) if len(fail_df) else ""))
     write_text(out / "report.html", H.page("discmeasure batch", body))
-    return {"failures": fail_df, "cohort": cohort, "changes": changes, "summary": summary, "skipped": skipped}
+    return {"failures": fail_df, "cohort": cohort, "changes": changes, "summary": summary,
+            "summary_error": summary_error, "skipped": skipped}
+
+
+def _summary(changes):
+    """(:func:`~discmeasure.comparison.cohort_summary` of the batch's changes, None), or (an empty
+    table, the reason) when it cannot be computed: the cohort's outputs are written by then, so a
+    failing summary is reported (a warning, report.html, ``summary_error``), not raised."""
+    import warnings
+
+    import pandas as pd
+
+    from .comparison import cohort_summary
+
+    if not len(changes):
+        return pd.DataFrame(), None
+    try:
+        return cohort_summary(changes), None
+    except Exception as exc:  # noqa: BLE001 -- reported; every subject's outputs are already written
+        why = str(exc) if isinstance(exc, DiscmeasureError) else f"internal error {type(exc).__name__}: {exc}"
+        message = f"cohort summary not computed: {why}"
+        warnings.warn(message, UserWarning, stacklevel=3)
+        if os.environ.get("DISCMEASURE_DEBUG"):
+            traceback.print_exc()
+        return pd.DataFrame(), message

@@ -47,7 +47,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import InputError
-from .uncertainty import mdc95, sd_column
+from .uncertainty import mdc95, n_column, sd_column
 
 __all__ = ["compare", "cohort_summary", "register_rigid", "check_repeatability", "parse_repeatability",
            "repeatability_coefficient",
@@ -304,7 +304,8 @@ def compare(pre, post, *, register: bool = True, repeatability: dict | None = No
         :data:`METRICS`: ``m_pre``, ``m_post``, ``m_delta`` (post - pre), ``m_pct`` (100 delta / pre),
         ``m_within_repeatability`` (None where the change could not be measured); where both
         visits carry the level's own uncertainty (``analyze(..., uncertainty=N)``), for the
-        metrics of :data:`discmeasure.uncertainty.UNCERTAIN_METRICS` also ``m_mdc95`` =
+        metrics of :data:`discmeasure.uncertainty.UNCERTAIN_METRICS` (and of
+        :data:`~discmeasure.uncertainty.T2_UNCERTAIN_METRICS` when both visits had a T2 fit) also ``m_mdc95`` =
         k x sqrt(sd_pre^2 + sd_post^2), this level's 95 % minimal detectable change (k from
         Student's t for the SDs' degrees of freedom, :func:`discmeasure.uncertainty.mdc95`), and
         ``m_within_uncertainty`` (|delta| below it; None where either is NaN); plus
@@ -353,7 +354,7 @@ def compare(pre, post, *, register: bool = True, repeatability: dict | None = No
                 # this level's own uncertainty at both visits (analyze(..., uncertainty=N)): the
                 # 95 % limit of a difference of two independent measurements, k x sqrt(sd1^2 + sd2^2),
                 # k from Student's t for the SDs' few degrees of freedom (uncertainty.mdc95)
-                n = "uncertainty_n"
+                n = n_column(m)
                 has_n = n in ra.index and n in rb.index
                 mdc = mdc95(float(ra[sd]), float(rb[sd]), float(ra[n]) if has_n else None,
                             float(rb[n]) if has_n else None)
@@ -372,67 +373,185 @@ def compare(pre, post, *, register: bool = True, repeatability: dict | None = No
 
 
 def cohort_summary(changes, *, metrics=("bulge_mm", "t2_np_ms", "t2_disc_ms", "height_middle_mm"), index_levels=None):
-    """Cohort figures as registries report them.
+    """Cohort figures as registries report them, per follow-up.
+
+    Each subject is scored on one index (treated) level, chosen once for all metrics: the level
+    given in ``index_levels``, else the level with the largest finite baseline bulge
+    (``bulge_mm_pre``) over all the subject's rows (the first such row on a tie). A subject whose
+    index level has no finite change of a metric at a follow-up is left out of that metric's
+    subject figures at that follow-up and counted in ``n_subjects_without_index_value``; another
+    level is never used instead. A subject without any finite baseline bulge (and no
+    ``index_levels`` entry) has no index level: it is counted there for every metric. The
+    level-wise figures (``n_levels``, ``levels_reduced_pct``, ``mean_pct_change_all_levels``) use
+    every level with a finite change.
 
     Parameters
     ----------
     changes : pandas.DataFrame
-        Concatenated :func:`compare` outputs with a ``subject`` column.
+        Concatenated :func:`compare` outputs with a ``subject`` column (``level`` as
+        :func:`compare` gives it). With several follow-ups per subject, a ``timepoint`` column
+        naming each row's follow-up (as :func:`discmeasure.batch.run_batch`'s ``changes.csv``
+        has); follow-ups are matched across subjects by that name.
     metrics : sequence of str
-        Metrics to summarise.
+        Metrics to summarise (``m`` of the ``m_delta`` columns). A metric without a
+        ``m_delta`` column, or without any finite value at a follow-up, gives no row there.
     index_levels : mapping subject -> level, optional
-        The treated level per subject. Default: the level with the largest baseline bulge.
+        The treated level per subject, by level name (e.g. ``"L4-L5"``); subjects not in it get
+        the default above. Each key must be a subject of ``changes`` and each value one of that
+        subject's levels.
 
     Returns
     -------
     pandas.DataFrame
-        One row per metric: ``n_subjects``, ``n_levels``, ``levels_reduced_pct`` (share of levels
-        whose value went down), ``subjects_reduced_pct`` (share of subjects whose index level went
-        down: the registry's "85 % had a smaller bulge"), ``mean_pct_change`` and
-        ``median_pct_change`` over index levels, ``mean_pct_change_all_levels``, and
-        ``subjects_reduced_beyond_rc_pct`` (reduced by more than the repeatability coefficient).
-        When the changes carry each level's own uncertainty (``m_within_uncertainty``, from
-        ``analyze(..., uncertainty=N)`` at both visits) also ``subjects_reduced_beyond_mdc95_pct``
-        (reduced by more than the index level's own 95 % minimal detectable change), over the
-        ``n_subjects_with_uncertainty`` subjects whose index level has that flag.
+        One row per follow-up and metric (in table order): ``timepoint`` (only when ``changes``
+        has that column), ``metric``, ``n_subjects`` (subjects whose index level has a finite
+        change: the denominator of the subject figures), ``n_subjects_without_index_value``,
+        ``n_levels``, ``levels_reduced_pct`` (share of levels whose value went down),
+        ``subjects_reduced_pct`` (share of subjects whose index level went down: the registry's
+        "85 % had a smaller bulge"), ``subjects_reduced_beyond_rc_pct`` (reduced by more than the
+        repeatability coefficient: ``m_within_repeatability`` False; NaN without that column),
+        ``mean_pct_change`` and ``median_pct_change`` over index levels,
+        ``mean_pct_change_all_levels``. When the changes carry each level's own uncertainty
+        (``m_within_uncertainty``, from ``analyze(..., uncertainty=N)`` at both visits) also
+        ``subjects_reduced_beyond_mdc95_pct`` (reduced by more than the index level's own 95 %
+        minimal detectable change), over the ``n_subjects_with_uncertainty`` subjects whose index
+        level has that flag. ``attrs["index_levels"]`` holds each subject's index level (None:
+        none), ``attrs["without_index_value"]`` the subjects left out, per row (``metric``,
+        ``timepoint`` when given, ``subjects``).
+
+    Raises
+    ------
+    InputError
+        No ``subject`` or ``level`` column, a row without a subject or (when the column is there)
+        without a timepoint, a level given twice for one subject and follow-up (several
+        follow-ups without a ``timepoint`` column saying which is which), or an ``index_levels``
+        entry that names no subject of ``changes`` or no level of that subject.
     """
     import pandas as pd
 
-    if "subject" not in changes.columns:
+    ch, by_tp = _cohort_table(changes)
+    if isinstance(metrics, str):
+        metrics = (metrics,)
+    index = _index_levels(ch, index_levels)
+    groups = list(ch.groupby("timepoint", sort=False)) if by_tp else [(None, ch)]
+    rows, left_out = [], []
+    for tp, part in groups:
+        for m in metrics:
+            col = f"{m}_delta"
+            if col not in part.columns:
+                continue
+            delta = _floats(part[col])
+            valid = part[np.isfinite(delta)]
+            if not len(valid):
+                continue
+            picked, without = [], []
+            for subj, g in part.groupby("subject", sort=False):
+                r = g[g["level"] == index[subj]] if index[subj] is not None else g.iloc[:0]
+                if len(r) and np.isfinite(_floats(r[col]).iloc[0]):
+                    picked.append(r.index[0])
+                else:  # left out of this metric: never scored on another level
+                    without.append(subj)
+            idx = part.loc[picked]
+            red = _floats(idx[col]) < 0
+            flag_col = f"{m}_within_repeatability"
+            beyond = (float(100 * (red & ~idx[flag_col].astype(bool)).mean())
+                      if flag_col in idx.columns and len(idx) else np.nan)
+            own = {}
+            if f"{m}_within_uncertainty" in idx.columns:
+                flag = idx[f"{m}_within_uncertainty"]
+                known = flag.notna()
+                beyond_own = red[known] & ~flag[known].astype(bool)
+                own = {"n_subjects_with_uncertainty": int(known.sum()),
+                       "subjects_reduced_beyond_mdc95_pct": float(100 * beyond_own.mean()) if known.any() else np.nan}
+            pct_idx, pct_all = _floats(idx[f"{m}_pct"]), _floats(valid[f"{m}_pct"])
+            where = {"timepoint": tp} if by_tp else {}
+            rows.append({
+                **where,
+                "metric": m,
+                "n_subjects": int(len(idx)),
+                "n_subjects_without_index_value": len(without),
+                "n_levels": int(len(valid)),
+                "levels_reduced_pct": float(100 * (_floats(valid[col]) < 0).mean()),
+                "subjects_reduced_pct": float(100 * red.mean()) if len(idx) else np.nan,
+                "subjects_reduced_beyond_rc_pct": beyond,
+                "mean_pct_change": float(pct_idx.mean()),
+                "median_pct_change": float(pct_idx.median()),
+                "mean_pct_change_all_levels": float(pct_all.mean()),
+                **own,
+            })
+            if without:
+                left_out.append({**where, "metric": m, "subjects": without})
+    out = pd.DataFrame(rows)
+    out.attrs["index_levels"] = dict(index)
+    out.attrs["without_index_value"] = left_out
+    return out
+
+
+def _floats(col):
+    """A column as float64 (None, text and missing values -> NaN)."""
+    import pandas as pd
+
+    return pd.to_numeric(col, errors="coerce").astype(float)
+
+
+def _cohort_table(changes):
+    """:func:`cohort_summary`'s input checked: (the table with a fresh index, whether it has follow-ups
+    by ``timepoint``). InputError (one line) when a row's subject or follow-up is unknown, or a
+    subject has a level twice for one follow-up."""
+    cols = getattr(changes, "columns", None)
+    if cols is None or "subject" not in cols:
         raise InputError("cohort_summary needs a 'subject' column in the change table")
-    rows = []
-    for m in metrics:
-        if f"{m}_delta" not in changes.columns:
+    if "level" not in cols:
+        raise InputError("cohort_summary needs a 'level' column in the change table", hint="concatenate compare() outputs")
+    ch = changes.reset_index(drop=True)
+    by_tp = "timepoint" in ch.columns
+    for c in ("subject", "timepoint") if by_tp else ("subject",):
+        missing = ch[c].isna() | (ch[c].astype(str).str.strip() == "")
+        if missing.any():
+            what = f"subject {ch.loc[missing.idxmax(), 'subject']!r}" if c == "timepoint" else "a row"
+            raise InputError(f"{what} of the change table has no {c}",
+                             hint="every row needs its subject" + (" and follow-up timepoint" if by_tp else ""))
+    key = ["subject", "timepoint", "level"] if by_tp else ["subject", "level"]
+    dup = ch.duplicated(key)
+    if dup.any():
+        r = ch[dup].iloc[0]
+        if by_tp:
+            raise InputError(f"subject {r.subject!r} has level {r.level} more than once for follow-up {r.timepoint!r} "
+                             "in the change table", hint="give one compare() output per subject and follow-up")
+        raise InputError(f"subject {r.subject!r} has level {r.level} more than once in the change table, and no "
+                         "'timepoint' column says which follow-up each row is for",
+                         hint="add a 'timepoint' column naming each row's follow-up, as run_batch's changes.csv has")
+    return ch, by_tp
+
+
+def _index_levels(ch, index_levels) -> dict:
+    """subject -> index level (None: none) of :func:`cohort_summary`: ``index_levels``' entry, else
+    the level with the largest finite ``bulge_mm_pre`` over the subject's rows (first on a tie)."""
+    from collections.abc import Mapping
+
+    levels = {s: list(dict.fromkeys(g["level"])) for s, g in ch.groupby("subject", sort=False)}
+    given = {}
+    if index_levels is not None:
+        if not isinstance(index_levels, Mapping):
+            raise InputError(f"index_levels must map subject -> level name, not {type(index_levels).__name__}",
+                             hint='e.g. index_levels={"P001": "L4-L5"}')
+        by_name = {str(s): s for s in levels}
+        for k, lv in index_levels.items():
+            subj = k if k in levels else by_name.get(str(k))
+            if subj is None:
+                raise InputError(f"index_levels names subject {k!r}, which is not in the change table",
+                                 hint="give index levels only for the table's subjects")
+            if lv not in levels[subj]:
+                raise InputError(f"index_levels: {lv!r} is not a level of subject {k!r} "
+                                 f"(its levels: {', '.join(map(str, levels[subj]))})",
+                                 hint="give the treated level's name as in the change table, e.g. 'L4-L5'")
+            given[subj] = lv
+    out = {}
+    for s, g in ch.groupby("subject", sort=False):
+        if s in given:
+            out[s] = given[s]
             continue
-        valid = changes[np.isfinite(changes[f"{m}_delta"].astype(float))]
-        if not len(valid):
-            continue
-        idx_rows = []
-        for subj, g in valid.groupby("subject", sort=False):
-            if index_levels and subj in index_levels and (g["level"] == index_levels[subj]).any():
-                idx_rows.append(g[g["level"] == index_levels[subj]].iloc[0])
-            else:
-                idx_rows.append(g.loc[g["bulge_mm_pre"].astype(float).idxmax()] if "bulge_mm_pre" in g else g.iloc[0])
-        idx = pd.DataFrame(idx_rows)
-        red = idx[f"{m}_delta"] < 0
-        beyond = red & ~idx[f"{m}_within_repeatability"].astype(bool)
-        own = {}
-        if f"{m}_within_uncertainty" in idx.columns:
-            flag = idx[f"{m}_within_uncertainty"]
-            known = flag.notna()
-            beyond_own = red[known] & ~flag[known].astype(bool)
-            own = {"n_subjects_with_uncertainty": int(known.sum()),
-                   "subjects_reduced_beyond_mdc95_pct": float(100 * beyond_own.mean()) if known.any() else np.nan}
-        rows.append({
-            "metric": m,
-            "n_subjects": int(valid["subject"].nunique()),
-            "n_levels": int(len(valid)),
-            "levels_reduced_pct": float(100 * (valid[f"{m}_delta"] < 0).mean()),
-            "subjects_reduced_pct": float(100 * red.mean()),
-            "subjects_reduced_beyond_rc_pct": float(100 * beyond.mean()),
-            "mean_pct_change": float(idx[f"{m}_pct"].mean()),
-            "median_pct_change": float(idx[f"{m}_pct"].median()),
-            "mean_pct_change_all_levels": float(valid[f"{m}_pct"].mean()),
-            **own,
-        })
-    return pd.DataFrame(rows)
+        pre = _floats(g["bulge_mm_pre"]) if "bulge_mm_pre" in g.columns else None
+        fin = pre[np.isfinite(pre)] if pre is not None else []
+        out[s] = g.loc[fin.idxmax(), "level"] if len(fin) else None
+    return out

@@ -35,7 +35,7 @@ def _with_sd_columns(columns, df) -> list[str]:
     out = []
     for c in columns:
         out.append(c)
-        sd = sd_column(c) if c.endswith("_mm") else None
+        sd = sd_column(c) if c.endswith(("_mm", "_ms")) else None
         if sd and sd in df.columns:
             out.append(sd)
     return out
@@ -216,30 +216,73 @@ def visit_files(result, d: Path, *, pictures: bool = True, dicom_source=None) ->
 def write_pair(pre, post, changes, out_dir: str | os.PathLike, *, pictures: bool = True, dicom_sources=None) -> Path:
     """Both visits (``pre/``, ``post/``), changes.csv, the change plot and a pair report, atomically
     (``dicom_sources``: the two visits' DICOM inputs, for their labels as DICOM SEG and their
-    measurements as DICOM SR)."""
+    measurements as DICOM SR). The visits' folders are named after their timepoints
+    (:func:`pair_files`); timepoints that cannot name them raise InputError before anything is
+    written."""
+    _pair_visit_folders(pre, post)  # before the staging folder is made
     out_dir = Path(out_dir)
     with staged_dir(out_dir) as d:
         pair_files(pre, post, changes, d, pictures=pictures, dicom_sources=dicom_sources)
     return out_dir
 
 
+# files a pair writes beside its visit folders (a visit folder of one of these names would clash)
+_PAIR_FILES = ("changes.csv", "change_bulge.png", "report.html")
+
+
+def _pair_visit_folders(pre, post) -> tuple[str, str]:
+    """The names of a pair's two visit folders: each visit's timepoint, else ``pre`` / ``post``.
+
+    Raises :class:`~discmeasure.errors.InputError` (one line) unless each names a direct child of
+    the pair's folder and the two differ. Refused: '.' and '..' (the visit would be written into
+    the pair's folder or its parent), a path separator (somewhere else), a leading '.' (hidden,
+    like the staging folders), the name of one of the pair's own files, and two names equal
+    also in case only (the post visit would replace the pre one).
+    """
+    from ..errors import InputError
+
+    seps = {"/", "\\", os.sep} | ({os.altsep} if os.altsep else set())
+    names = []
+    for res, default in ((pre, "pre"), (post, "post")):
+        tp = getattr(res, "timepoint", None)
+        name = default if tp is None or tp == "" else str(tp)
+        if (name.startswith(".") or any(c in name for c in seps) or "\0" in name
+                or name in _PAIR_FILES):
+            raise InputError(f"{default} visit's timepoint {name!r} cannot be a folder name in the pair's output",
+                             hint="give a timepoint without path separators, not starting with '.', e.g. 'm6'")
+        names.append(name)
+    if names[0].casefold() == names[1].casefold():
+        same = f"have timepoint {names[0]!r}" if names[0] == names[1] else f"have timepoints {names[0]!r} and {names[1]!r}"
+        raise InputError(f"both visits {same}: the post visit's folder would replace the pre one's",
+                         hint="give the two visits different timepoints, e.g. 'baseline' and 'm6'")
+    return names[0], names[1]
+
+
 def pair_files(pre, post, changes, d: Path, *, pictures: bool = True, visits: bool = True, dicom_sources=None) -> None:
     """Write a pair's files into the existing folder ``d`` (``visits=False``: the visit folders
-    ``pre/`` and ``post/`` were written already, e.g. by the processes that analysed them)."""
+    ``pre/`` and ``post/`` were written already, e.g. by the processes that analysed them).
+
+    With ``visits``, each visit's folder is named after its timepoint (``pre`` / ``post`` without
+    one); a timepoint that is not a plain folder name ('.', '..', a path separator, a leading '.')
+    or equal to the other visit's raises :class:`~discmeasure.errors.InputError` before anything
+    is written.
+    """
     from . import html as H
     from . import qc
 
     d = Path(d)
     if visits:
+        name_pre, name_post = _pair_visit_folders(pre, post)  # before anything is written
         src_pre, src_post = dicom_sources or (None, None)
-        visit_files(pre, d / (pre.timepoint or "pre"), pictures=pictures, dicom_source=src_pre)
-        visit_files(post, d / (post.timepoint or "post"), pictures=pictures, dicom_source=src_post)
+        visit_files(pre, d / name_pre, pictures=pictures, dicom_source=src_pre)
+        visit_files(post, d / name_post, pictures=pictures, dicom_source=src_post)
     _csv(changes, d / "changes.csv")
     png = qc.png_bytes(qc.change_plot(changes))
     (d / "change_bulge.png").write_bytes(png)
     cols = ["level", "bulge_mm_pre", "bulge_mm_post", "bulge_mm_pct", "bulge_mm_within_repeatability",
             "bulge_mm_mdc95", "bulge_mm_within_uncertainty", "t2_np_ms_pre", "t2_np_ms_post", "t2_np_ms_pct",
-            "t2_np_ms_within_repeatability", "height_middle_mm_delta", "level_match_ok"]
+            "t2_np_ms_within_repeatability", "t2_np_ms_mdc95", "t2_np_ms_within_uncertainty",
+            "height_middle_mm_delta", "level_match_ok"]
     cols = [c for c in cols if c in changes.columns]
     body = H.table_html(changes, cols) + H.img_tag(png, "bulge change")
     write_text(d / "report.html", H.page(f"discmeasure pair: {pre.subject}", body,
