@@ -17,6 +17,7 @@ import contextlib
 import gzip
 import io
 import os
+import re
 import warnings
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -520,19 +521,107 @@ def scan_folder(path: str | os.PathLike, *, workers: int | None = None) -> list[
     return sorted(series.values(), key=lambda s: (s.number if s.number is not None else 1 << 30, s.key))
 
 
-def _matches(s: SeriesInfo, sel) -> bool:
+#: how a selector names a component of a series (lower case -> component letter): the letters that
+#: ``discmeasure info`` shows in brackets ("[P]"), the words of the error listings ("(phase)")
+_COMPONENT_WORDS = {"phase": "P", "real": "R", "imaginary": "I", "magnitude": "M"}
+_COMPONENT_LETTERS = {"p": "P", "r": "R", "i": "I", "m": "M"}
+_COMPONENT_NAMES = {"M": "magnitude", "P": "phase", "R": "real", "I": "imaginary"}
+#: a selector ending in a component: "phase", "P" or "[P]" alone, "<selector> phase", "<selector> [P]",
+#: "<selector> (phase)"; a bare letter only alone or in brackets (a description may end in "... R")
+_COMPONENT_RE = re.compile(r"^(?P<rest>.*?)(?:\[(?P<bracket>\w+)\]|\((?P<paren>\w+)\)|(?:^|(?<=\s))(?P<word>[A-Za-z]+))$")
+
+
+def _component_of(s: SeriesInfo) -> str:
+    """The component letter of a series entry ("M", "P", "R", "I"; "" unknown), the last part of its key."""
+    return s.key.rsplit("|", 1)[-1]
+
+
+def _split_component(text: str) -> tuple[str, str | None]:
+    """Split a series selector into (the rest, the component it asks for, or None).
+
+    ``"phase"``, ``"P"``, ``"[P]"`` -> ("", "P"); ``"2001 phase"``, ``"2001 [P]"``,
+    ``"fcMRI Field Mapping (phase)"`` -> ("2001" / "fcMRI Field Mapping", "P"); ``"T2 TSE SAG"`` ->
+    ("T2 TSE SAG", None). A bare letter (P, R, I, M) counts only alone or in brackets.
+    """
+    m = _COMPONENT_RE.match(text.strip())
+    if m is None:
+        return text, None
+    rest = m.group("rest").strip()
+    token = (m.group("bracket") or m.group("paren") or m.group("word") or "").lower()
+    if token in _COMPONENT_WORDS:
+        return rest, _COMPONENT_WORDS[token]
+    if token in _COMPONENT_LETTERS and (m.group("bracket") or not rest):
+        return rest, _COMPONENT_LETTERS[token]
+    return text, None
+
+
+def _plain_hits(series: list[SeriesInfo], text: str) -> list[SeriesInfo]:
+    """Series matching ``text`` as a number, UID, key or description text.
+
+    A number (all digits) that is the SeriesNumber of some series selects those series only: a
+    series number the user gave wins over descriptions that merely contain its digits
+    ("t2_tse_sag_384"); a number no series has is matched against the descriptions.
+    """
+    if text.isdigit():
+        numbered = [s for s in series if s.number == int(text)]
+        if numbered:
+            return numbered
+    ids = [s for s in series if text in (s.uid, s.key)]
+    if ids:
+        return ids
+    return [s for s in series if text.lower() in s.description.lower()]
+
+
+def _hits(series: list[SeriesInfo], sel) -> tuple[list[SeriesInfo], str | None, str]:
+    """(series matching ``sel``, the component ``sel`` asks for or None, the text compared with descriptions).
+
+    An int is a series number. A string is a component request when it names one (see
+    :func:`_split_component`) and the folder has series of that component matching the rest;
+    otherwise it is matched as a whole by :func:`_plain_hits`.
+    """
     if isinstance(sel, (int, np.integer)):
-        return s.number == int(sel)
+        return [s for s in series if s.number == int(sel)], None, str(sel)
     text = str(sel).strip()
-    if text.isdigit() and s.number == int(text):
-        return True
-    if text == s.uid or text == s.key:
-        return True
-    return text.lower() in s.description.lower()
+    rest, comp = _split_component(text)
+    if comp is not None:
+        pool = [s for s in series if _component_of(s) == comp]
+        hits = _plain_hits(pool, rest) if rest else pool
+        if hits:
+            return hits, comp, rest
+    return _plain_hits(series, text), None, text
 
 
 def select_series(series: list[SeriesInfo], sel, path) -> SeriesInfo:
-    """One series by number, UID or description text; magnitude preferred over phase."""
+    """One series of a folder, by number, UID, description text and/or component.
+
+    Parameters
+    ----------
+    series : list of SeriesInfo
+        The series of the folder (:func:`scan_folder`).
+    sel : int, str or None
+        ``None``: the only series, or the magnitude of the only acquisition. An int or a string of
+        digits: the series with that SeriesNumber (a description containing the digits matches only
+        when no series has that number). Otherwise a SeriesInstanceUID or text of the description.
+        ``"phase"``, ``"P"`` or ``"[P]"`` (``real``/``R``, ``imaginary``/``I`` likewise; ``info``
+        shows the component as ``[P]``) select that component, alone or after a number or
+        description (``"2001 phase"``, ``"fcMRI Field Mapping [P]"``).
+    path : str or PathLike
+        The folder, named in errors.
+
+    Returns
+    -------
+    SeriesInfo
+        When several series match: the one whose description is exactly the text; else, when no
+        component was asked for, the only magnitude among them (magnitude preferred over phase).
+
+    Raises
+    ------
+    SeriesSelectionError
+        No series, or several, match (one line listing them, with what to give instead).
+    """
+    others = [c for c in "PRI" if any(_component_of(s) == c for s in series)]
+    comp_hint = ("; add " + ", ".join(f"{_COMPONENT_NAMES[c]} or [{c}]" for c in others)
+                 + " for that component") if others else ""
     if sel is None:
         mags = [s for s in series if s.key.endswith("|M")]
         if len(series) == 1:
@@ -541,20 +630,20 @@ def select_series(series: list[SeriesInfo], sel, path) -> SeriesInfo:
             return mags[0]
         listing = "; ".join(s.label() for s in series)
         raise SeriesSelectionError(f"{len(series)} series found: {listing}", path=path,
-                                   hint="choose one with series= (number, UID or description)")
-    hits = [s for s in series if _matches(s, sel)]
+                                   hint="choose one with series= (number, UID or description)" + comp_hint)
+    hits, comp, text = _hits(series, sel)
     if len(hits) > 1:
-        mags = [s for s in hits if s.key.endswith("|M")]
-        exact = [s for s in hits if s.description.lower() == str(sel).strip().lower()]
+        exact = [s for s in hits if s.description.lower() == text.lower()]
+        mags = [s for s in hits if s.key.endswith("|M")] if comp is None else []
         hits = exact if len(exact) == 1 else (mags if len(mags) == 1 else hits)
     if not hits:
         listing = "; ".join(s.label() for s in series)
         raise SeriesSelectionError(f"no series matches {sel!r}; found: {listing}", path=path,
-                                   hint="give a series number, UID or part of the description")
+                                   hint="give a series number, UID or part of the description" + comp_hint)
     if len(hits) > 1:
         listing = "; ".join(s.label() for s in hits)
         raise SeriesSelectionError(f"{len(hits)} series match {sel!r}: {listing}", path=path,
-                                   hint="be more specific (series number or UID)")
+                                   hint="be more specific: give the series number or UID" + comp_hint)
     return hits[0]
 
 

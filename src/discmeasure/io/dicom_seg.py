@@ -53,8 +53,8 @@ from .. import labels as lab
 from ..errors import InputError, OutputError
 from .dicom import _is_seg
 
-__all__ = ["segment_code", "read_source", "labels_on_frames", "to_dicom_seg", "dicom_file_path", "seg_path", "write_dicom_seg",
-           "deidentified", "scan_seg", "save_dicom", "write_scan_seg", "require_dicom", "is_dicom_seg", "read_dicom_seg", "label_value"]
+__all__ = ["segment_code", "read_source", "labels_on_frames", "grid_mismatch", "check_source", "to_dicom_seg",
+           "dicom_file_path", "seg_path", "write_dicom_seg", "deidentified", "scan_seg", "save_dicom", "write_scan_seg", "require_dicom", "is_dicom_seg", "read_dicom_seg", "label_value"]
 
 #: Default Series Number of the SEG (a derived series, numbered apart from the scanner's).
 SERIES_NUMBER = 9901
@@ -237,6 +237,80 @@ def _sample(labels: np.ndarray, affine: np.ndarray, geometry) -> np.ndarray:
     return np.stack(out)
 
 
+#: largest distance (in voxels of the label map, along each of its axes) of a source pixel's centre from
+#: the nearest voxel centre of the labels for the source to count as on the labels' grid (at 0.5 the
+#: nearest voxel is ambiguous; the loader accepts slice positions off their line by 0.05 mm + 1 % of
+#: the slice step, up to 0.13 of a 0.7 mm pixel)
+GRID_TOLERANCE_VOXELS = 0.3
+
+
+def grid_mismatch(shape, affine: np.ndarray, geometry) -> str | None:
+    """Why the source frames (``geometry``, :func:`_frame_geometry`) are not on the voxel grid of a
+    label map of ``shape`` and ``affine``, or None when every source pixel centre lies within
+    :data:`GRID_TOLERANCE_VOXELS` of a voxel centre of the map and inside it (the labels were made
+    on the source series, or resampled onto its grid; a finer label grid that holds every source
+    pixel centre counts too)."""
+    affine = np.asarray(affine, float)
+    inv = np.linalg.inv(affine)
+    shape = np.asarray(tuple(shape)[:3])
+    flip = np.array([-1.0, -1.0, 1.0])  # LPS -> RAS
+    worst, outside = 0.0, False
+    for rows, cols, ipp, xdir, ydir, (dr, dc) in geometry:
+        o = inv[:3, :3] @ (np.asarray(ipp, float) * flip) + inv[:3, 3]
+        sc = inv[:3, :3] @ (dc * np.asarray(xdir, float) * flip)  # one column, in label voxels
+        sr = inv[:3, :3] @ (dr * np.asarray(ydir, float) * flip)  # one row
+        off = (np.abs(o - np.rint(o)) + (cols - 1) * np.abs(sc - np.rint(sc))
+               + (rows - 1) * np.abs(sr - np.rint(sr)))  # bound over the frame's pixels, per axis
+        worst = max(worst, float(np.max(off)))
+        for r, c in ((0, 0), (0, cols - 1), (rows - 1, 0), (rows - 1, cols - 1)):
+            ijk = np.rint(o + c * sc + r * sr)
+            outside |= bool(np.any(ijk < 0) or np.any(ijk > shape - 1))
+        if worst > GRID_TOLERANCE_VOXELS:
+            return "the source's pixels are not on the labels' voxel grid"
+    if outside:
+        return "the source's frames reach beyond the labels' grid"
+    return None
+
+
+def _identity(obj) -> dict:
+    """The series, study and frame of reference UIDs known of ``obj``: a Scan (its ``meta``), a
+    mapping, or a Segmentation that records its source as ``source`` (either of those)."""
+    if obj is None:
+        return {}
+    if hasattr(obj, "labels") and hasattr(obj, "affine"):  # a Segmentation: what it records of its scan
+        out = {}
+        for name in ("provenance", "meta", "source"):
+            out.update(_identity(getattr(obj, name, None)))
+        return out
+    meta = getattr(obj, "meta", obj)
+    if not hasattr(meta, "get"):
+        return {}
+    return {k: str(meta.get(k)) for k in ("series_uid", "study_uid", "frame_of_reference_uid") if meta.get(k)}
+
+
+def check_source(segmentation, datasets, *, scan=None, geometry=None) -> None:
+    """InputError (one line) when the series ``datasets`` is not where ``segmentation`` was made:
+    another frame of reference, study or series than the one recorded for the labels (``scan``, the
+    Scan they were made on, or the Segmentation's own ``source`` record), or frames off the labels'
+    voxel grid (:func:`grid_mismatch`). A SEG filed on another series than its labels' shows them
+    shifted, in another visit's frame of reference, without a word."""
+    first = datasets[0]
+    src = {"series_uid": str(first.get("SeriesInstanceUID", "") or ""),
+           "study_uid": str(first.get("StudyInstanceUID", "") or ""),
+           "frame_of_reference_uid": str(first.get("FrameOfReferenceUID", "") or "")}
+    known = {**_identity(segmentation), **_identity(scan)}
+    hint = ("give the series the labels were made on (or resample them onto this series' grid); "
+            "allow_other_source=True writes them anyway")
+    for key, what in (("frame_of_reference_uid", "frame of reference (patient position)"), ("study_uid", "study"),
+                      ("series_uid", "series")):
+        if known.get(key) and src[key] and known[key] != src[key]:
+            raise InputError(f"the labels were made on another {what} than the source series'", hint=hint)
+    why = grid_mismatch(np.shape(segmentation.labels), segmentation.affine,
+                        geometry if geometry is not None else _frame_geometry(datasets))
+    if why:
+        raise InputError(f"{why}: the labels were not made on this series", hint=hint)
+
+
 def labels_on_frames(labels: np.ndarray, affine: np.ndarray, datasets) -> np.ndarray:
     """The label map on the pixels of every frame of ``datasets`` (n_frames, rows, columns).
 
@@ -316,7 +390,7 @@ def deidentified(ds, subject: str | None = None):
 
 def to_dicom_seg(segmentation, datasets, *, subject: str | None = None, keep_identity: bool = False,
                  series_number: int = SERIES_NUMBER, series_description: str = "discmeasure labels",
-                 algorithm_type: str | None = None):
+                 algorithm_type: str | None = None, scan=None, allow_other_source: bool = False):
     """A binary DICOM SEG (``highdicom.seg.Segmentation``) of a discmeasure segmentation.
 
     Parameters
@@ -337,10 +411,23 @@ def to_dicom_seg(segmentation, datasets, *, subject: str | None = None, keep_ide
         Segment Algorithm Type. Default from ``segmentation.method``: "auto" AUTOMATIC, "seeded"
         SEMIAUTOMATIC, imported labels ("labels:...") MANUAL (give it when they came from a
         program such as SPINEPS).
+    scan : Scan, optional
+        The scan the labels were made on (e.g. ``result.scan``): a source of another series, study
+        or frame of reference than its own is refused (:func:`check_source`).
+    allow_other_source : bool
+        Write the SEG even when the source is not where the labels were made (another frame of
+        reference, study or series, or frames off the labels' voxel grid): each source pixel then
+        takes the label at its world position, which in another session is other anatomy.
 
     Returns
     -------
     highdicom.seg.Segmentation
+
+    Raises
+    ------
+    InputError
+        The source is not where the labels were made (see ``allow_other_source``), holds several
+        images per slice position, or its frames hold no label of the convention.
     """
     import highdicom as hd
     from pydicom.sr.codedict import codes
@@ -367,6 +454,8 @@ def to_dicom_seg(segmentation, datasets, *, subject: str | None = None, keep_ide
     if not known:
         raise InputError("the segmentation has no vertebral body, disc or canal label on the source frames",
                          hint="check that the labels were drawn on this series")
+    if not allow_other_source:
+        check_source(segmentation, datasets, scan=scan, geometry=geometry)
     pixel = np.zeros(frames.shape, np.uint16 if len(known) > 255 else np.uint8)
     algorithm = hd.AlgorithmIdentificationSequence(
         name="discmeasure", version=__version__, family=codes.cid7162.ArtificialIntelligence
@@ -428,15 +517,20 @@ def seg_path(path) -> Path:
 
 
 def write_dicom_seg(segmentation, source, path, *, series_uid: str | None = None, subject: str | None = None,
-                    keep_identity: bool = False) -> Path:
+                    keep_identity: bool = False, scan=None, allow_other_source: bool = False) -> Path:
     """Write ``segmentation`` as a DICOM SEG of the series under ``source`` (atomically).
 
     ``series_uid`` picks the series in a study folder (default: the segmentation's scan's, when
-    only one series is there). See :func:`to_dicom_seg` for the other parameters.
+    only one series is there). The source must be the series the labels were made on, or one on
+    their voxel grid: a series whose pixels are not on the labels' grid, or of another frame of
+    reference, study or series than ``scan`` (the Scan the labels were made on, e.g.
+    ``result.scan``; give it to have the visit checked too: two sessions can share a grid) is
+    refused with an InputError before anything is written, unless ``allow_other_source=True``.
+    See :func:`to_dicom_seg` for the other parameters.
     """
     path = seg_path(path)
     seg = to_dicom_seg(segmentation, read_source(source, series_uid=series_uid), subject=subject,
-                       keep_identity=keep_identity)
+                       keep_identity=keep_identity, scan=scan, allow_other_source=allow_other_source)
     return save_dicom(seg, path)
 
 
@@ -455,7 +549,7 @@ def scan_seg(segmentation, scan, source, *, subject: str | None = None, keep_ide
 
     require_dicom(scan, source)
     return to_dicom_seg(segmentation, read_source(source, series_uid=scan.meta.get("series_uid")),
-                        subject=subject or default_subject(scan), keep_identity=keep_identity)
+                        subject=subject or default_subject(scan), keep_identity=keep_identity, scan=scan)
 
 
 def save_dicom(ds, path: Path) -> Path:

@@ -129,7 +129,12 @@ def load(path, *, series=None) -> Scan:
         without extension; stray non-DICOM files ignored), a DICOM file, a NIfTI ``.nii``/``.nii.gz``
         (with BIDS JSON sidecar), a list of NIfTI paths (one per echo), or MHA/NRRD.
     series : int or str, optional
-        For folders holding several series: series number, SeriesInstanceUID or description text.
+        For folders holding several series: series number (an int or a string of digits; a series
+        with that number wins over descriptions containing the digits), SeriesInstanceUID or
+        description text; ``"phase"`` / ``"P"`` (as ``info`` shows ``[P]``), alone or after a number
+        or description (``"2001 phase"``), for the phase component (real/R, imaginary/I likewise).
+        Without it, the magnitude of a single acquisition is loaded
+        (:func:`discmeasure.io.dicom.select_series`).
 
     Returns
     -------
