@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
@@ -18,7 +19,7 @@ import numpy as np
 
 from .errors import GeometryError, InputError
 
-__all__ = ["Scan", "META_KEYS", "PHI_KEYS"]
+__all__ = ["Scan", "META_KEYS", "PHI_KEYS", "count_nonfinite", "finite_scan", "check_echo_times_ms"]
 
 #: Keys a Scan's ``meta`` may hold (all optional). Units are in the names.
 META_KEYS = (
@@ -54,6 +55,54 @@ META_KEYS = (
 PHI_KEYS = ("patient_name", "patient_id", "patient_birth_date", "patient_sex", "accession_number")
 
 
+#: echo times whose largest is below this (ms) cannot be milliseconds of an MR echo train: they are
+#: seconds (BIDS ``EchoTime``) given as ms. Spin-echo trains end at 50-400 ms, in seconds 0.05-0.4.
+MIN_LONGEST_TE_MS = 1.0
+
+
+def check_echo_times_ms(tes, error=InputError) -> None:
+    """Raise ``error`` (one line) when echo times cannot be milliseconds: the largest is below
+    :data:`MIN_LONGEST_TE_MS` (0.01-0.08 are seconds; a T2 fit on them gave T2 = 1 ms everywhere)."""
+    te = np.asarray(tes, float).ravel()
+    if te.size and np.all(np.isfinite(te)) and te.max() < MIN_LONGEST_TE_MS:
+        raise error("echo times are in ms", hint=f"got {te.min():g}-{te.max():g}: seconds? multiply by 1000")
+
+
+def count_nonfinite(data) -> int:
+    """Number of NaN or infinite values in ``data`` (0 for integer and boolean data).
+
+    An all-finite float array is recognised from its minimum and maximum (NaN and +-inf propagate
+    into them), without a full-size temporary.
+    """
+    arr = np.asarray(data)
+    if arr.dtype.kind not in "fc" or arr.size == 0:
+        return 0
+    if arr.dtype.kind == "f" and np.isfinite(arr.min()) and np.isfinite(arr.max()):
+        return 0
+    return int(arr.size - np.count_nonzero(np.isfinite(arr)))
+
+
+def finite_scan(scan: "Scan", *, what: str = "image") -> "Scan":
+    """``scan`` with its NaN and infinite voxels read as background (0), for the steps that read
+    its intensities as anatomy (segmentation).
+
+    ``scan`` itself when every voxel is finite; InputError when none is; otherwise a new Scan on the
+    same grid (the caller's array is not touched) with a one-line warning giving their count.
+    NaN padding from resampling or registration is common; one such voxel made the automatic
+    segmentation call the image blank, one infinite voxel failed in numpy.
+    """
+    data = scan.data
+    n_bad = count_nonfinite(data)
+    if n_bad == 0:
+        return scan
+    if n_bad == data.size:
+        raise InputError(f"{what} holds only NaN/infinite values", hint="the file or array has no usable data")
+    warnings.warn(f"{what} holds {n_bad} NaN/infinite voxel(s) of {data.size}: read as 0 (background)",
+                  UserWarning, stacklevel=3)
+    clean = np.where(np.isfinite(data), data, 0).astype(data.dtype, copy=False)
+    return Scan(clean, scan.affine, echo_times_ms=scan.echo_times_ms, meta=scan.meta, phi=scan.phi)
+
+
 def _check_affine(affine) -> np.ndarray:
     try:
         a = np.array(affine, dtype=float)
@@ -82,11 +131,14 @@ class Scan:
     data : array_like
         Image with the three spatial axes first (a 2-D array is taken as one
         slice and given a third axis of length 1) and, for multi-echo or other
-        multi-volume data, one more axis last.
+        multi-volume data, one more axis last. For segmentation: the scanner's
+        magnitude image, background near 0 (see Notes).
     affine : array_like, shape (4, 4)
         Voxel-index -> world transform in RAS+ millimetres (nibabel convention).
     echo_times_ms : sequence of float, optional
         Echo time of each volume along the last axis (multi-echo data), in ms.
+        Several echo times whose longest is below 1 ms are refused (InputError):
+        they are seconds (a BIDS sidecar's ``EchoTime``), multiply them by 1000.
     meta : mapping, optional
         Acquisition metadata, keys from :data:`META_KEYS`. Patient-identifying
         keys (:data:`PHI_KEYS`) found here are moved to :attr:`phi`.
@@ -95,8 +147,18 @@ class Scan:
 
     Notes
     -----
-    A Scan is immutable in spirit: ``data`` is stored as given (not copied) and
-    flagged read-only; derived scans are new objects.
+    A Scan is immutable in spirit: ``data`` is not copied; the Scan holds a
+    read-only view of it (the caller's own array stays writable, and is never
+    modified); derived scans are new objects. A Scan can be pickled (for
+    ``multiprocessing``, ``concurrent.futures`` or joblib); ``phi`` travels with it.
+
+    Intensities: the automatic segmentation (:func:`discmeasure.segment`, and so
+    :func:`discmeasure.analyze`) expects the scanner's **magnitude** image, with
+    background (air) near 0; any scale is fine. Intensity-normalised arrays
+    (z-scored, mean-subtracted, or with an offset added) are refused there.
+    NaN/infinite voxels are kept here and read as 0 (background), with a warning,
+    by the segmentation. Echo times are in milliseconds (a BIDS sidecar's
+    ``EchoTime`` is in seconds: :func:`discmeasure.load` converts it).
 
     Examples
     --------
@@ -120,11 +182,10 @@ class Scan:
             )
         if arr.size == 0:
             raise InputError(f"image data is empty (shape {arr.shape})")
-        self._data = arr
-        try:
-            self._data.flags.writeable = False
-        except ValueError:  # a view of someone else's read-only buffer: fine
-            pass
+        # a read-only view: the caller's array (3-D and 4-D inputs were stored as they are) keeps
+        # its own flag; flagging a view never fails and never touches its base
+        self._data = arr.view()
+        self._data.flags.writeable = False
         self._affine = _check_affine(affine)
         self._affine.flags.writeable = False
 
@@ -135,6 +196,8 @@ class Scan:
                 raise InputError(f"{len(tes)} echo times given for {nvol} volume(s)")
             if not all(np.isfinite(t) and t >= 0 for t in tes):
                 raise InputError(f"echo times must be finite and >= 0 ms, got {tes}")
+            if len(tes) > 1:  # a multi-echo train (one short TE alone may be an ultra-short-TE image)
+                check_echo_times_ms(tes)
             self._tes = tes
         else:
             self._tes = None
@@ -146,6 +209,23 @@ class Scan:
                 p[k] = m.pop(k)
         self._meta = MappingProxyType(m)
         self._phi = MappingProxyType(p)
+
+    # ------------------------------------------------------------------ pickling
+    def __getstate__(self) -> dict:
+        """Plain dicts for ``meta`` and ``phi`` (a ``mappingproxy`` cannot be pickled)."""
+        state = dict(self.__dict__)
+        state["_meta"] = dict(self._meta)
+        state["_phi"] = dict(self._phi)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._meta = MappingProxyType(dict(state["_meta"]))
+        self._phi = MappingProxyType(dict(state["_phi"]))
+        for name in ("_data", "_affine"):
+            arr = getattr(self, name).view()
+            arr.flags.writeable = False
+            setattr(self, name, arr)
 
     # ------------------------------------------------------------------ basic
     @property

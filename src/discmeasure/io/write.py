@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
 
-from ..atomic import atomic_path, write_text
+from ..atomic import atomic_path
 
 __all__ = ["save_nifti", "sidecar_path", "nifti_path"]
 
@@ -37,18 +38,57 @@ def sidecar_path(path: str | os.PathLike) -> Path:
     return p.with_suffix(".json")
 
 
+def _as_scan(obj):
+    """The Scan :func:`save_nifti` writes for ``obj``: a Scan itself, a Segmentation's labels
+    (:meth:`~discmeasure.Segmentation.to_scan`); InputError (one line, what to call instead) for
+    anything else."""
+    from ..errors import InputError
+    from ..scan import Scan
+    from ..segmentation.core import Segmentation
+
+    if isinstance(obj, Scan):
+        return obj
+    if isinstance(obj, Segmentation):
+        return obj.to_scan()
+    name = type(obj).__name__
+    hints = {
+        "Result": "write a visit with discmeasure.report.outputs.write_visit(result, folder), or save "
+                  "result.segmentation",
+        "T2Fit": "a fit's maps are written by fit.save(prefix)",
+        "ndarray": "wrap it with its geometry first: dm.Scan(array, affine)",
+    }
+    raise InputError(f"save writes a Scan or a Segmentation, got {name}",
+                     hint=hints.get(name, "pass a Scan (dm.load / dm.Scan) or a Segmentation"))
+
+
 def save_nifti(scan, path: str | os.PathLike, *, sidecar: bool = True, sidecar_extra: dict | None = None) -> Path:
     """Write ``scan`` as NIfTI at ``path`` (and its BIDS sidecar, with ``sidecar_extra``'s keys
     added, e.g. a fit's summary), atomically.
 
-    Patient-identifying fields are never written.
+    ``scan`` is a :class:`~discmeasure.Scan` or a :class:`~discmeasure.Segmentation` (its label
+    map, int16); anything else is refused (InputError) before any file is written. The image and
+    the sidecar are both built before either is written, and each is written to a temporary file
+    renamed into place: a failure leaves neither a half-written file nor an image without its
+    sidecar. Patient-identifying fields are never written.
     """
     import nibabel as nib
 
+    from ..errors import OutputError
+
+    scan = _as_scan(scan)
+    if not isinstance(path, (str, os.PathLike)):
+        raise OutputError(f"the output path must be a file name, got {type(path).__name__}",
+                          hint="e.g. 'labels.nii.gz'")
     path = nifti_path(path)
     img = scan.to_nifti()
-    with atomic_path(path) as tmp:
-        nib.save(img, str(tmp))
+    text = None
     if sidecar:
-        write_text(sidecar_path(path), json.dumps({**scan.bids_sidecar(), **(sidecar_extra or {})}, indent=2) + "\n")
+        text = json.dumps({**scan.bids_sidecar(), **(sidecar_extra or {})}, indent=2) + "\n"
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(atomic_path(path))
+        if text is not None:
+            # entered second, so renamed first: the image never appears without its sidecar
+            side_tmp = stack.enter_context(atomic_path(sidecar_path(path)))
+            side_tmp.write_text(text, encoding="utf-8")
+        nib.save(img, str(tmp))
     return path

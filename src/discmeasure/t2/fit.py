@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import FitError
+from ..errors import FitError, InputError
 from . import flags as F
 from ._parallel import run_blocks
 from .fitters import fit_epg, fit_loglinear, fit_mono, mono_residuals
@@ -116,10 +116,13 @@ class T2Fit:
 
 
 def _prepare(data, echo_times_ms, mask):
-    from ..scan import Scan
+    from ..scan import Scan, check_echo_times_ms
 
     affine = None
     meta: dict = {}
+    if isinstance(data, (str, os.PathLike)):
+        raise InputError("fit_t2 takes a Scan or an array, not a path", path=data,
+                         hint="pass a Scan: dm.load(path) first")
     if isinstance(data, Scan):
         if data.ndim != 4:
             raise FitError("scan has one volume; T2 fitting needs a multi-echo series (4-D)",
@@ -141,6 +144,7 @@ def _prepare(data, echo_times_ms, mask):
         raise FitError(f"{te.size} echoes; a T2 fit needs at least 3")
     if np.any(~np.isfinite(te)) or np.any(te < 0):
         raise FitError(f"echo times must be finite and >= 0, got {fmt_ms(te)} ms")
+    check_echo_times_ms(te, FitError)  # seconds given as ms gave T2 = 1 ms everywhere, unwarned
     if np.any(np.diff(te) <= 0):
         order = np.argsort(te)
         te, arr = te[order], arr[..., order]
@@ -166,7 +170,8 @@ def fit_t2(data, echo_times_ms=None, *, method: str = "epg", mask=None, drop_fir
         A multi-echo Scan (echoes on the last axis, ``echo_times_ms`` set) or an array whose last
         axis is the echo axis (any leading shape).
     echo_times_ms : sequence of float, optional
-        Echo times; default from the Scan.
+        Echo times in milliseconds; default from the Scan. Echo times that cannot be ms (the
+        longest below 1 ms: seconds, as in a BIDS sidecar's ``EchoTime``) are refused (FitError).
     method : {"epg", "mono", "loglinear"}
         ``epg``: stimulated-echo-corrected fit of T2, B1, S0 (all echoes used); ``mono``:
         non-linear least squares of S0 exp(-TE/T2) (+C with ``offset``); ``loglinear``: weighted
