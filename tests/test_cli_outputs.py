@@ -206,7 +206,7 @@ def test_dual_echo_real_series_reaches_segmentation(tmp_path, testdata):
     assert not (tmp_path / "l.nii.gz").exists()
 
 
-@pytest.mark.parametrize("subject", ["", " ", "a/b"])
+@pytest.mark.parametrize("subject", ["", " ", "a/b", "..", ".hidden"])
 def test_empty_or_path_like_subject_refused(tmp_path, sample_scans, subject):
     out = tmp_path / "m"
     one_line_error(run("measure", sample_scans / "pre", "--out", out, "--subject", subject), "invalid subject")

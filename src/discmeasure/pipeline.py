@@ -18,14 +18,15 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .errors import DiscmeasureError, InputError, MeasurementError, SegmentationError
-from .scan import Scan
+from .errors import DiscmeasureError, FitError, InputError, MeasurementError, SegmentationError
+from .scan import Scan, finite_scan
 
 __all__ = ["Result", "analyze", "pseudonym", "hash_inputs", "load_anatomy", "default_subject"]
 
 
 def pseudonym(uid: str | None, *, prefix: str = "sub") -> str:
-    """Stable pseudonymous subject id derived from a UID (no PHI; 'sub-xxxxxxxx')."""
+    """Stable pseudonymous subject id derived from a UID (no PHI; 'sub-xxxxxxxx'); ``sub-anonymous``
+    without one (:func:`default_subject` gives an input without a UID an id from its content)."""
     if not uid:
         return f"{prefix}-anonymous"
     return f"{prefix}-{hashlib.sha256(str(uid).encode()).hexdigest()[:8]}"
@@ -112,10 +113,10 @@ class Result:
         }
 
 
-#: shortest echo time (ms) of a T2-weighted echo: the late echo of a dual-echo PD/T2 series is
-#: taken as the anatomical image only when its TE is at least this (PD echoes are 10-40 ms,
-#: T2-weighted ones of spine protocols 80-120 ms)
-T2W_MIN_TE_MS = 60.0
+# shortest echo time (ms) of a T2-weighted echo, one constant with the study's series choice: the
+# late echo of a dual-echo PD/T2 series is taken as the anatomical image only when its TE is at
+# least this (PD echoes are 10-40 ms, T2-weighted ones of spine protocols 80-120 ms)
+from .io.study import T2W_MIN_TE_MS  # noqa: E402
 
 
 #: an anatomical image with at most this many distinct values, all whole numbers, is a label map
@@ -158,7 +159,8 @@ def t2_weighted_volume(scan: Scan, path=None) -> Scan:
     what = f"echo times {', '.join(f'{t:g}' for t in tes)} ms" if tes else "no echo times"
     raise InputError(
         f"the anatomical image has {scan.n_volumes} volumes ({what})", path=path,
-        hint="give a single T2-weighted volume (--t2w / t2w_series=); of a dual-echo PD/T2 series its echo with "
+        hint="give a single T2-weighted volume (discmeasure measure --t2w, or t2w_series= in analyze); of a "
+             "dual-echo PD/T2 series its echo with "
              f"TE >= {T2W_MIN_TE_MS:g} ms is taken"
     )
 
@@ -174,14 +176,42 @@ def load_anatomy(path: str | os.PathLike, *, t2w_series=None) -> Scan:
         scan = load_study(path).t2w
         if scan is None:
             raise InputError("no T2-weighted series found in the study", path=path,
-                             hint="choose one with --t2w / t2w_series=")
+                             hint="choose one: discmeasure measure --t2w, or t2w_series= in analyze")
         return t2_weighted_volume(scan, path)
     return t2_weighted_volume(load(path, series=t2w_series), path)
 
 
 def default_subject(scan: Scan) -> str:
-    """The pseudonymous subject id :func:`analyze` derives when none is given."""
-    return pseudonym(scan.meta.get("study_uid") or scan.meta.get("series_uid"))
+    """The pseudonymous subject id :func:`analyze` derives when none is given.
+
+    A DICOM input: ``sub-`` + 8 hex digits of a hash of its StudyInstanceUID (else its
+    SeriesInstanceUID). An input without either (NIfTI, MHA, NRRD, an array): the same from its
+    content, a SHA-256 of the voxel data (values, dtype, shape) and of the affine (rounded to
+    1e-4 mm), so that different scans get different ids and the same scan, however saved or
+    named, the same one (every such input was ``sub-anonymous``, different patients shared one
+    id). No file name or header field goes into it.
+    """
+    uid = scan.meta.get("study_uid") or scan.meta.get("series_uid")
+    if uid:
+        return pseudonym(uid)
+    data = np.ascontiguousarray(np.asarray(scan.data))
+    affine = np.round(np.asarray(scan.affine, dtype=np.float64), 4) + 0.0  # + 0.0: -0.0 -> 0.0
+    h = hashlib.sha256(f"discmeasure content v1 {data.dtype.str} {data.shape}".encode())
+    h.update(data.reshape(-1).view(np.uint8))
+    h.update(np.ascontiguousarray(affine).tobytes())
+    return pseudonym(h.hexdigest())
+
+
+def check_t2_method(method) -> str:
+    """``method`` if it is a T2 fit method (:data:`discmeasure.t2.fit.METHODS`), else InputError naming
+    the option. :func:`analyze` and the CLI call it before any work (a bad ``--t2-method`` failed only
+    after loading and segmenting, or passed unnoticed for an input without a multi-echo series)."""
+    from .t2.fit import METHODS
+
+    if not isinstance(method, str) or method not in METHODS:
+        raise InputError(f"unknown T2 method {method!r} (--t2-method / t2_method=)",
+                         hint=f"use one of {', '.join(METHODS)}")
+    return method
 
 
 def _series_info(scan: Scan | None) -> dict | None:
@@ -276,7 +306,8 @@ def analyze(
     seeds : mapping or (N, 3) array, optional
         Disc seed points (world mm) for seeded segmentation.
     subject, timepoint : str, optional
-        Pseudonymous subject id (default: derived from the StudyInstanceUID) and visit name.
+        Pseudonymous subject id (default: derived from the StudyInstanceUID, or from the image's
+        content for an input without one; :func:`default_subject`) and visit name.
     t2_method : {"epg", "mono", "loglinear"}
         T2 fitting method (:func:`discmeasure.fit_t2`).
     segment_method : {"auto", "seeded", "labels"}
@@ -315,6 +346,7 @@ def analyze(
     from .measurements.core import check_band
 
     uncertainty = check_uncertainty(uncertainty)  # before any work
+    check_t2_method(t2_method)  # even when there is no multi-echo series to fit
     band_mm = check_band(band_mm)[0]
     from .segmentation.conventions import CONVENTIONS
 
@@ -323,9 +355,12 @@ def analyze(
                          hint=f"--convention / labels_convention= one of auto, {', '.join(CONVENTIONS)}")
     for name, value in (("subject", subject), ("timepoint", timepoint)):
         # an empty id gave an empty subject in the JSON, the SEG and the report's title
+        # a name starting with "." ("..", ".") is a folder name that leaves or hides in the output
+        # folder (write_pair refuses it as well; the batch manifest always did)
         if value is not None and (not str(value).strip() or any(c in str(value) for c in "/\\")
-                                  or any(ord(c) < 32 for c in str(value))):
-            raise InputError(f"invalid {name} {value!r}: empty, or holding a path separator or control character",
+                                  or any(ord(c) < 32 for c in str(value)) or str(value).startswith(".")):
+            raise InputError(f"invalid {name} {value!r}: empty, starting with '.', or holding a path separator or "
+                             "control character",
                              hint=f"give a pseudonymous {name} (letters, digits, '-', '_')"
                              + (", or leave --subject out for one made from the study UID" if name == "subject" else ""))
     t0 = time.perf_counter()
@@ -351,7 +386,7 @@ def analyze(
             scan = study.t2w
             if scan is None:
                 raise InputError("no T2-weighted series found in the study", path=path,
-                                 hint="choose one with --t2w / t2w_series=")
+                                 hint="choose one: discmeasure measure --t2w, or t2w_series= in analyze")
             if mese is None:
                 mese = study.mese
         else:
@@ -366,23 +401,33 @@ def analyze(
                         mese = load_study(path, t2w=t2w_series).mese
                     except DiscmeasureError:
                         mese = None  # not a study folder (a series folder): no multi-echo series
+    # the multi-echo input, named in its errors: its path, the study folder it came from, none for a Scan
+    mese_name = mese if isinstance(mese, (str, os.PathLike)) else (path if mese is not None else None)
     if isinstance(mese, (str, os.PathLike)):
         inputs.append(hash_inputs(mese))
-        mese = load(mese)
+        with _naming(mese_name, InputError):
+            mese = load(mese)
     scan = t2_weighted_volume(scan, path)
+    with _naming(path, InputError):
+        # NaN/inf voxels read as background once, here: the segmentation and the measurement (its
+        # signal ratio reads the image) see the same image, and the warning comes once
+        scan = finite_scan(scan)
     timings["load_s"] = time.perf_counter() - t0
 
     tick("segment", 0.15)
     t1 = time.perf_counter()
-    with _naming(path, SegmentationError):
-        if labels is not None:
-            if isinstance(labels, (str, os.PathLike)):
-                inputs.append(hash_inputs(labels))
+    if labels is not None:  # its errors name the labels file (none for an array or Scan), not the image
+        labels_name = labels if isinstance(labels, (str, os.PathLike)) else None
+        if labels_name is not None:
+            inputs.append(hash_inputs(labels))
+        with _naming(labels_name, SegmentationError):
             seg = segment(scan, method="labels", labels=labels, convention=labels_convention)
-        elif seeds is not None:
-            seg = segment(scan, method="seeded", seeds=seeds)
-        else:
-            seg = segment(scan, method=segment_method)
+    else:
+        with _naming(path, SegmentationError):
+            if seeds is not None:
+                seg = segment(scan, method="seeded", seeds=seeds)
+            else:
+                seg = segment(scan, method=segment_method)
     timings["segment_s"] = time.perf_counter() - t1
 
     fit = None
@@ -395,7 +440,8 @@ def analyze(
         t1 = time.perf_counter()
         mask = _disc_mask_on(mese, np.asarray(seg.labels), np.asarray(seg.affine))
         t2_flags = _t2_series_flags(scan, mese, mask, path)
-        fit = fit_t2(mese, method=t2_method, mask=mask)
+        with _naming(mese_name, (FitError, InputError)):  # the multi-echo input's errors name it
+            fit = fit_t2(mese, method=t2_method, mask=mask)
         t2_params = dict(getattr(fit, "params", {}) or {})
         if t2_params.get("warning"):  # most voxels around the discs without a T2 (t2map prints it too)
             import warnings
@@ -417,7 +463,7 @@ def analyze(
         t1 = time.perf_counter()
         with _naming(path, MeasurementError):
             table = with_uncertainty(
-                scan, seg, table, n_moves=uncertainty, band_mm=band_mm, refine_edges=refine_edges,
+                scan, seg, table, t2=fit, n_moves=uncertainty, band_mm=band_mm, refine_edges=refine_edges,
                 progress=lambda i, n: tick("uncertainty", 0.85 + 0.14 * i / n))
         timings["uncertainty_s"] = time.perf_counter() - t1
     timings["total_s"] = time.perf_counter() - t0

@@ -11,10 +11,11 @@ from ._common import console
 
 
 def sample_root() -> Path:
-    import discmeasure
+    """The sample_scans folder (:func:`discmeasure.samples.sample_root`: ``$DISCMEASURE_SAMPLE_SCANS``,
+    the editable install's checkout, or ``./sample_scans``); InputError saying what to do when absent."""
+    from ..samples import sample_root as find
 
-    root = Path(discmeasure.__file__).resolve().parents[2] / "sample_scans"
-    return root
+    return find()
 
 
 @app.command()
@@ -25,10 +26,10 @@ def demo(out: Path = typer.Option(Path("discmeasure-demo"), "--out", "-o", help=
     from ..errors import InputError
     from .pair import run_pair
 
-    root = sample_root()
-    if not (root / "pre").is_dir() or not (root / "post").is_dir():
-        raise InputError("sample studies not found", path=root,
-                         hint="run from a source checkout, or regenerate with python sample_scans/make_sample_scans.py")
+    root = sample_root()  # InputError when not found, saying where it looked and what to do
+    if not (root / "truth.json").is_file():
+        raise InputError("truth.json of the sample studies not found", path=root,
+                         hint="regenerate the sample studies with python sample_scans/make_sample_scans.py")
     # with each level's own uncertainty (4 moved re-analyses per visit): the designed change at L4-L5
     # is set against that level's MDC95 as well as against the one default RC
     a, b, ch = run_pair(root / "pre", root / "post", out, subject="phantom", uncertainty=4)

@@ -22,7 +22,8 @@ def measure_cmd(
     convention: str = typer.Option("auto", help="Convention of --labels: auto (from its values), discmeasure, spineps, "
                                                 "totalspineseg, spider, totalsegmentator_vertebrae_mr, "
                                                 "totalsegmentator_total_mr."),
-    subject: Optional[str] = typer.Option(None, help="Pseudonymous subject id (default: hash of the study UID)."),
+    subject: Optional[str] = typer.Option(None, help="Pseudonymous subject id (default: a hash of the study UID; "
+                                                   "of the image content for an input without one, e.g. a NIfTI)."),
     timepoint: str = typer.Option("visit", help="Visit name."),
     t2_method: str = typer.Option("epg", help="T2 fit: epg, mono or loglinear."),
     band_mm: float = typer.Option(5.0, help="Half-width of the sagittal band searched for the maximum bulge."),
@@ -32,10 +33,11 @@ def measure_cmd(
     uncertainty: int = typer.Option(0, "--uncertainty", metavar="N", help=UNCERTAINTY_HELP),
 ):
     """Segment, fit T2 and measure every disc level of one visit."""
-    from ..pipeline import analyze
+    from ..pipeline import analyze, check_t2_method
     from ..report import write_visit
     from ..report.outputs import check_output_dir
 
+    check_t2_method(t2_method)  # before any work or output (analyze checks it too)
     check_output_dir(out)  # refuse before the work, not after it (analyze refuses a bad --uncertainty first thing)
     if dicom_seg:
         from ..io.load import require_dicom_input

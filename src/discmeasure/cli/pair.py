@@ -11,7 +11,6 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import sys
-import types
 from pathlib import Path
 from typing import Optional
 
@@ -20,17 +19,6 @@ import typer
 from . import app
 from ._common import (DICOM_SEG_HELP, RC_HELP, UNCERTAINTY_HELP, change_table, console,
                       level_table, progress_bar)
-
-
-def _mappingproxy(d):
-    return types.MappingProxyType(d)
-
-
-def _register_reducers() -> None:
-    """Scan keeps its metadata in read-only mappingproxies: send them between processes as dicts."""
-    from multiprocessing.reduction import ForkingPickler
-
-    ForkingPickler.register(types.MappingProxyType, lambda m: (_mappingproxy, (dict(m),)))
 
 
 def _visit_job(path: str, subject: str, timepoint: str, t2_method: str, out_dir: str, pictures: bool,
@@ -70,7 +58,6 @@ def _run_pair_parallel(pre: Path, post: Path, out: Path, *, subject, t2_method, 
     from ..pipeline import default_subject, load_anatomy
     from ..report.outputs import pair_files, staged_dir
 
-    _register_reducers()
     scan_pre = load_anatomy(pre)  # needed anyway for the registration; also fixes the subject id
     subject = subject or default_subject(scan_pre)
     preload_modules(pictures)  # imported once, shared copy-on-write by the forked workers
@@ -101,13 +88,14 @@ def run_pair(pre: Path, post: Path, out: Path, *, subject: Optional[str] = None,
     DICOM SR on that SEG; ``uncertainty``: moved re-analyses per visit for each level's own
     uncertainty (``analyze(..., uncertainty=)``; 0 = none)."""
     from ..comparison import compare
-    from ..pipeline import analyze
+    from ..pipeline import analyze, check_t2_method
     from ..report import write_pair
     from ..report.outputs import check_output_dir
     from ..uncertainty import check_uncertainty
 
     check_output_dir(out)  # refuse before the work, not after it
     check_uncertainty(uncertainty)
+    check_t2_method(t2_method)  # before the workers and the staged output folder
     if dicom_seg:
         from ..io.load import require_dicom_input
 
@@ -143,7 +131,8 @@ def pair_cmd(
     pre: Path = typer.Argument(..., help="Baseline study folder."),
     post: Path = typer.Argument(..., help="Follow-up study folder."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (written atomically)."),
-    subject: Optional[str] = typer.Option(None, help="Pseudonymous subject id."),
+    subject: Optional[str] = typer.Option(None, help="Pseudonymous subject id (default: made from PRE as by measure: "
+                                                   "a hash of its study UID, or of its image content)."),
     t2_method: str = typer.Option("epg", help="T2 fit: epg, mono or loglinear."),
     parallel: bool = typer.Option(True, help="Analyse the two visits in two processes (when possible)."),
     rc: Optional[list[str]] = typer.Option(None, "--rc", help=RC_HELP),

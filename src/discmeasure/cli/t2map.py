@@ -32,6 +32,45 @@ def cli_hint(hint: Optional[str]) -> Optional[str]:
     return hint
 
 
+#: every map t2map can write beside its ``-o`` (any method; ``fit.save``'s names, b1 for epg only)
+_ALL_MAPS = ("t2_ms", "s0", "r2", "flags", "b1")
+
+
+def _out_path(out: Path) -> Path:
+    """``-o`` checked as a NIfTI name before the work, with this command's example name (the shared
+    check's example is segment's ``labels.nii.gz``)."""
+    from ..errors import OutputError
+    from ..io.write import nifti_path
+
+    try:
+        return nifti_path(out)
+    except OutputError as exc:
+        hint = re.sub(r"-o \S+", "-o t2.nii.gz", exc.hint) if exc.hint else "e.g. -o t2.nii.gz"
+        raise OutputError(exc.reason, path=exc.path, hint=hint) from None
+
+
+def _stale_maps(family, written, inputs, *, overwrite: bool) -> list[Path]:
+    """The files of an earlier t2map run to ``-o`` that this run would not write (``stem_b1.*`` of an
+    epg fit rerun with mono): refused without ``overwrite`` (an OutputError, before the work), else
+    returned for removal once the new maps are written, so that no map of another fit is left
+    beside them. Inputs and files inside an input folder are never among them."""
+    from ..errors import OutputError
+
+    stale = []
+    for f in family:
+        if f in written or not (f.exists() or f.is_symlink()):
+            continue
+        try:
+            check_output_files([f], inputs, overwrite=True)
+        except OutputError:  # an input, or inside the input folder: not ours to remove
+            continue
+        stale.append(f)
+    if stale and not overwrite:
+        raise OutputError("exists: a map of an earlier run, which this run would not replace", path=stale[0],
+                          hint="give a new name, or --overwrite to replace the earlier run's maps")
+    return stale
+
+
 def _echo_times(text: Optional[str]):
     from ..errors import InputError
 
@@ -64,10 +103,10 @@ def t2map_cmd(
     """Fit T2 voxel by voxel and write the maps (b1 only for epg, the one method that fits B1)."""
     from ..errors import DiscmeasureError
     from ..io import load, load_study
-    from ..io.write import nifti_path, sidecar_path
+    from ..io.write import sidecar_path
     from ..t2 import fit_t2
 
-    nifti_path(out)  # before the work, not after it
+    _out_path(out)  # before the work, not after it
     p = Path(path)
     tes = _echo_times(echo_times_ms)
     name = out.name
@@ -75,7 +114,11 @@ def t2map_cmd(
     # the map, the quality maps beside it, their sidecars, and the fit's own name for the map
     maps = ("t2_ms", "s0", "r2", "flags") + (("b1",) if method == "epg" else ())
     written = [out, sidecar_path(out)] + [Path(f"{stem}_{k}.{e}") for k in maps for e in ("nii.gz", "json")]
-    check_output_files(written, [p, sidecar_path(p) if p.is_file() else None], overwrite=overwrite)
+    inputs = [p, sidecar_path(p) if p.is_file() else None]
+    check_output_files(written, inputs, overwrite=overwrite)
+    # maps of an earlier run to this name that this run does not write (its b1 map after an epg fit)
+    family = [Path(f"{stem}_{k}.{e}") for k in _ALL_MAPS for e in ("nii.gz", "json")]
+    stale = _stale_maps(family, written, inputs, overwrite=overwrite)
     scan = None
     if p.is_dir() and series is None:
         try:
@@ -89,12 +132,24 @@ def t2map_cmd(
     except DiscmeasureError as exc:  # name the input, hints in this command's syntax
         raise type(exc)(exc.reason, path=exc.path or p, hint=cli_hint(exc.hint)) from None
     paths = fit.save(stem)
-    os.replace(paths["t2_ms"], out)
-    if sidecar_path(paths["t2_ms"]).is_file():  # the map's BIDS sidecar follows its new name
-        os.replace(sidecar_path(paths["t2_ms"]), sidecar_path(out))
+    if out.name.endswith(".nii.gz"):
+        os.replace(paths["t2_ms"], out)
+        if sidecar_path(paths["t2_ms"]).is_file():  # the map's BIDS sidecar follows its new name
+            os.replace(sidecar_path(paths["t2_ms"]), sidecar_path(out))
+    else:  # -o x.nii: written uncompressed (renaming the .nii.gz gave a gzip file named .nii, unreadable)
+        from ..io.write import save_nifti
+
+        save_nifti(fit.to_scan("t2_ms"), out, sidecar_extra={"T2Fit": fit.fit_record()})
+        for f in (Path(paths["t2_ms"]), sidecar_path(paths["t2_ms"])):
+            f.unlink(missing_ok=True)
+    removed = []
+    for f in stale:  # after the new maps are written: a failed fit leaves the earlier run whole
+        f.unlink(missing_ok=True)
+        removed.append(str(f))
     quality = ", ".join(str(v) for k, v in paths.items() if k != "t2_ms")
     no_b1 = "" if "b1" in paths else f" (no b1 map: {method} does not fit B1)"
+    gone = f"; removed the earlier run's {', '.join(removed)} (--overwrite)" if removed else ""
     console.print(f"T2 map: {out}; quality maps: {quality}{no_b1}; "
-                  f"{100 * fit.params['fitted_fraction']:.1f} % of voxels fitted")
+                  f"{100 * fit.params['fitted_fraction']:.1f} % of voxels fitted{gone}", soft_wrap=True)
     if fit.params.get("warning"):
         print(f"warning: {p}: {fit.params['warning']}", file=sys.stderr)  # one line, never wrapped

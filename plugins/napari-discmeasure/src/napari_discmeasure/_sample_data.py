@@ -1,25 +1,25 @@
-"""Sample data: the phantom pre and post studies of sample_scans/."""
+"""Sample data: the phantom pre and post studies of sample_scans/.
+
+Found as ``discmeasure demo`` finds them (:func:`discmeasure.samples.sample_root`:
+``$DISCMEASURE_SAMPLE_SCANS``, the editable install's checkout, or ``./sample_scans``).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import discmeasure
-
 
 def _root() -> Path:
-    return Path(discmeasure.__file__).resolve().parents[2] / "sample_scans"
+    """The sample_scans folder; InputError saying where it looked and what to do when absent."""
+    from discmeasure.samples import sample_root
+
+    return sample_root()
 
 
 def _visit(name):
-    from discmeasure.errors import InputError
-
     from ._reader import read_path
 
-    p = _root() / name
-    if not p.is_dir():
-        raise InputError("sample study not found", path=p, hint="use a source checkout of discmeasure")
-    return read_path(p)
+    return read_path(_root() / name)
 
 
 def sample_pre():
