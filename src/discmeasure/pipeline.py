@@ -218,7 +218,8 @@ def _series_info(scan: Scan | None) -> dict | None:
     if scan is None:
         return None
     m = scan.meta
-    keep = ("series_uid", "study_uid", "series_number", "series_description", "vendor", "field_strength_t",
+    # no free-text series description: it can hold a name (scan.own_description)
+    keep = ("series_uid", "study_uid", "series_number", "vendor", "field_strength_t",
             "repetition_time_ms", "echo_time_ms", "acquisition_date")
     info = {k: m.get(k) for k in keep if m.get(k) is not None}
     info.update(shape=list(scan.data.shape), spacing_mm=[round(s, 4) for s in scan.spacing],

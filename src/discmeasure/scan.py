@@ -82,6 +82,18 @@ def count_nonfinite(data) -> int:
     return int(arr.size - np.count_nonzero(np.isfinite(arr)))
 
 
+def own_description(meta) -> str | None:
+    """The series description to write or show: only one discmeasure made (``"discmeasure ..."``).
+
+    The scanner's SeriesDescription and ProtocolName are free text that technologists sometimes
+    extend with the patient's name; DICOM's de-identification profile removes them (PS3.15 Annex
+    E; the DICOM SEG/SR do), so sidecars, NIfTI headers, provenance and reprs leave them out as
+    well. They stay in ``Scan.meta`` for choosing series in the session.
+    """
+    desc = (meta or {}).get("series_description")
+    return str(desc) if desc and str(desc).startswith("discmeasure") else None
+
+
 def finite_scan(scan: "Scan", *, what: str = "image") -> "Scan":
     """``scan`` with its NaN and infinite voxels read as background (0), for the steps that read
     its intensities as anatomy (segmentation).
@@ -286,7 +298,7 @@ class Scan:
         return self._phi
 
     def __repr__(self) -> str:
-        desc = self._meta.get("series_description")
+        desc = own_description(self._meta)
         sp = "x".join(f"{s:.3g}" for s in self.spacing)
         extra = f", echoes={len(self._tes)}" if self._tes else ""
         name = f" {desc!r}" if desc else ""
@@ -356,18 +368,24 @@ class Scan:
         img.set_sform(np.array(self._affine), code=1)
         img.set_qform(np.array(self._affine), code=1)
         img.header.set_xyzt_units("mm", "msec")
-        desc = str(self._meta.get("series_description") or "")[:79]
+        desc = str(own_description(self._meta) or "")[:79]
         img.header["descrip"] = desc.encode("ascii", "replace")
         return img
 
     def bids_sidecar(self) -> dict:
-        """BIDS-style JSON sidecar (times in seconds), without patient-identifying fields."""
+        """BIDS-style JSON sidecar (times in seconds), without patient-identifying fields.
+
+        The scanner's free-text series description and protocol name are left out (they can hold
+        a name: :func:`own_description`); the series number stays. A description discmeasure
+        made (``"discmeasure t2_ms (epg)"``) is kept.
+        """
         side: dict[str, Any] = {}
+        desc = own_description(self._meta)
+        if desc:
+            side["SeriesDescription"] = desc
         mapping = {
             "modality": "Modality",
-            "series_description": "SeriesDescription",
             "series_number": "SeriesNumber",
-            "protocol_name": "ProtocolName",
             "sequence_name": "SequenceName",
             "vendor": "Manufacturer",
             "model": "ManufacturersModelName",
