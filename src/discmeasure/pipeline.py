@@ -58,7 +58,40 @@ def hash_inputs(path: str | os.PathLike, *, max_files: int = 20000) -> dict:
         with open(q, "rb") as fh:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
                 h.update(chunk)
-    return {"kind": "folder" if p.is_dir() else "file", "n_files": len(files), "sha256": h.hexdigest()}
+    out = {"kind": "folder" if p.is_dir() else "file", "n_files": len(files), "sha256": h.hexdigest()}
+    if len(files) > max_files:  # the hash covers the first max_files files only: say so
+        out.update(truncated=True, n_files_hashed=max_files)
+    return out
+
+
+def scan_digest(scan: Scan) -> str:
+    """SHA-256 (hex) of an image's content: its voxel values, dtype, shape and affine (rounded to
+    1e-4 mm), whatever file it came from. Recorded in the provenance of the images measured
+    (``series.t2w.data_sha256``), so that a result matches its image even when the input was an
+    array or a Scan; the default subject of an input without a DICOM UID is made from it."""
+    data = np.ascontiguousarray(np.asarray(scan.data))
+    affine = np.round(np.asarray(scan.affine, dtype=np.float64), 4) + 0.0  # + 0.0: -0.0 -> 0.0
+    h = hashlib.sha256(f"discmeasure content v1 {data.dtype.str} {data.shape}".encode())
+    h.update(data.reshape(-1).view(np.uint8))
+    h.update(np.ascontiguousarray(affine).tobytes())
+    return h.hexdigest()
+
+
+#: the libraries whose versions go into the provenance (the numbers depend on them)
+PROVENANCE_PACKAGES = ("numpy", "scipy", "scikit-image", "SimpleITK", "pydicom", "nibabel", "pandas", "highdicom")
+
+
+def dependency_versions() -> dict:
+    """Installed versions of :data:`PROVENANCE_PACKAGES` (those found)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in PROVENANCE_PACKAGES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return out
 
 
 @dataclass
@@ -194,12 +227,7 @@ def default_subject(scan: Scan) -> str:
     uid = scan.meta.get("study_uid") or scan.meta.get("series_uid")
     if uid:
         return pseudonym(uid)
-    data = np.ascontiguousarray(np.asarray(scan.data))
-    affine = np.round(np.asarray(scan.affine, dtype=np.float64), 4) + 0.0  # + 0.0: -0.0 -> 0.0
-    h = hashlib.sha256(f"discmeasure content v1 {data.dtype.str} {data.shape}".encode())
-    h.update(data.reshape(-1).view(np.uint8))
-    h.update(np.ascontiguousarray(affine).tobytes())
-    return pseudonym(h.hexdigest())
+    return pseudonym(scan_digest(scan))
 
 
 def check_t2_method(method) -> str:
@@ -214,6 +242,15 @@ def check_t2_method(method) -> str:
     return method
 
 
+def _seeds_record(seeds):
+    """Seed points as JSON (level or index -> world mm, rounded to 1e-3), or None."""
+    if seeds is None:
+        return None
+    if isinstance(seeds, dict):
+        return {str(k): [round(float(c), 3) for c in np.ravel(v)] for k, v in seeds.items()}
+    return [[round(float(c), 3) for c in np.ravel(p)] for p in np.asarray(seeds, float).reshape(-1, 3)]
+
+
 def _series_info(scan: Scan | None) -> dict | None:
     if scan is None:
         return None
@@ -226,6 +263,7 @@ def _series_info(scan: Scan | None) -> dict | None:
                 orientation="".join(scan.orientation))
     if scan.echo_times_ms:
         info["echo_times_ms"] = list(scan.echo_times_ms)
+    info["data_sha256"] = scan_digest(scan)
     return info
 
 
@@ -473,7 +511,7 @@ def analyze(
         subject = default_subject(scan)
     provenance = {
         "software": {"name": "discmeasure", "version": __version__, "python": platform.python_version(),
-                     "numpy": np.__version__},
+                     **dependency_versions()},
         "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "parameters": {
             "segment_method": "labels" if labels is not None else ("seeded" if seeds is not None else segment_method),
@@ -482,6 +520,11 @@ def analyze(
             "band_mm": band_mm,
             "refine_edges": refine_edges,
             "uncertainty_moves": uncertainty,
+            # the choices that decide what was measured (world points of seeds carry no identity)
+            "labels_convention": labels_convention if labels is not None else None,
+            "seeds": _seeds_record(seeds),
+            "t2w_series": None if t2w_series is None else str(t2w_series),
+            "mese_series": None if mese_series is None or isinstance(mese_series, bool) else str(mese_series),
         },
         "inputs": inputs,
         "series": {"t2w": _series_info(scan), "mese": _series_info(mese)},
