@@ -36,19 +36,6 @@ def cli_hint(hint: Optional[str]) -> Optional[str]:
 _ALL_MAPS = ("t2_ms", "s0", "r2", "flags", "b1")
 
 
-def _out_path(out: Path) -> Path:
-    """``-o`` checked as a NIfTI name before the work, with this command's example name (the shared
-    check's example is segment's ``labels.nii.gz``)."""
-    from ..errors import OutputError
-    from ..io.write import nifti_path
-
-    try:
-        return nifti_path(out)
-    except OutputError as exc:
-        hint = re.sub(r"-o \S+", "-o t2.nii.gz", exc.hint) if exc.hint else "e.g. -o t2.nii.gz"
-        raise OutputError(exc.reason, path=exc.path, hint=hint) from None
-
-
 def _stale_maps(family, written, inputs, *, overwrite: bool) -> list[Path]:
     """The files of an earlier t2map run to ``-o`` that this run would not write (``stem_b1.*`` of an
     epg fit rerun with mono): refused without ``overwrite`` (an OutputError, before the work), else
@@ -103,10 +90,10 @@ def t2map_cmd(
     """Fit T2 voxel by voxel and write the maps (b1 only for epg, the one method that fits B1)."""
     from ..errors import DiscmeasureError
     from ..io import load, load_study
-    from ..io.write import sidecar_path
+    from ..io.write import nifti_path, sidecar_path
     from ..t2 import fit_t2
 
-    _out_path(out)  # before the work, not after it
+    nifti_path(out, example="t2.nii.gz")  # before the work, not after it
     p = Path(path)
     tes = _echo_times(echo_times_ms)
     name = out.name

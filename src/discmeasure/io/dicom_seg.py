@@ -274,14 +274,11 @@ def grid_mismatch(shape, affine: np.ndarray, geometry) -> str | None:
 
 def _identity(obj) -> dict:
     """The series, study and frame of reference UIDs known of ``obj``: a Scan (its ``meta``), a
-    mapping, or a Segmentation that records its source as ``source`` (either of those)."""
+    mapping, or a Segmentation (its ``source``, what :func:`discmeasure.segment` recorded of its scan)."""
     if obj is None:
         return {}
-    if hasattr(obj, "labels") and hasattr(obj, "affine"):  # a Segmentation: what it records of its scan
-        out = {}
-        for name in ("provenance", "meta", "source"):
-            out.update(_identity(getattr(obj, name, None)))
-        return out
+    if hasattr(obj, "labels") and hasattr(obj, "affine"):  # a Segmentation
+        return _identity(getattr(obj, "source", None))
     meta = getattr(obj, "meta", obj)
     if not hasattr(meta, "get"):
         return {}

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..scan import Scan
+from ..scan import Scan, count_nonfinite
 from .write import sidecar_path
 
 __all__ = ["load", "load_nifti", "load_itk"]
@@ -61,7 +61,7 @@ def load_nifti(path: str | os.PathLike) -> Scan:
             side = json.loads(sc.read_text())
         except (OSError, ValueError) as exc:
             raise InputError(f"sidecar JSON unreadable ({exc})", path=sc, hint="fix or remove the .json file") from None
-    if np.issubdtype(data_ok.dtype, np.floating) and data_ok.size and not np.isfinite(data_ok).any():
+    if data_ok.size and count_nonfinite(data_ok) == data_ok.size:
         raise InputError("image holds only NaN/infinite values", path=p, hint="the file has no usable data")
     try:
         return Scan.from_nifti(img, sidecar=side)

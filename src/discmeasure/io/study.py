@@ -36,7 +36,7 @@ from ..scan import Scan
 __all__ = ["Study", "load_study"]
 
 #: shortest echo time (ms) of a T2-weighted series, and of the long echo of a dual-echo PD/T2 series
-#: (the same value as ``pipeline.T2W_MIN_TE_MS``, which picks that echo)
+#: (``pipeline.t2_weighted_volume`` picks that echo by this same constant)
 T2W_MIN_TE_MS = 60.0
 #: shortest repetition time (ms) of a T2-weighted series
 T2W_MIN_TR_MS = 1500.0

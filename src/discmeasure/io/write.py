@@ -12,19 +12,20 @@ from ..atomic import atomic_path
 __all__ = ["save_nifti", "sidecar_path", "nifti_path"]
 
 
-def nifti_path(path: str | os.PathLike) -> Path:
+def nifti_path(path: str | os.PathLike, *, example: str = "labels.nii.gz") -> Path:
     """``path`` checked as a NIfTI file to write: a ``.nii`` or ``.nii.gz`` name, not a folder.
 
     :func:`save_nifti` checks it; the CLI commands call it before their work, so that a wrong
-    ``-o`` is refused at once, not after a segmentation or a fit.
+    ``-o`` is refused at once, not after a segmentation or a fit. ``example``: the file name the
+    hint suggests (each command its own: ``labels.nii.gz``, ``t2.nii.gz``).
     """
     from ..errors import OutputError
 
     p = Path(path)
     if not p.name.endswith((".nii", ".nii.gz")):
-        raise OutputError("a NIfTI output needs a .nii or .nii.gz name", path=p, hint="e.g. -o labels.nii.gz")
+        raise OutputError("a NIfTI output needs a .nii or .nii.gz name", path=p, hint=f"e.g. -o {example}")
     if p.is_dir():
-        raise OutputError("output is a folder", path=p, hint="give a file name, e.g. -o labels.nii.gz")
+        raise OutputError("output is a folder", path=p, hint=f"give a file name, e.g. -o {example}")
     return p
 
 
